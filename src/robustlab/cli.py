@@ -1,0 +1,237 @@
+"""The ``robustlab`` command: a thin layer over library calls.
+
+Exit codes: 0 success, 2 bad input (one line ``robustlab: error: ...``), 1 internal failure.
+Set ROBUSTLAB_DEBUG=1 to see the traceback of an internal failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+__all__ = ["main"]
+
+
+class UsageError(ValueError):
+    """Bad command-line input."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse prints usage + 2 lines)
+        raise UsageError(message)
+
+
+def int_list(text: str) -> list[int]:
+    """'2:12' (inclusive), '2:12:2', '16,32,64' or '8' -> list of ints."""
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if ":" in part:
+            bits = part.split(":")
+            if len(bits) not in (2, 3) or not all(b.strip().lstrip("-").isdigit() for b in bits):
+                raise argparse.ArgumentTypeError(f"bad range {part!r}; use a:b or a:b:step")
+            a, b, *rest = (int(v) for v in bits)
+            step = rest[0] if rest else 1
+            if step < 1 or b < a:
+                raise argparse.ArgumentTypeError(f"bad range {part!r}; need a <= b and step >= 1")
+            out.extend(range(a, b + 1, step))
+        elif part.lstrip("-").isdigit():
+            out.append(int(part))
+        else:
+            raise argparse.ArgumentTypeError(f"expected integers or a range like 2:12, got {part!r}")
+    return out
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return v
+
+
+def _emit(rows: list[dict], fmt: str, columns: Sequence[str]) -> None:
+    import pandas as pd
+
+    df = pd.DataFrame(rows, columns=list(columns))
+    if fmt == "json":
+        print(json.dumps(rows, indent=2, default=float))
+    elif fmt == "csv":
+        print(df.to_csv(index=False), end="")
+    else:
+        print(df.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+
+
+def _progress(total: int, desc: str, quiet: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------- measure
+def cmd_measure(a: argparse.Namespace) -> int:
+    import torch
+
+    from .metrics import perturbation_stability
+    from .metrics.at_init import stability_at_init
+
+    dtype = torch.float64 if a.dtype == "float64" else torch.float32
+    rows = []
+    if a.model is not None:
+        from .data import load as load_data
+        from .models import load_model
+
+        if a.data is None:
+            raise UsageError("--model needs --data FILE (.npz or .csv) with the points")
+        spec = None
+        if a.in_dim is not None and a.width is not None and a.depth is not None:
+            spec = dict(in_dim=a.in_dim, width=a.width, depth=a.depth, out_dim=a.out_dim,
+                        init=a.init.split(",")[0], bias=a.bias)
+        model = load_model(a.model, spec).to(dtype)
+        ds = load_data(a.data, seed=0)
+        x = {"train": ds.x_train, "test": ds.x_test}.get(a.split)
+        if x is None:
+            x = torch.cat([ds.x_train, ds.x_test])
+        if a.points is not None:
+            x = x[: a.points]
+        for eps in a.eps:
+            r = perturbation_stability(model, x, eps, method=a.method, region=a.region,
+                                       n_samples=a.samples,
+                                       generator=torch.Generator().manual_seed(0))
+            rows.append({"model": a.model, "data": a.data, "eps": eps, "method": r.method,
+                         "region": a.region, "points": r.n_points, "p_value": r.value,
+                         "p_stderr": r.stderr})
+        _emit(rows, a.format, rows[0].keys())
+        return 0
+    if a.in_dim is None or a.width is None or a.depth is None:
+        raise UsageError("measure needs --in-dim, --width and --depth (or --model FILE --data FILE)")
+    inits = [s.strip() for s in a.init.split(",") if s.strip()]
+    combos = [(i, w, L, e) for i in inits for w in a.width for L in a.depth for e in a.eps]
+    bar = _progress(len(combos) * a.seeds, "measure", a.quiet)
+    for init, width, depth, eps in combos:
+        r = stability_at_init(init, a.in_dim, width, depth, eps, seeds=a.seeds,
+                              points=a.points or 1000, method=a.method, region=a.region,
+                              n_samples=a.samples, out_dim=a.out_dim, dtype=dtype,
+                              progress=lambda *_: bar.update(1))
+        r.pop("runs")
+        rows.append(r)
+    bar.close()
+    cols = ["init", "width", "depth", "eps", "method", "seeds", "points", "p_mean", "p_stderr",
+            "p_bound_theory", "grad_sq_measured", "grad_sq_theory"]
+    _emit([{c: r[c] for c in cols} for r in rows], a.format, cols)
+    return 0
+
+
+# ----------------------------------------------------------------------------- theory
+def cmd_theory(a: argparse.Namespace) -> int:
+    from .init import get_init
+    from .theory import expected_grad_sq_norm, init_stability_bound, kappa
+
+    rows = []
+    for name in [s.strip() for s in a.init.split(",") if s.strip()]:
+        scheme = get_init(name)
+        for width in a.width:
+            s1, s2, s3 = scheme.variances(a.in_dim, width, 1)
+            for depth in a.depth:
+                rows.append({
+                    "init": scheme.name, "in_dim": a.in_dim, "width": width, "depth": depth,
+                    "s1": s1, "s2": s2, "s3": s3,
+                    "grad_sq": expected_grad_sq_norm(scheme, a.in_dim, width, depth),
+                    "kappa_d": kappa(a.in_dim, a.region),
+                    "eps": a.eps,
+                    "p_bound": init_stability_bound(scheme, a.in_dim, width, depth, a.eps, a.region),
+                })
+    _emit(rows, a.format, rows[0].keys())
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``robustlab`` command."""
+    from ._version import __version__
+
+    p = _Parser(prog="robustlab", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"robustlab {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    m = sub.add_parser("measure", help="P of random networks at init, or of a saved model on data")
+    m.add_argument("--init", default="lecun", help="scheme(s), comma-separated (default lecun)")
+    m.add_argument("--in-dim", type=_positive_int)
+    m.add_argument("--width", type=int_list, help="e.g. 256 or 16,64,256 or 16:64:16")
+    m.add_argument("--depth", type=int_list, help="e.g. 5 or 2:8")
+    m.add_argument("--out-dim", type=_positive_int, default=1)
+    m.add_argument("--bias", action="store_true")
+    m.add_argument("--eps", type=_positive_float, nargs="+", default=[0.1])
+    m.add_argument("--seeds", type=_positive_int, default=10)
+    m.add_argument("--points", type=_positive_int, default=None, help="evaluation points (1000)")
+    m.add_argument("--method", choices=["auto", "exact", "mc", "finite_difference"], default="auto")
+    m.add_argument("--region", choices=["ball", "sphere"], default="ball")
+    m.add_argument("--samples", type=_positive_int, default=64, help="perturbations per point (mc)")
+    m.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    m.add_argument("--model", help="saved model (robustlab .pt, state dict, or TorchScript)")
+    m.add_argument("--data", help="points for --model: .npz (x or x_train/x_test) or .csv")
+    m.add_argument("--split", choices=["train", "test", "all"], default="all")
+    m.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    m.add_argument("--quiet", action="store_true")
+    m.set_defaults(func=cmd_measure)
+
+    t = sub.add_parser("theory", help="init-time predictions (closed forms of DESIGN §1)")
+    t.add_argument("--init", default="lecun,he,ntk")
+    t.add_argument("--in-dim", type=_positive_int, required=True)
+    t.add_argument("--width", type=int_list, required=True)
+    t.add_argument("--depth", type=int_list, required=True)
+    t.add_argument("--eps", type=_positive_float, default=0.1)
+    t.add_argument("--region", choices=["ball", "sphere"], default="ball")
+    t.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    t.set_defaults(func=cmd_theory)
+
+    for register in _EXTRA_COMMANDS:
+        register(sub)
+    return p
+
+
+# later commands (sweep, reproduce, report, export) register themselves here
+_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: parse, run one library call, map errors to exit codes."""
+    try:
+        args = build_parser().parse_args(argv)
+        for name in ("width", "depth"):
+            for v in getattr(args, name, None) or []:
+                if v < 1:
+                    raise UsageError(f"--{name} must be positive integers, got {v}")
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, argparse.ArgumentTypeError) as err:
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"robustlab: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("robustlab: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # internal failure: one line unless debugging
+        if os.environ.get("ROBUSTLAB_DEBUG"):
+            raise
+        print(f"robustlab: internal error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""Initialization schemes: one frozen object per scheme, held in a registry.
+
+Notation (DESIGN §1): an MLP of depth L has weights W_1 (m x d), W_2..W_{L-1} (m x m) and
+W_L (k x m). A scheme fixes the *effective* variances (s1, s2, s3) of the entries of the
+first, hidden and last weight matrices, i.e. the variance of ``multiplier * W`` entries.
+
+Two parameterizations realise those variances:
+
+- ``standard``: the stored weights are N(0, s) and the forward multiplier is 1;
+- ``ntk`` (Jacot et al. 2018): the stored weights are N(0, 1) and the layer multiplies its
+  output by sqrt(s). The function at init has the same law; gradient descent does not.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+Variance = float | Callable[[int, int, int], float]
+
+__all__ = ["InitScheme", "custom", "get_init", "init_schemes", "register"]
+
+
+def _eval(v: Variance, d: int, m: int, k: int) -> float:
+    out = float(v(d, m, k)) if callable(v) else float(v)
+    if not math.isfinite(out) or out <= 0:
+        raise ValueError(f"an init variance must be a positive finite number, got {out}")
+    return out
+
+
+@dataclass(frozen=True)
+class InitScheme:
+    """A named initialization: entries of W_1, W_hidden, W_L ~ N(0, s1), N(0, s2), N(0, s3).
+
+    Attributes:
+        name: registry name (``custom(...)`` schemes carry their numbers in the name).
+        s1, s2, s3: variances, each a number or a function ``(in_dim, width, out_dim) -> float``.
+        parameterization: ``"standard"`` (weights carry the variance) or ``"ntk"``
+            (weights are N(0, 1); the forward pass multiplies by sqrt(s)).
+        doc: one line stating the variances and the source.
+    """
+
+    name: str
+    s1: Variance
+    s2: Variance
+    s3: Variance
+    parameterization: str = "standard"
+    doc: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if self.parameterization not in ("standard", "ntk"):
+            raise ValueError(
+                f"parameterization must be 'standard' or 'ntk', got {self.parameterization!r}"
+            )
+
+    def variances(self, in_dim: int, width: int, out_dim: int = 1) -> tuple[float, float, float]:
+        """Effective variances (s1, s2, s3) for input dim d, width m, output dim k."""
+        return (
+            _eval(self.s1, in_dim, width, out_dim),
+            _eval(self.s2, in_dim, width, out_dim),
+            _eval(self.s3, in_dim, width, out_dim),
+        )
+
+    def weight_variances(
+        self, in_dim: int, width: int, out_dim: int = 1
+    ) -> tuple[float, float, float]:
+        """Variances of the *stored* weights: the effective ones, or 1 under NTK parameterization."""
+        if self.parameterization == "ntk":
+            return (1.0, 1.0, 1.0)
+        return self.variances(in_dim, width, out_dim)
+
+    def multipliers(self, in_dim: int, width: int, out_dim: int = 1) -> tuple[float, float, float]:
+        """Forward multipliers (c1, c2, c3): 1 for standard, sqrt(s) under NTK parameterization."""
+        if self.parameterization == "ntk":
+            return tuple(math.sqrt(s) for s in self.variances(in_dim, width, out_dim))  # type: ignore[return-value]
+        return (1.0, 1.0, 1.0)
+
+
+_REGISTRY: dict[str, InitScheme] = {}
+
+
+def register(scheme: InitScheme) -> InitScheme:
+    """Add a scheme to the registry (name must be new) and return it."""
+    if scheme.name in _REGISTRY:
+        raise ValueError(f"init scheme {scheme.name!r} is already registered")
+    _REGISTRY[scheme.name] = scheme
+    return scheme
+
+
+LECUN = register(
+    InitScheme(
+        "lecun",
+        lambda d, m, k: 1.0 / d,
+        lambda d, m, k: 1.0 / m,
+        lambda d, m, k: 1.0 / m,
+        doc="LeCun: variance 1/fan_in (s1=1/d, s2=1/m, s3=1/m). LeCun et al., Efficient BackProp, 1998.",
+    )
+)
+HE = register(
+    InitScheme(
+        "he",
+        lambda d, m, k: 2.0 / d,
+        lambda d, m, k: 2.0 / m,
+        lambda d, m, k: 2.0 / m,
+        doc="He/Kaiming: variance 2/fan_in (s1=2/d, s2=2/m, s3=2/m). He et al., ICCV 2015.",
+    )
+)
+NTK = register(
+    InitScheme(
+        "ntk",
+        lambda d, m, k: 2.0 / m,
+        lambda d, m, k: 2.0 / m,
+        lambda d, m, k: 1.0,
+        doc=(
+            "NTK initialization (s1=2/m, s2=2/m, s3=1) of Allen-Zhu, Li & Song, ICML 2019; "
+            "our reading of the NTK row of Zhu et al., NeurIPS 2022."
+        ),
+    )
+)
+XAVIER = register(
+    InitScheme(
+        "xavier",
+        lambda d, m, k: 2.0 / (d + m),
+        lambda d, m, k: 1.0 / m,
+        lambda d, m, k: 2.0 / (m + k),
+        doc="Glorot/Xavier normal (s1=2/(d+m), s2=1/m, s3=2/(m+k)). Glorot & Bengio, AISTATS 2010.",
+    )
+)
+NTK_PARAM = register(
+    InitScheme(
+        "ntk_param",
+        lambda d, m, k: 2.0 / d,
+        lambda d, m, k: 2.0 / m,
+        lambda d, m, k: 1.0 / m,
+        parameterization="ntk",
+        doc=(
+            "NTK parameterization (Jacot, Gabriel & Hongler, NeurIPS 2018): weights N(0,1), "
+            "forward multipliers sqrt(2/d), sqrt(2/m), sqrt(1/m); effective s=(2/d, 2/m, 1/m)."
+        ),
+    )
+)
+
+
+def custom(s1: Variance, s2: Variance, s3: Variance) -> InitScheme:
+    """A user scheme with variances s1, s2, s3 (numbers or functions of (d, m, k))."""
+
+    def show(v: Variance) -> str:
+        return getattr(v, "__name__", "fn") if callable(v) else f"{float(v):g}"
+
+    for v in (s1, s2, s3):
+        if not callable(v):
+            _eval(v, 1, 1, 1)  # validates positivity early
+    return InitScheme(
+        f"custom({show(s1)},{show(s2)},{show(s3)})",
+        s1,
+        s2,
+        s3,
+        doc="User-given variances (s1, s2, s3).",
+    )
+
+
+_CUSTOM_RE = re.compile(r"^custom\(\s*([^,]+)\s*,\s*([^,]+)\s*,\s*([^,)]+)\s*\)$")
+
+
+def init_schemes() -> list[str]:
+    """Names of the registered schemes (``custom(s1,s2,s3)`` is accepted in addition)."""
+    return sorted(_REGISTRY)
+
+
+def get_init(name: str | InitScheme) -> InitScheme:
+    """Look up a scheme by name; ``"custom(s1,s2,s3)"`` with numbers builds a custom one.
+
+    Raises:
+        ValueError: for an unknown name, listing the choices.
+    """
+    if isinstance(name, InitScheme):
+        return name
+    if not isinstance(name, str):
+        raise ValueError(f"init must be a scheme name, got {name!r}")
+    key = name.strip().lower()
+    if key in _REGISTRY:
+        return _REGISTRY[key]
+    match = _CUSTOM_RE.match(key)
+    if match:
+        try:
+            values = [float(g) for g in match.groups()]
+        except ValueError:
+            raise ValueError(f"custom init needs three numbers, got {name!r}") from None
+        return custom(*values)
+    choices = ", ".join(init_schemes() + ["custom(s1,s2,s3)"])
+    raise ValueError(f"unknown init scheme {name!r}; choices: {choices}")

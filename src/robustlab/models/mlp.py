@@ -1,0 +1,167 @@
+"""Bias-free ReLU MLPs under a named initialization scheme (DESIGN §1).
+
+``f(x) = c_L W_L relu(c_{L-1} W_{L-1} ... relu(c_1 W_1 x))`` with W_1 (m x d), hidden
+W_l (m x m), W_L (k x m); the multipliers c_l are 1 except under the NTK parameterization
+(and for the mean-field output, c_L = 1/m). Inputs of shape (N, ...) are flattened to (N, d).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from ..init import InitScheme, get_init
+
+__all__ = ["MLP", "MLPSpec", "mlp", "check_positive_int"]
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """Return ``value`` as an int if it is a positive integer, else raise a ValueError naming it."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int,))
+        and not (isinstance(value, float) and value.is_integer())
+    ):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if int(value) < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class MLPSpec:
+    """Everything needed to rebuild an MLP (travels with saved models and result rows).
+
+    ``variances`` are the effective (s1, s2, s3) of DESIGN §1, i.e. of ``c * W``;
+    ``weight_variances`` those of the stored weights; ``multipliers`` the forward c's.
+    """
+
+    in_dim: int
+    width: int
+    depth: int
+    out_dim: int
+    init: str
+    bias: bool
+    mean_field: bool
+    variances: tuple[float, float, float]
+    weight_variances: tuple[float, float, float]
+    multipliers: tuple[float, float, float]
+
+    @property
+    def n_params(self) -> int:
+        """Number of trainable parameters p."""
+        d, m, k, L = self.in_dim, self.width, self.out_dim, self.depth
+        if L == 1:
+            return d * k + (k if self.bias else 0)
+        p = d * m + (L - 2) * m * m + m * k
+        if self.bias:
+            p += (L - 1) * m + k
+        return p
+
+    def to_dict(self) -> dict:
+        """Plain-dict form (JSON/YAML friendly)."""
+        return asdict(self)
+
+
+class MLP(nn.Module):
+    """ReLU MLP with ``depth`` weight layers; see :func:`mlp`."""
+
+    def __init__(self, spec: MLPSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        d, m, k, L = spec.in_dim, spec.width, spec.out_dim, spec.depth
+        dims = [d] + [m] * (L - 1) + [k]
+        self.layers = nn.ModuleList(
+            nn.Linear(dims[i], dims[i + 1], bias=spec.bias) for i in range(L)
+        )
+        c1, c2, c3 = spec.multipliers
+        self._mult = [c1] + [c2] * (L - 2) + [c3] if L > 1 else [c1]
+
+    def layer_roles(self) -> list[int]:
+        """Index into (s1, s2, s3) of each layer: 0 first, 1 hidden, 2 last."""
+        L = self.spec.depth
+        return [0] if L == 1 else [0] + [1] * (L - 2) + [2]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, ...) -> (N, k)."""
+        h = x.reshape(x.shape[0], -1)
+        last = len(self.layers) - 1
+        for i, (layer, c) in enumerate(zip(self.layers, self._mult, strict=True)):
+            h = layer(h)
+            if c != 1.0:
+                h = h * c
+            if i < last:
+                h = torch.relu(h)
+        return h
+
+    def extra_repr(self) -> str:
+        s = self.spec
+        return f"in_dim={s.in_dim}, width={s.width}, depth={s.depth}, out_dim={s.out_dim}, init={s.init}"
+
+
+def mlp(
+    in_dim: int,
+    width: int,
+    depth: int,
+    out_dim: int = 1,
+    init: str | InitScheme = "lecun",
+    bias: bool = False,
+    generator: torch.Generator | None = None,
+    *,
+    mean_field: bool = False,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> MLP:
+    """Build a ReLU MLP with L = ``depth`` weight layers and i.i.d. Gaussian weights.
+
+    Entries of W_1, W_hidden, W_L are N(0, s1), N(0, s2), N(0, s3) with (s1, s2, s3) from the
+    scheme ``init`` (DESIGN §1 table); biases start at 0. ``mean_field=True`` (depth 2 only)
+    gives the mean-field network ``f(x) = (1/m) sum_j a_j relu(w_j . x)`` of Mei, Montanari &
+    Nguyen (2018) / Luo et al. (2021): a_j ~ N(0, 1), w_j ~ N(0, s1), output multiplier 1/m.
+    The same ``generator`` state gives the same weights.
+    """
+    d = check_positive_int("in_dim", in_dim)
+    m = check_positive_int("width", width)
+    L = check_positive_int("depth", depth)
+    k = check_positive_int("out_dim", out_dim)
+    scheme = get_init(init)
+    wv = scheme.weight_variances(d, m, k)
+    mult = scheme.multipliers(d, m, k)
+    if mean_field:
+        if L != 2:
+            raise ValueError(f"mean_field needs a two-layer network (depth 2), got depth {L}")
+        wv = (wv[0], wv[1], 1.0)
+        mult = (mult[0], mult[1], 1.0 / m)
+    eff = tuple(c * c * v for c, v in zip(mult, wv, strict=True))
+    spec = MLPSpec(d, m, L, k, scheme.name, bool(bias), bool(mean_field), eff, wv, mult)  # type: ignore[arg-type]
+    model = MLP(spec).to(dtype=dtype, device=device)
+    reinit(model, generator)
+    return model
+
+
+@torch.no_grad()
+def reinit(model: MLP, generator: torch.Generator | None = None) -> MLP:
+    """Draw fresh weights for ``model`` from its spec (in place); biases are set to 0."""
+    wv = model.spec.weight_variances
+    for role, layer in zip(model.layer_roles(), model.layers, strict=True):
+        w = layer.weight
+        noise = torch.randn(w.shape, generator=generator, dtype=torch.float64, device="cpu")
+        w.copy_(noise * math.sqrt(wv[role]))
+        if layer.bias is not None:
+            layer.bias.zero_()
+    return model
+
+
+def mlp_from_spec(spec: MLPSpec | dict, dtype: torch.dtype = torch.float32) -> MLP:
+    """Rebuild an (uninitialised-weights) MLP from its spec or spec dict."""
+    if isinstance(spec, dict):
+        spec = MLPSpec(
+            **{
+                **spec,
+                **{k: tuple(spec[k]) for k in ("variances", "weight_variances", "multipliers")},
+            }
+        )
+    return MLP(spec).to(dtype=dtype)

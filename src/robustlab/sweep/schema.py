@@ -1,0 +1,62 @@
+"""The tidy result row: one row per measurement (cell x moment x eps x method x model).
+
+This is the contract between the sweep runner (writes), the store (persists), the claims
+(judge) and the report (draws). Every row carries the cell's full config and versions, so
+a row can be reproduced alone (DESIGN §2).
+"""
+
+from __future__ import annotations
+
+# column name -> SQLite type; order is the table's column order
+COLUMNS: dict[str, str] = {
+    # identity
+    "sweep": "TEXT",  # sweep name from the config
+    "cell": "TEXT",  # hash of the cell's full config (config_json); primary identity of a cell
+    "seed": "INTEGER",
+    # axes
+    "width": "INTEGER",
+    "depth": "INTEGER",
+    "init": "TEXT",  # scheme name
+    "regime": "TEXT",  # standard | lazy | mean_field
+    "alpha": "REAL",  # alpha-scaling factor (1.0 unless regime lazy)
+    # data / model facts
+    "dataset": "TEXT",
+    "in_dim": "INTEGER",
+    "out_dim": "INTEGER",
+    "n_train": "INTEGER",  # N
+    "n_params": "INTEGER",  # p
+    "s1": "REAL",  # effective init variances of the scheme for (d, m, k)
+    "s2": "REAL",
+    "s3": "REAL",
+    # outcome of the cell
+    "status": "TEXT",  # ok | diverged | failed
+    "message": "TEXT",  # reason for diverged/failed, '' when ok
+    # the measurement
+    "at": "TEXT",  # init | final
+    "eps": "REAL",
+    "method": "TEXT",  # exact | mc | finite_difference
+    "region": "TEXT",  # ball | sphere
+    "model": "TEXT",  # network (f(x; w)) | centred (alpha (f(x; w) - f(x; w0)))
+    "p_value": "REAL",  # perturbation stability P
+    "p_stderr": "REAL",
+    "grad_norm": "REAL",  # mean ||grad_x f|| (or ||J||_F) over the evaluation points
+    "theory_grad_sq": "REAL",  # closed-form E||grad_x f||^2 at init (DESIGN §1)
+    # training outcome (cell level, repeated on each of its rows; NULL at 'init' where unknown)
+    "train_loss": "REAL",
+    "test_loss": "REAL",
+    "train_acc": "REAL",
+    "test_acc": "REAL",
+    "rel_weight_change": "REAL",  # ||W_T - W_0||_F / ||W_0||_F, whole network
+    "ntk_change": "REAL",  # relative empirical-NTK change on a probe batch
+    "pattern_flip": "REAL",  # fraction of ReLU activation patterns flipped
+    "lr": "REAL",
+    "steps": "INTEGER",
+    "time_s": "REAL",  # wall time of the cell (train + measure)
+    # provenance
+    "config_json": "TEXT",  # the cell's full config as canonical JSON
+    "robustlab_version": "TEXT",
+    "torch_version": "TEXT",
+    "created_at": "TEXT",  # ISO-8601 UTC
+}
+
+STATUSES = ("ok", "diverged", "failed")

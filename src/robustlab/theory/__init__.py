@@ -1,0 +1,99 @@
+"""Closed forms of DESIGN §1: kappa_d, the init-time gradient norm, bounds and floors.
+
+Theory knows no torch modules: everything here is a function of numbers.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..init import InitScheme, get_init
+from ..models.mlp import check_positive_int
+
+__all__ = [
+    "expected_grad_sq_norm",
+    "init_stability_bound",
+    "kappa",
+    "law_of_robustness_floor",
+    "rms_factor",
+]
+
+_REGIONS = ("ball", "sphere")
+
+
+def _check_region(region: str) -> str:
+    if region not in _REGIONS:
+        raise ValueError(f"region must be one of {', '.join(_REGIONS)}, got {region!r}")
+    return region
+
+
+def kappa(d: int, region: str = "ball") -> float:
+    """kappa_d with ``E_{delta ~ U(R)} |g . delta| = eps * kappa_d * ||g||_2``.
+
+    For the sphere of radius eps, ``kappa_d = Gamma(d/2) / (sqrt(pi) Gamma((d+1)/2))``
+    (the mean of |u_1| for u uniform on S^{d-1}); for the ball, the radius r = eps U^(1/d)
+    has mean d/(d+1) * eps, so ``kappa_d`` gains the factor d/(d+1). DESIGN §1; Zhu et al.
+    (NeurIPS 2022) use the ball. Computed with log-Gamma, stable for any d.
+    """
+    d = check_positive_int("d", d)
+    _check_region(region)
+    k = math.exp(math.lgamma(d / 2) - math.lgamma((d + 1) / 2)) / math.sqrt(math.pi)
+    return k * d / (d + 1) if region == "ball" else k
+
+
+def rms_factor(d: int, region: str = "ball") -> float:
+    """c with ``E ||J delta||^2 = eps^2 ||J||_F^2 * c``: 1/(d+2) for the ball, 1/d for the sphere."""
+    d = check_positive_int("d", d)
+    return 1.0 / (d + 2) if _check_region(region) == "ball" else 1.0 / d
+
+
+def expected_grad_sq_norm(
+    init: str | InitScheme, in_dim: int, width: int, depth: int, out_dim: int = 1
+) -> float:
+    """``E ||J_f(x)||_F^2`` at initialization for a bias-free ReLU MLP, any fixed x != 0.
+
+    ``(d s1 / 2) * (m s2 / 2)^(L-2) * (m s3)`` per output (times k outputs), with (s1, s2, s3)
+    the scheme's effective variances (DESIGN §1): each hidden ReLU layer keeps half of the
+    second moment, exactly in expectation at any finite width (the sign pattern of a
+    Gaussian layer is symmetric). L = 1 (linear model) gives ``k d s1``. So LeCun gives
+    2^(1-L), He 2 and the NTK init d, independent of depth.
+    """
+    d = check_positive_int("in_dim", in_dim)
+    m = check_positive_int("width", width)
+    L = check_positive_int("depth", depth)
+    k = check_positive_int("out_dim", out_dim)
+    s1, s2, s3 = get_init(init).variances(d, m, k)
+    if L == 1:
+        return k * d * s1
+    return k * (d * s1 / 2) * (m * s2 / 2) ** (L - 2) * (m * s3)
+
+
+def init_stability_bound(
+    init: str | InitScheme,
+    in_dim: int,
+    width: int,
+    depth: int,
+    eps: float,
+    region: str = "ball",
+) -> float:
+    """Jensen upper bound on P at init (k = 1): ``eps * kappa_d * sqrt(E ||grad_x f||^2)``.
+
+    E||g|| <= sqrt(E||g||^2), combined with the exact identity E|g.delta| = eps kappa_d ||g||.
+    """
+    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps must be a positive number, got {eps!r}")
+    return (
+        eps * kappa(in_dim, region) * math.sqrt(expected_grad_sq_norm(init, in_dim, width, depth))
+    )
+
+
+def law_of_robustness_floor(n_train: int, in_dim: int, n_params: int) -> float:
+    """Bubeck & Sellke (NeurIPS 2021) floor on the Lipschitz constant of an interpolator.
+
+    ``Lip(f) >= ~ sqrt(N d / p)`` for N noisy points in dimension d and p parameters
+    (constants omitted, as in their Theorem 1's scaling); shown for comparison only.
+    """
+    n = check_positive_int("n_train", n_train)
+    d = check_positive_int("in_dim", in_dim)
+    p = check_positive_int("n_params", n_params)
+    return math.sqrt(n * d / p)

@@ -97,6 +97,16 @@ class MLP(nn.Module):
                 h = torch.relu(h)
         return h
 
+    def preactivations(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Pre-activations of the L-1 hidden ReLU layers, each (N, m) (for pattern flips)."""
+        h = x.reshape(x.shape[0], -1)
+        out = []
+        for layer, c in zip(self.layers[:-1], self._mult[:-1], strict=True):
+            h = layer(h) * c
+            out.append(h)
+            h = torch.relu(h)
+        return out
+
     def extra_repr(self) -> str:
         s = self.spec
         return f"in_dim={s.in_dim}, width={s.width}, depth={s.depth}, out_dim={s.out_dim}, init={s.init}"

@@ -1,0 +1,12 @@
+"""Data layer: synthetic sphere-teacher data, MNIST-1D, digits, user files, local MNIST/CIFAR.
+
+``load(name, ...)`` returns a `Dataset` of tensors; nothing is ever downloaded.
+"""
+
+from .dataset import Dataset
+from .images import read_idx
+from .loader import load
+from .registry import datasets
+from .synthetic import sample_sphere
+
+__all__ = ["Dataset", "datasets", "load", "read_idx", "sample_sphere"]

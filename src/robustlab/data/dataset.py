@@ -1,0 +1,92 @@
+"""The `Dataset` container returned by every loader."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+TASKS = ("binary", "multiclass", "regression")
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class Dataset:
+    """A train/test split of a supervised dataset, as tensors.
+
+    Inputs are ``x_train`` (N, d) and ``x_test`` (M, d), floating point (float32 unless
+    ``dtype=torch.float64`` was asked for). Labels follow the task:
+
+    - ``"binary"``: float tensor of shape (N,) with values in {-1.0, +1.0};
+      ``n_classes == 2``.
+    - ``"multiclass"``: int64 tensor of shape (N,) with class indices 0..C-1;
+      ``n_classes == C``. ``meta["classes"][i]`` is the original label of index i.
+    - ``"regression"``: float tensor of shape (N,); ``n_classes == 0``.
+
+    ``meta`` is JSON-friendly (seed, resolved options, source, original class labels).
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    name: str
+    in_dim: int
+    n_classes: int
+    task: str
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}; got {self.task!r}")
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if x.ndim != 2 or x.shape[1] != self.in_dim:
+                raise ValueError(
+                    f"x_{split} must have shape (N, {self.in_dim}); got {tuple(x.shape)}"
+                )
+            if y.ndim != 1 or y.shape[0] != x.shape[0]:
+                raise ValueError(
+                    f"y_{split} must have shape ({x.shape[0]},) to match x_{split}; "
+                    f"got {tuple(y.shape)}"
+                )
+
+    @property
+    def n_train(self) -> int:
+        """Number of training examples."""
+        return int(self.x_train.shape[0])
+
+    @property
+    def n_test(self) -> int:
+        """Number of test examples."""
+        return int(self.x_test.shape[0])
+
+    def to(
+        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> Dataset:
+        """Return a copy on ``device`` with floating tensors cast to ``dtype``.
+
+        ``dtype`` applies to the inputs and to float labels (binary, regression);
+        multiclass labels stay int64. ``None`` keeps the current device/dtype.
+        """
+        if dtype is not None and not dtype.is_floating_point:
+            raise ValueError(f"dtype must be a floating-point torch dtype; got {dtype}")
+
+        def move(t: torch.Tensor) -> torch.Tensor:
+            return t.to(device=device, dtype=dtype if t.is_floating_point() else None)
+
+        return dataclasses.replace(
+            self,
+            x_train=move(self.x_train),
+            y_train=move(self.y_train),
+            x_test=move(self.x_test),
+            y_test=move(self.y_test),
+            meta=dict(self.meta),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset(name={self.name!r}, task={self.task!r}, in_dim={self.in_dim}, "
+            f"n_classes={self.n_classes}, n_train={self.n_train}, n_test={self.n_test}, "
+            f"dtype={self.x_train.dtype}, device={self.x_train.device})"
+        )

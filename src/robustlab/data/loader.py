@@ -1,0 +1,57 @@
+"""`load`: the single entry point of the data layer."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from .dataset import Dataset
+from .pipeline import build
+from .raw import Request
+from .registry import resolve
+
+
+def load(
+    name: str | os.PathLike[str],
+    *,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    in_dim: int | None = None,
+    classes: Sequence[Any] | None = None,
+    sphere: bool = False,
+    seed: int = 0,
+    **options: Any,
+) -> Dataset:
+    """Load a dataset by name and return it as tensors (see `Dataset` for conventions).
+
+    ``name``: ``"sphere"``, ``"mnist1d"``, ``"digits"`` (see `datasets()`),
+    ``"mnist:DIR"`` / ``"cifar10:DIR"`` (standard files in a local directory), or a path
+    to a ``.npz`` / ``.csv`` file. Nothing is ever downloaded.
+
+    Labels: two classes -> float (N,) in {-1.0, +1.0}; more -> int64 (N,) indices
+    0..C-1; regression -> float (N,). ``classes=[a, b]`` keeps those two classes with
+    a -> -1 and b -> +1; ``classes=[a, b, c, ...]`` keeps those, indexed in that order.
+
+    ``n_train`` / ``n_test``: keep that many examples, a seeded random subset (or the
+    first ones with ``subset="first"``); for ``sphere`` they are the sample sizes
+    (default 1000 each). ``in_dim``: the sphere's dimension d (default 10); for other
+    data, an error if the data's dimension differs. ``standardize=True`` rescales each
+    feature by the training-set mean/std; then ``sphere=True`` divides each (flattened)
+    input by its L2 norm. ``dtype=torch.float64`` gives float64 tensors. ``task`` is
+    ``"auto"`` or forces ``"binary"``, ``"multiclass"`` or ``"regression"``.
+
+    Other ``options`` depend on the dataset; an unknown key raises ValueError listing
+    the allowed ones. Every bad input raises ValueError naming the problem and the fix.
+    The same arguments (including ``seed``) always give identical tensors.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    if not isinstance(sphere, bool):
+        raise ValueError(f"sphere must be True or False; got {sphere!r}")
+    if in_dim is not None and (isinstance(in_dim, bool) or not isinstance(in_dim, int)):
+        raise ValueError(f"in_dim must be a positive integer or None; got {in_dim!r}")
+    source, target = resolve(name)
+    req = Request(target, n_train, n_test, in_dim, seed, source.resolve_options(options))
+    raw = source.loader(req)
+    return build(os.fspath(name), raw, req, classes, sphere)

@@ -1,0 +1,118 @@
+"""Dataset sources: one `Source` object per kind of data, found by name, prefix or suffix."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+
+from . import files, images, real, synthetic
+from .raw import Raw, Request
+
+# Options every source accepts, with their defaults.
+COMMON_OPTIONS: Mapping[str, Any] = {
+    "standardize": False,
+    "dtype": "float32",
+    "subset": "random",
+    "task": "auto",
+}
+TASK_CHOICES = ("auto", "binary", "multiclass", "regression")
+SUBSET_CHOICES = ("random", "first")
+_DTYPES = {
+    torch.float32: "float32",
+    torch.float64: "float64",
+    "float32": "float32",
+    "float64": "float64",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A kind of dataset: its loader and the options (with defaults) it accepts."""
+
+    name: str
+    loader: Callable[[Request], Raw]
+    options: Mapping[str, Any]
+    description: str
+
+    def resolve_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults overridden by ``given``; unknown keys and bad common values raise."""
+        allowed = {**COMMON_OPTIONS, **self.options}
+        unknown = sorted(set(given) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"unknown option {unknown[0]!r} for dataset {self.name!r}; "
+                f"allowed options: {', '.join(sorted(allowed))}"
+            )
+        opts = {**allowed, **given}
+        if not isinstance(opts["standardize"], bool):
+            raise ValueError(f"standardize must be True or False; got {opts['standardize']!r}")
+        if opts["dtype"] not in _DTYPES:
+            raise ValueError(f"dtype must be torch.float32 or torch.float64; got {opts['dtype']!r}")
+        opts["dtype"] = _DTYPES[opts["dtype"]]  # JSON-friendly string
+        for key, choices in (("task", TASK_CHOICES), ("subset", SUBSET_CHOICES)):
+            if opts[key] not in choices:
+                raise ValueError(f"unknown {key} {opts[key]!r}; choose one of {', '.join(choices)}")
+        return opts
+
+
+BUILTINS: dict[str, Source] = {
+    s.name: s
+    for s in (
+        Source(
+            "sphere",
+            synthetic.load_sphere,
+            synthetic.SPHERE_OPTIONS,
+            "uniform points on S^{d-1} labelled by a random linear or ReLU teacher",
+        ),
+        Source(
+            "mnist1d",
+            real.load_mnist1d,
+            real.MNIST1D_OPTIONS,
+            "MNIST-1D generated offline by the mnist1d package (d=40, 10 classes)",
+        ),
+        Source(
+            "digits",
+            real.load_digits,
+            real.DIGITS_OPTIONS,
+            "scikit-learn 8x8 digits (d=64, 10 classes)",
+        ),
+    )
+}
+PREFIXES: dict[str, Source] = {
+    "mnist": Source("mnist", images.load_mnist, {}, "MNIST idx files in a local directory"),
+    "cifar10": Source("cifar10", images.load_cifar10, {}, "CIFAR-10 python batches on disk"),
+}
+SUFFIXES: dict[str, Source] = {
+    ".npz": Source("npz", files.load_npz, files.NPZ_OPTIONS, "a .npz archive"),
+    ".csv": Source("csv", files.load_csv, files.CSV_OPTIONS, "a .csv table"),
+}
+
+
+def datasets() -> list[str]:
+    """Names of the built-in datasets (files and ``mnist:DIR``/``cifar10:DIR`` aside)."""
+    return sorted(BUILTINS)
+
+
+def resolve(name: str | os.PathLike[str]) -> tuple[Source, str]:
+    """The source for a dataset ``name`` and its target path ("" for built-ins).
+
+    ``name`` is a built-in name, ``mnist:DIR`` / ``cifar10:DIR``, or a ``.npz``/``.csv``
+    path. Anything else raises ValueError listing the choices.
+    """
+    text = os.fspath(name)
+    if not isinstance(text, str):
+        raise ValueError(f"dataset name must be a string or path; got {name!r}")
+    if text in BUILTINS:
+        return BUILTINS[text], ""
+    prefix, sep, rest = text.partition(":")
+    if sep and prefix in PREFIXES:
+        return PREFIXES[prefix], rest
+    suffix = os.path.splitext(text)[1].lower()
+    if suffix in SUFFIXES:
+        return SUFFIXES[suffix], text
+    choices = [*datasets(), *(f"{p}:DIR" for p in PREFIXES), "a path to a .npz or .csv file"]
+    raise ValueError(f"unknown dataset {text!r}; choose one of: {', '.join(choices)}")

@@ -1,0 +1,694 @@
+"""Sweep configuration: frozen dataclasses, loaded from YAML and validated at the boundary.
+
+A sweep is a grid of network shapes x initializations x training regimes x seeds, trained
+on one dataset and measured the same way. The public YAML format::
+
+    name: width-depth-demo
+    data: {name: mnist1d, classes: [0, 1], n_train: 1000, n_test: 500, sphere: true}
+    model: {family: mlp, bias: false}
+    grid:
+      width: [16, 32, 64, 128]
+      depth: "2:6"            # inclusive range; "2:12:2" with a step; a list; or one int
+      init: [lecun, he, ntk]
+      regime: [lazy]          # standard | lazy | mean_field
+      alpha: [100]            # alpha-scaling, only used by regime lazy; default [1.0]
+    seeds: 4                  # n -> seeds 0..n-1, or an explicit list
+    train: {optimizer: gd, loss: mse, lr: auto, steps: 500, target_loss: 1.0e-3}
+    measure: {eps: [0.01, 0.1], methods: [exact], points: 1000, at: [init, final]}
+
+Every validation error is a ``ValueError`` whose message starts with the path of the
+offending value, e.g. ``grid.width[2]: expected a positive integer, got -3``.
+
+A :class:`Cell` is one point of the grid with one seed; its hash (of its full config as
+canonical JSON) identifies its rows in the results store and is what resume checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import numbers
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from functools import cached_property
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+from ..init import get_init
+
+__all__ = [
+    "DATA_OPTIONS",
+    "LOSSES",
+    "METHODS",
+    "MODEL_FAMILIES",
+    "MOMENTS",
+    "OPTIMIZERS",
+    "REGIMES",
+    "REGIONS",
+    "Cell",
+    "DataSpec",
+    "FrozenMap",
+    "GridSpec",
+    "MeasureSpec",
+    "ModelSpec",
+    "SweepConfig",
+    "TrainSpec",
+    "load_config",
+]
+
+REGIMES = ("standard", "lazy", "mean_field")
+OPTIMIZERS = ("gd", "sgd", "adam")
+LOSSES = ("mse", "logistic", "cross_entropy")
+METHODS = ("exact", "mc", "finite_difference")
+REGIONS = ("ball", "sphere")
+MOMENTS = ("init", "final")
+MODEL_FAMILIES = ("mlp",)
+DTYPES = ("float32", "float64")
+# dataset options: extra keys of the `data` section, passed through to the data loader
+DATA_OPTIONS = (
+    "standardize",
+    "teacher",
+    "teacher_width",
+    "task",
+    "label_noise",
+    "test_fraction",
+    "label_column",
+    "dtype",
+)
+
+
+# --- validation helpers: each takes the dotted path of the value it checks ----------------
+
+
+def _fail(path: str, message: str) -> NoReturn:
+    raise ValueError(f"{path}: {message}")
+
+
+def _set(obj: object, name: str, value: object) -> None:
+    object.__setattr__(obj, name, value)  # normalising a frozen dataclass in __post_init__
+
+
+def _int(path: str, value: object, *, minimum: int = 1) -> int:
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not ok or int(value) < minimum:  # type: ignore[call-overload]
+        kind = "a positive integer" if minimum == 1 else "a non-negative integer"
+        _fail(path, f"expected {kind}, got {value!r}")
+    return int(value)  # type: ignore[call-overload]
+
+
+def _nonneg_int(path: str, value: object) -> int:
+    return _int(path, value, minimum=0)
+
+
+def _number(
+    path: str,
+    value: object,
+    what: str = "a positive number",
+    ok: Callable[[float], bool] = lambda x: x > 0,
+) -> float:
+    """A finite real (not a bool) for which ``ok`` holds, as a float."""
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    x = float(value) if real else math.nan  # type: ignore[arg-type]
+    if not (math.isfinite(x) and ok(x)):
+        _fail(path, f"expected {what}, got {value!r}")
+    return x
+
+
+def _positive(path: str, value: object) -> float:
+    return _number(path, value)
+
+
+def _bool(path: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        _fail(path, f"expected true or false, got {value!r}")
+    return value
+
+
+def _string(path: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        _fail(path, f"expected a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[str, object], str]:
+    def check(path: str, value: object) -> str:
+        if not isinstance(value, str) or value not in choices:
+            _fail(path, f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return check
+
+
+def _init_name(path: str, value: object) -> str:
+    try:
+        # the canonical name: 'LeCun' -> 'lecun', 'custom(1, 2, 3)' -> 'custom(1,2,3)'
+        return get_init(value).name  # type: ignore[arg-type]
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def _items(path: str, value: object, check: Callable[[str, Any], Any]) -> tuple[Any, ...]:
+    """A non-empty list of distinct checked items; a single scalar counts as a list of one."""
+    if isinstance(value, (list, tuple)):
+        if not value:
+            _fail(path, "expected a non-empty list, got []")
+        out = tuple(check(f"{path}[{i}]", v) for i, v in enumerate(value))
+        for i, v in enumerate(out):
+            if v in out[:i]:
+                _fail(f"{path}[{i}]", f"duplicate value {value[i]!r}")
+        return out
+    if isinstance(value, Mapping):
+        _fail(path, f"expected a list or a single value, got a mapping {dict(value)!r}")
+    return (check(path, value),)
+
+
+_RANGE = re.compile(r"^\s*(-?\d+)\s*:\s*(-?\d+)\s*(?::\s*(-?\d+)\s*)?$")
+
+
+def _int_axis(path: str, value: object) -> tuple[int, ...]:
+    """Positive ints from an int, a list of ints, or an inclusive range "a:b" / "a:b:step"."""
+    if isinstance(value, str):
+        m = _RANGE.match(value)
+        if not m:
+            _fail(
+                path,
+                f'expected an int, a list of ints or a range "start:stop[:step]", got {value!r}',
+            )
+        start, stop, step = int(m[1]), int(m[2]), int(m[3] or 1)
+        if start < 1 or step < 1 or stop < start:
+            _fail(path, f"bad range {value!r}: need 1 <= start <= stop and step >= 1")
+        return tuple(range(start, stop + 1, step))
+    return _items(path, value, _int)
+
+
+def _ordered(items: tuple[str, ...], order: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted(items, key=order.index))
+
+
+class FrozenMap(Mapping[str, Any]):
+    """A read-only, hashable mapping with string keys (sorted); values are frozen plain data."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, items: Mapping[str, Any] | None = None) -> None:
+        self._data = dict(sorted((items or {}).items()))
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._data.items()))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self) == dict(other)
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._data!r})"
+
+
+def _freeze(path: str, value: object) -> Any:
+    """Plain YAML data made hashable: lists -> tuples, mappings -> FrozenMap."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return _number(path, value, "a finite number", lambda x: True)
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(f"{path}[{i}]", v) for i, v in enumerate(value))
+    if isinstance(value, Mapping):
+        for k in value:
+            if not isinstance(k, str):
+                _fail(path, f"mapping keys must be strings, got {k!r}")
+        return FrozenMap({k: _freeze(f"{path}.{k}", v) for k, v in value.items()})
+    _fail(path, f"expected plain data (numbers, strings, lists, mappings), got {value!r}")
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, FrozenMap):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+def _mapping(path: str, value: object) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        _fail(path, f"expected a mapping of keys to values, got {value!r}")
+    return value
+
+
+def _check_keys(path: str, d: Mapping[str, Any], allowed: tuple[str, ...], required=()) -> None:
+    for key in d:
+        if key not in allowed:
+            _fail(path, f"unknown key {key!r} (allowed: {', '.join(allowed)})")
+    for key in required:
+        if key not in d:
+            _fail(path, f"missing required key {key!r}")
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+class _Section:
+    """from_dict/to_dict for a spec whose YAML keys are its field names."""
+
+    _path = ""
+    _required: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]):
+        d = _mapping(cls._path, d)
+        _check_keys(cls._path, d, _names(cls), cls._required)
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: _thaw(getattr(self, name)) for name in _names(type(self))}
+
+
+# --- the sections -------------------------------------------------------------------------
+
+_OPTION_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "standardize": _bool,
+    "teacher": _freeze,
+    "teacher_width": _int,
+    "task": _string,
+    "label_noise": lambda p, v: _number(p, v, "a number in [0, 1]", lambda x: 0 <= x <= 1),
+    "test_fraction": lambda p, v: _number(p, v, "a number in (0, 1)", lambda x: 0 < x < 1),
+    "label_column": lambda p, v: _string(p, v) if isinstance(v, str) else _nonneg_int(p, v),
+    "dtype": _choice(DTYPES),
+}
+
+
+@dataclass(frozen=True)
+class DataSpec(_Section):
+    """The dataset: a registered name plus its options (see ``robustlab.data``).
+
+    ``options`` holds the dataset-specific keys of the YAML ``data`` section (one of
+    :data:`DATA_OPTIONS`), flattened back into that section by :meth:`to_dict`.
+    """
+
+    name: str
+    classes: tuple[int, ...] | None = None
+    n_train: int | None = None
+    n_test: int | None = None
+    in_dim: int | None = None
+    sphere: bool = False
+    options: FrozenMap = field(default_factory=FrozenMap)
+
+    _path = "data"
+
+    def __post_init__(self) -> None:
+        _set(self, "name", _string("data.name", self.name))
+        if self.classes is not None:
+            classes = _items("data.classes", self.classes, _nonneg_int)
+            if len(classes) < 2:
+                _fail("data.classes", f"expected at least two classes, got {self.classes!r}")
+            _set(self, "classes", classes)
+        for key in ("n_train", "n_test", "in_dim"):
+            if getattr(self, key) is not None:
+                _set(self, key, _int(f"data.{key}", getattr(self, key)))
+        _bool("data.sphere", self.sphere)
+        options = _mapping("data", self.options)
+        _check_keys("data", options, DATA_OPTIONS)
+        checked = {k: _OPTION_CHECKS[k](f"data.{k}", v) for k, v in options.items()}
+        _set(self, "options", FrozenMap(checked))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DataSpec:
+        d = _mapping("data", d)
+        own = _names(cls)[:-1]  # every field but options
+        _check_keys("data", d, own + DATA_OPTIONS, ("name",))
+        options = {k: v for k, v in d.items() if k in DATA_OPTIONS}
+        return cls(**{k: v for k, v in d.items() if k in own}, options=options)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        options = out.pop("options")
+        return {**out, **options}
+
+
+@dataclass(frozen=True)
+class ModelSpec(_Section):
+    """The network family (only bias-free or biased ReLU MLPs for now)."""
+
+    family: str = "mlp"
+    bias: bool = False
+
+    _path = "model"
+
+    def __post_init__(self) -> None:
+        _choice(MODEL_FAMILIES)("model.family", self.family)
+        _bool("model.bias", self.bias)
+
+
+@dataclass(frozen=True)
+class GridSpec(_Section):
+    """The axes of the sweep; every combination (with every seed) is one :class:`Cell`.
+
+    ``width`` and ``depth`` take an int, a list, or an inclusive range string
+    ``"start:stop"`` / ``"start:stop:step"``. ``alpha`` is the alpha-scaling factor of
+    Chizat, Oyallon & Bach (2019), used only by regime ``lazy``.
+    """
+
+    width: tuple[int, ...]
+    depth: tuple[int, ...]
+    init: tuple[str, ...] = ("lecun",)
+    regime: tuple[str, ...] = ("standard",)
+    alpha: tuple[float, ...] = (1.0,)
+
+    _path = "grid"
+    _required = ("width", "depth")
+
+    def __post_init__(self) -> None:
+        _set(self, "width", _int_axis("grid.width", self.width))
+        _set(self, "depth", _int_axis("grid.depth", self.depth))
+        _set(self, "init", _items("grid.init", self.init, _init_name))
+        _set(self, "regime", _items("grid.regime", self.regime, _choice(REGIMES)))
+        _set(self, "alpha", _items("grid.alpha", self.alpha, _positive))
+
+
+def _lr(path: str, value: object) -> str | float:
+    if value == "auto":
+        return "auto"
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0:
+        return _positive(path, value)
+    _fail(path, f'expected a positive number or "auto", got {value!r}')
+
+
+@dataclass(frozen=True)
+class TrainSpec(_Section):
+    """How each cell is trained. ``lr="auto"`` lets the trainer pick a stable step."""
+
+    optimizer: str = "gd"
+    loss: str = "mse"
+    lr: str | float = "auto"
+    steps: int = 500
+    target_loss: float | None = None
+    batch_size: int | None = None
+    momentum: float = 0.0
+    max_retries: int = 3
+
+    _path = "train"
+
+    def __post_init__(self) -> None:
+        _choice(OPTIMIZERS)("train.optimizer", self.optimizer)
+        _choice(LOSSES)("train.loss", self.loss)
+        _set(self, "lr", _lr("train.lr", self.lr))
+        _set(self, "steps", _int("train.steps", self.steps))
+        if self.target_loss is not None:
+            _set(self, "target_loss", _positive("train.target_loss", self.target_loss))
+        if self.batch_size is not None:
+            _set(self, "batch_size", _int("train.batch_size", self.batch_size))
+        in_unit = lambda x: 0 <= x < 1  # noqa: E731
+        _set(
+            self,
+            "momentum",
+            _number("train.momentum", self.momentum, "a number in [0, 1)", in_unit),
+        )
+        _set(self, "max_retries", _nonneg_int("train.max_retries", self.max_retries))
+
+
+@dataclass(frozen=True)
+class MeasureSpec(_Section):
+    """What is measured on each cell: perturbation stability P at radii ``eps``.
+
+    ``eps``, ``methods`` and ``at`` are sets: they are stored sorted (``at`` and
+    ``methods`` in their canonical order), so listing them differently changes no hash.
+    """
+
+    eps: tuple[float, ...] = (0.1,)
+    methods: tuple[str, ...] = ("exact",)
+    points: int = 1000
+    region: str = "ball"
+    n_samples: int = 64
+    at: tuple[str, ...] = ("init", "final")
+    laziness: bool = True
+
+    _path = "measure"
+
+    def __post_init__(self) -> None:
+        _set(self, "eps", tuple(sorted(_items("measure.eps", self.eps, _positive))))
+        methods = _items("measure.methods", self.methods, _choice(METHODS))
+        _set(self, "methods", _ordered(methods, METHODS))
+        _set(self, "points", _int("measure.points", self.points))
+        _choice(REGIONS)("measure.region", self.region)
+        _set(self, "n_samples", _int("measure.n_samples", self.n_samples))
+        _set(self, "at", _ordered(_items("measure.at", self.at, _choice(MOMENTS)), MOMENTS))
+        _bool("measure.laziness", self.laziness)
+
+
+def _seeds(value: object) -> tuple[int, ...]:
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return tuple(range(_int("seeds", value)))
+    if not isinstance(value, (list, tuple)):
+        _fail(
+            "seeds",
+            f"expected a positive integer or a list of non-negative integers, got {value!r}",
+        )
+    return _items("seeds", value, _nonneg_int)
+
+
+_SECTIONS: dict[str, type[_Section]] = {
+    "data": DataSpec,
+    "model": ModelSpec,
+    "grid": GridSpec,
+    "train": TrainSpec,
+    "measure": MeasureSpec,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepConfig:
+    """A whole sweep. Sections given as mappings are parsed like the YAML ones."""
+
+    name: str
+    data: DataSpec
+    model: ModelSpec = field(default_factory=ModelSpec)
+    grid: GridSpec
+    seeds: tuple[int, ...] = (0,)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    measure: MeasureSpec = field(default_factory=MeasureSpec)
+
+    def __post_init__(self) -> None:
+        _set(self, "name", _string("name", self.name))
+        for key, cls in _SECTIONS.items():
+            value = getattr(self, key)
+            if not isinstance(value, cls):
+                _set(self, key, cls.from_dict(value))
+        _set(self, "seeds", _seeds(self.seeds))
+        if "mean_field" in self.grid.regime:
+            for depth in self.grid.depth:
+                if depth != 2:
+                    _fail(
+                        "grid.depth",
+                        "regime 'mean_field' is the two-layer mean-field "
+                        f"network and needs depth 2, got depth {depth}",
+                    )
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SweepConfig:
+        """Parse an already-loaded YAML/JSON document."""
+        d = _mapping("config", d)
+        _check_keys("config", d, _names(cls), ("name", "data", "grid"))
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (lists, dicts, numbers, strings) that round-trips through load_config."""
+        out: dict[str, Any] = {"name": self.name}
+        for key in _names(type(self))[1:]:
+            value = getattr(self, key)
+            out[key] = list(value) if key == "seeds" else value.to_dict()
+        return out
+
+    def cells(self) -> list[Cell]:
+        """Every (width, depth, init, regime, alpha, seed), the last varying fastest.
+
+        Regimes other than ``lazy`` ignore alpha: their cells take alpha = 1.0, and cells
+        that differ only in alpha collapse into one.
+        """
+        g = self.grid
+        seen: set[tuple[Any, ...]] = set()
+        out = []
+        for w, d, i, r, a, s in itertools.product(
+            g.width, g.depth, g.init, g.regime, g.alpha, self.seeds
+        ):
+            axes = (w, d, i, r, a if r == "lazy" else 1.0, s)
+            if axes not in seen:
+                seen.add(axes)
+                out.append(Cell(*axes, config=self))
+        return out
+
+    def groups(self) -> list[list[Cell]]:
+        """Cells that can be trained together as one batched ensemble (see Cell.group_key),
+        in order of first appearance in :meth:`cells`."""
+        groups: dict[tuple[Any, ...], list[Cell]] = {}
+        for cell in self.cells():
+            groups.setdefault(cell.group_key(), []).append(cell)
+        return list(groups.values())
+
+
+@dataclass(frozen=True, eq=False)
+class Cell:
+    """One grid point with one seed: the unit of training, storing and resuming.
+
+    Two cells are equal when their full configs are (whatever sweep they came from).
+    """
+
+    width: int
+    depth: int
+    init: str
+    regime: str
+    alpha: float
+    seed: int
+    config: SweepConfig = field(repr=False)
+
+    @property
+    def sweep(self) -> str:
+        return self.config.name
+
+    @property
+    def data(self) -> DataSpec:
+        return self.config.data
+
+    @property
+    def model(self) -> ModelSpec:
+        return self.config.model
+
+    @property
+    def train(self) -> TrainSpec:
+        return self.config.train
+
+    @property
+    def measure(self) -> MeasureSpec:
+        return self.config.measure
+
+    def config_dict(self) -> dict[str, Any]:
+        """The cell's full config as plain data: enough to rerun this cell alone."""
+        c = self.config
+        return {
+            "sweep": c.name,
+            "data": c.data.to_dict(),
+            "model": c.model.to_dict(),
+            "width": self.width,
+            "depth": self.depth,
+            "init": self.init,
+            "regime": self.regime,
+            "alpha": float(self.alpha),
+            "seed": self.seed,
+            "train": c.train.to_dict(),
+            "measure": c.measure.to_dict(),
+        }
+
+    def config_json(self) -> str:
+        """Canonical JSON of :meth:`config_dict` (sorted keys, no spaces)."""
+        return self._json
+
+    @cached_property
+    def _json(self) -> str:
+        return json.dumps(
+            self.config_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False
+        )
+
+    @cached_property
+    def hash(self) -> str:
+        """First 16 hex digits of sha256(config_json): the cell's identity in the store."""
+        return hashlib.sha256(self._json.encode()).hexdigest()[:16]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Cell) and self._json == other._json
+
+    def __hash__(self) -> int:
+        return hash(self._json)
+
+    def group_key(self) -> tuple[Any, ...]:
+        """What must be equal for cells to share one batched (vmapped) training run:
+        everything except init, alpha and seed."""
+        c = self.config
+        return (c.data, c.model, self.width, self.depth, self.regime, c.train, c.measure)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Cell:
+        """Rebuild a cell from its :meth:`config_dict` (e.g. a stored ``config_json``)."""
+        d = _mapping("cell", d)
+        axes = ("width", "depth", "init", "regime", "alpha", "seed")
+        keys = ("sweep", "data", "model", *axes, "train", "measure")
+        _check_keys("cell", d, keys, keys)
+        config = SweepConfig(
+            name=d["sweep"],
+            data=d["data"],
+            model=d["model"],
+            grid={k: d[k] for k in axes[:-1]},
+            seeds=[d["seed"]],
+            train=d["train"],
+            measure=d["measure"],
+        )
+        (cell,) = config.cells()
+        return cell
+
+
+# --- YAML ---------------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 numbers: ``2:6`` stays a string (YAML 1.1 reads it as the
+    base-60 int 126) and ``1e-3`` is a float (YAML 1.1 reads it as a string)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if not tag.endswith((":int", ":float"))]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789")
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$"
+        r"|^[-+]?[0-9]+[eE][-+]?[0-9]+$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"
+    ),
+    list("-+.0123456789"),
+)
+
+
+def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | SweepConfig) -> SweepConfig:
+    """Load and validate a sweep config from a YAML file path or an already-parsed mapping.
+
+    Raises:
+        ValueError: unreadable file or invalid YAML (one line naming the file), or an
+            invalid config (the message starts with the path of the bad value).
+    """
+    if isinstance(source, SweepConfig):
+        return source
+    if isinstance(source, Mapping):
+        return SweepConfig.from_dict(source)
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        raise ValueError(f"cannot read config file '{path}': {reason}") from None
+    try:
+        document = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or type(err).__name__
+        raise ValueError(f"config file '{path}' is not valid YAML: {problem}{where}") from None
+    if not isinstance(document, Mapping):
+        raise ValueError(f"config file '{path}' must hold a mapping (name:, data:, grid:, ...)")
+    return SweepConfig.from_dict(document)

@@ -1,0 +1,388 @@
+"""The results store: one SQLite file holding a sweep's tidy rows, finished cells and configs.
+
+Tables:
+
+- ``results``: ``id`` (autoincrement) + the columns of :data:`robustlab.sweep.schema.COLUMNS`,
+  in that order; one row per measurement.
+- ``cells``: one row per finished cell (``cell`` hash, sweep, status, message, config_json,
+  time_s, finished_at). Resume reads this table. A cell's rows and its ``cells`` entry are
+  written in one transaction, so a killed writer leaves all of a cell or none of it.
+- ``sweeps``: every distinct sweep config run into this store (name, config_json,
+  created_at, robustlab_version, torch_version).
+- ``robustlab_store``: key/value metadata marking the file as a robustlab store.
+
+The file runs in WAL mode: readers (:func:`load`) see the last committed state while a
+writer holds a transaction open, and never block it. Only one process should write (the
+sweep driver); SQLite serialises writers anyway, waiting up to ``timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import os
+import sqlite3
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping
+from contextlib import closing, suppress
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .._version import __version__
+from .schema import COLUMNS, STATUSES
+
+__all__ = ["Store", "export", "load", "load_cells", "load_configs"]
+
+FORMAT = "1"  # bump when the layout changes incompatibly
+_META = "robustlab_store"
+_TABLES = ("results", "cells", "sweeps", _META)
+_DTYPES = {"INTEGER": "Int64", "REAL": "float64", "TEXT": pd.StringDtype()}
+_CELL_COLUMNS = ("cell", "sweep", "status", "message", "config_json", "time_s", "finished_at")
+
+StorePath = str | os.PathLike[str]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _torch_version() -> str | None:
+    torch = sys.modules.get("torch")  # the version actually running, when imported
+    if torch is not None:
+        return str(torch.__version__)
+    try:
+        return version("torch")
+    except PackageNotFoundError:
+        return None
+
+
+def _canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'
+
+
+def _schema_sql() -> list[str]:
+    columns = ", ".join(f"{_q(c)} {t}" for c, t in COLUMNS.items())
+    statuses = ", ".join(f"'{s}'" for s in STATUSES)
+    return [
+        f"CREATE TABLE {_META} (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        f"INSERT INTO {_META} VALUES ('format', '{FORMAT}')",
+        f"CREATE TABLE results (id INTEGER PRIMARY KEY AUTOINCREMENT, {columns})",
+        "CREATE INDEX results_cell ON results (cell)",
+        "CREATE TABLE cells (cell TEXT PRIMARY KEY, sweep TEXT NOT NULL,"
+        f" status TEXT NOT NULL CHECK (status IN ({statuses})), message TEXT,"
+        " config_json TEXT, time_s REAL, finished_at TEXT NOT NULL)",
+        "CREATE TABLE sweeps (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL,"
+        " config_json TEXT NOT NULL, created_at TEXT NOT NULL, robustlab_version TEXT,"
+        " torch_version TEXT, UNIQUE (name, config_json))",
+    ]
+
+
+def _open(path: Path, *, readonly: bool, timeout: float = 30.0) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), or a ValueError."""
+    if readonly and not path.is_file():
+        raise ValueError(f"no robustlab store at '{path}' (file not found)")
+    # mode=ro never creates the file; read-only WAL readers still see committed writes
+    target = path.resolve().as_uri() + "?mode=ro" if readonly else str(path)
+    try:
+        conn = sqlite3.connect(target, uri=readonly, timeout=timeout, isolation_level=None)
+    except sqlite3.Error as err:
+        raise ValueError(f"cannot open store '{path}': {err}") from None
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        if not readonly:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")  # durable across crashes in WAL mode
+        conn.execute("SELECT count(*) FROM sqlite_master")  # reads the header: fails on non-SQLite
+    except sqlite3.DatabaseError as err:
+        conn.close()
+        raise ValueError(f"'{path}' is not a robustlab store: {err}") from None
+    return conn
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    return {name for (name,) in rows} - {"sqlite_sequence"}
+
+
+def _check(conn: sqlite3.Connection, path: Path) -> list[str]:
+    """Verify the store's layout; return the columns of its results table (without id)."""
+    missing = [t for t in _TABLES if t not in _tables(conn)]
+    if missing:
+        raise ValueError(
+            f"'{path}' is an SQLite database but not a robustlab store "
+            f"(missing tables: {', '.join(missing)})"
+        )
+    row = conn.execute(f"SELECT value FROM {_META} WHERE key = 'format'").fetchone()
+    if row is None or row[0] != FORMAT:
+        found = row[0] if row else "none"
+        raise ValueError(f"'{path}': store format {found} is not supported (expected {FORMAT})")
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(results)")][1:]
+    schema = list(COLUMNS)
+    n = min(len(columns), len(schema))
+    # columns are only ever appended to the schema, so an older/newer store shares a prefix
+    if columns[:n] != schema[:n]:
+        raise ValueError(f"'{path}': the results table does not match robustlab's row schema")
+    return columns
+
+
+def _coerce(column: str, value: Any) -> Any:
+    """A Python value SQLite can bind for ``column`` (numpy/torch scalars unwrapped)."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, int, float)) and hasattr(value, "item"):
+        with suppress(ValueError, RuntimeError):  # a multi-element array stays as it is
+            value = value.item()  # numpy scalar, 0-d array or one-element tensor
+    kind = COLUMNS[column]
+    if kind == "TEXT" and isinstance(value, str):
+        return value
+    if kind == "REAL" and isinstance(value, numbers.Real):
+        return float(value)  # NaN is stored as NULL
+    if kind == "INTEGER" and isinstance(value, numbers.Real) and float(value).is_integer():
+        return int(value)
+    raise ValueError(f"result column {column!r} ({kind}): cannot store {value!r}")
+
+
+def _read_results(conn: sqlite3.Connection, columns: list[str]) -> pd.DataFrame:
+    sql = f"SELECT {', '.join(map(_q, columns))} FROM results ORDER BY id"
+    rows = conn.execute(sql).fetchall()
+    data = {}
+    for i, name in enumerate(columns):
+        dtype = _DTYPES.get(COLUMNS.get(name, ""))
+        data[name] = pd.Series([r[i] for r in rows], dtype=dtype)
+    for name in COLUMNS:  # columns appended to the schema after this store was written
+        if name not in data:
+            data[name] = pd.Series([None] * len(rows), dtype=_DTYPES[COLUMNS[name]])
+    return pd.DataFrame(data, columns=list(dict.fromkeys([*COLUMNS, *columns])))
+
+
+class Store:
+    """A results store opened for writing; created (with its tables) if the file is new.
+
+    Use as a context manager, or call :meth:`close`::
+
+        with Store("results.db") as store:
+            store.record_sweep(config.to_dict())
+            todo = [c for c in config.cells() if c.hash not in store.done_cells()]
+            ...
+            store.write_cell(cell.hash, cell.sweep, "ok", "", cell.config_json(), t, rows)
+
+    Raises:
+        ValueError: the file exists but is not SQLite, or not a robustlab store.
+    """
+
+    def __init__(self, path: StorePath, *, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self._conn = _open(self.path, readonly=False, timeout=timeout)
+        try:
+            self._columns = self._init()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _init(self) -> list[str]:
+        conn = self._conn
+        with self._transaction():
+            if not _tables(conn):
+                for statement in _schema_sql():
+                    conn.execute(statement)
+            columns = _check(conn, self.path)
+            for name in list(COLUMNS)[len(columns) :]:  # migrate an older store
+                conn.execute(f"ALTER TABLE results ADD COLUMN {_q(name)} {COLUMNS[name]}")
+        return list(dict.fromkeys([*COLUMNS, *columns]))
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._conn)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    def record_sweep(self, config: Mapping[str, Any]) -> bool:
+        """Record a sweep config (``SweepConfig.to_dict()``); return False if already recorded.
+
+        The same name with a different config is recorded as a new entry.
+        """
+        if hasattr(config, "to_dict"):
+            config = config.to_dict()
+        if not isinstance(config, Mapping) or not isinstance(config.get("name"), str):
+            raise ValueError("record_sweep needs a sweep config dict with a 'name'")
+        values = (config["name"], _canonical_json(config), _now(), __version__, _torch_version())
+        with self._transaction():
+            cur = self._conn.execute(
+                "INSERT OR IGNORE INTO sweeps"
+                " (name, config_json, created_at, robustlab_version, torch_version)"
+                " VALUES (?, ?, ?, ?, ?)",
+                values,
+            )
+        return cur.rowcount == 1
+
+    def done_cells(self, retry_failed: bool = False) -> set[str]:
+        """Hashes of finished cells (ok, diverged or failed; not failed if ``retry_failed``)."""
+        sql = "SELECT cell FROM cells" + (" WHERE status != 'failed'" if retry_failed else "")
+        return {cell for (cell,) in self._conn.execute(sql)}
+
+    def write_cell(
+        self,
+        cell_hash: str,
+        sweep: str,
+        status: str,
+        message: str,
+        config_json: str,
+        time_s: float | None,
+        rows: Iterable[Mapping[str, Any]],
+    ) -> bool:
+        """Write a finished cell's rows and its ``cells`` entry in one transaction.
+
+        Rows are dicts keyed by schema columns; a missing key is NULL, except ``cell``,
+        ``sweep``, ``status``, ``message``, ``config_json``, ``time_s``, ``created_at``,
+        ``robustlab_version`` and ``torch_version``, which default to this cell's values.
+        numpy/torch scalars are accepted.
+
+        Idempotent: a cell already recorded as ok or diverged is left alone (returns False).
+        A cell recorded as failed is replaced, rows and all (a retry).
+
+        Raises:
+            ValueError: bad status, a row with unknown keys, a row of another cell, or a
+                value of the wrong type. Nothing of the cell is written then.
+        """
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+        defaults = {
+            "cell": cell_hash,
+            "sweep": sweep,
+            "status": status,
+            "message": message,
+            "config_json": config_json,
+            "time_s": time_s,
+            "created_at": _now(),
+            "robustlab_version": __version__,
+            "torch_version": _torch_version(),
+        }
+
+        def values(row: Mapping[str, Any]) -> tuple[Any, ...]:
+            unknown = [k for k in row if k not in COLUMNS]
+            if unknown:
+                raise ValueError(
+                    f"cell {cell_hash}: result row has unknown keys {', '.join(map(repr, unknown))}"
+                    " (see robustlab.sweep.schema.COLUMNS)"
+                )
+            if row.get("cell", cell_hash) != cell_hash:
+                raise ValueError(f"cell {cell_hash}: a row belongs to cell {row['cell']!r}")
+            return tuple(_coerce(c, row[c] if c in row else defaults.get(c)) for c in COLUMNS)
+
+        insert = (
+            f"INSERT INTO results ({', '.join(map(_q, COLUMNS))})"
+            f" VALUES ({', '.join('?' * len(COLUMNS))})"
+        )
+        conn = self._conn
+        with self._transaction():
+            previous = conn.execute("SELECT status FROM cells WHERE cell = ?", (cell_hash,))
+            found = previous.fetchone()
+            if found is not None and found[0] != "failed":
+                return False
+            if found is not None:
+                conn.execute("DELETE FROM results WHERE cell = ?", (cell_hash,))
+                conn.execute("DELETE FROM cells WHERE cell = ?", (cell_hash,))
+            # rows are checked as they are inserted; an error rolls the whole cell back
+            conn.executemany(insert, (values(row) for row in rows))
+            conn.execute(
+                f"INSERT INTO cells ({', '.join(_CELL_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (cell_hash, sweep, status, message, config_json, time_s, _now()),
+            )
+        return True
+
+    def load(self) -> pd.DataFrame:
+        """The results table (see :func:`load`), read through this connection."""
+        return _read_results(self._conn, self._columns)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on any exception."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")  # take the write lock now, not mid-transaction
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self._conn.execute("COMMIT")
+        elif self._conn.in_transaction:  # some errors make SQLite roll back by itself
+            self._conn.execute("ROLLBACK")
+
+
+def load(store_path: StorePath) -> pd.DataFrame:
+    """All result rows as a DataFrame: the schema's columns in order, no ``id`` column,
+    rows in insertion order. INTEGER columns are ``Int64``, REAL ``float64`` and TEXT
+    ``string`` (nullable). Opens the file read-only; never creates it.
+
+    Raises:
+        ValueError: the file is missing, not SQLite, or not a robustlab store.
+    """
+    path = Path(store_path)
+    with closing(_open(path, readonly=True)) as conn:
+        return _read_results(conn, _check(conn, path))
+
+
+def load_cells(store_path: StorePath) -> pd.DataFrame:
+    """The ``cells`` table (one row per finished cell, in the order they finished)."""
+    path = Path(store_path)
+    with closing(_open(path, readonly=True)) as conn:
+        _check(conn, path)
+        rows = conn.execute(f"SELECT {', '.join(_CELL_COLUMNS)} FROM cells ORDER BY rowid")
+        return pd.DataFrame(rows.fetchall(), columns=list(_CELL_COLUMNS))
+
+
+def load_configs(store_path: StorePath) -> list[dict[str, Any]]:
+    """The sweep configs recorded in the store, oldest first (as given to record_sweep)."""
+    path = Path(store_path)
+    with closing(_open(path, readonly=True)) as conn:
+        _check(conn, path)
+        rows = conn.execute("SELECT config_json FROM sweeps ORDER BY id").fetchall()
+    return [json.loads(text) for (text,) in rows]
+
+
+def export(store_path: StorePath, out_path: StorePath, fmt: str = "parquet") -> Path:
+    """Write the results table to ``out_path`` as Parquet (needs pyarrow) or CSV.
+
+    The file appears atomically (written next to it, then renamed), so a reader never
+    sees half of it. Returns the output path.
+    """
+    if fmt not in ("parquet", "csv"):
+        raise ValueError(f"export format must be 'parquet' or 'csv', got {fmt!r}")
+    df = load(store_path)
+    out = Path(out_path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    except OSError as err:
+        raise ValueError(f"cannot write '{out}': {err.strerror}") from None
+    os.close(fd)
+    try:
+        if fmt == "parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out

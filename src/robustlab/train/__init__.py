@@ -1,0 +1,19 @@
+"""Training: config, losses, functional optimizers, ``lr="auto"``, regimes, ensembles."""
+
+from .config import LOSSES, OPTIMIZERS, REGIMES, TrainConfig
+from .lr import auto_lr, ntk_top_eigenvalue
+from .regimes import AlphaScaled
+from .trainer import TrainResult, train, train_ensemble
+
+__all__ = [
+    "LOSSES",
+    "OPTIMIZERS",
+    "REGIMES",
+    "AlphaScaled",
+    "TrainConfig",
+    "TrainResult",
+    "auto_lr",
+    "ntk_top_eigenvalue",
+    "train",
+    "train_ensemble",
+]

@@ -1,0 +1,76 @@
+"""``lr="auto"``: a stable step from the top eigenvalue of the Gauss-Newton matrix.
+
+For a loss l(g) with curvature at most c in g (mse 1, logistic 1/4, softmax-CE 1/2) the
+Gauss-Newton matrix is G = (c / n) J^T J, whose top eigenvalue equals c/n times that of the
+empirical NTK K = J J^T (n x n, or nk x nk). Gradient descent is stable for lr < 2 / lambda_max;
+we take lr = 1 / lambda_max. lambda_max(K) comes from power iteration with K u = J (J^T u),
+a VJP then a JVP (torch.func), so the Jacobian is never built. Alpha-scaling leaves G
+unchanged (the loss is divided by alpha^2), so the step is the same for any alpha.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.func import functional_call, jvp, vjp, vmap
+
+from .losses import curvature_bound
+
+__all__ = ["auto_lr", "ntk_top_eigenvalue"]
+
+ADAM_AUTO_LR = 1e-3
+
+
+def ntk_top_eigenvalue(
+    model, stacked: dict, x: torch.Tensor, iters: int = 30, rtol: float = 1e-3
+) -> torch.Tensor:
+    """lambda_max of the empirical NTK J J^T on points x, for each of E stacked models: (E,).
+
+    Power iteration from a fixed random start, stopped after ``iters`` products or once every
+    model's Rayleigh quotient moved by less than ``rtol`` (relative) in one iteration.
+    """
+    n = x.shape[0]
+
+    def kv(params, u):  # (n, k) -> (n, k)
+        def f(p):
+            return functional_call(model, p, (x,)).reshape(n, -1)
+
+        _, pull = vjp(f, params)
+        (jt_u,) = pull(u)
+        return jvp(f, (params,), (jt_u,))[1]
+
+    E = next(iter(stacked.values())).shape[0]
+    with torch.no_grad():
+        k = functional_call(model, {a: b[0] for a, b in stacked.items()}, (x[:1],)).numel()
+    gen = torch.Generator().manual_seed(0)  # fixed: the step must not depend on training RNG
+    u = torch.randn(E, n, k, generator=gen, dtype=torch.float64).to(x)
+    u = u / torch.linalg.vector_norm(u.reshape(E, -1), dim=1).reshape(E, 1, 1)
+    batched = vmap(kv)
+    lam = torch.zeros(E, dtype=x.dtype, device=x.device)
+    for _ in range(iters):
+        ku = batched(stacked, u)
+        prev, lam = lam, (ku * u).reshape(E, -1).sum(1)  # Rayleigh quotient, ||u|| = 1
+        if bool(((lam - prev).abs() <= rtol * lam.abs()).all()):
+            break
+        norm = torch.linalg.vector_norm(ku.reshape(E, -1), dim=1).clamp_min(1e-30)
+        u = ku / norm.reshape(E, 1, 1)
+    return lam
+
+
+def auto_lr(model, stacked: dict, x: torch.Tensor, config, which: list[bool], generator=None):
+    """Per-model ``auto`` step sizes (None where ``which`` is False)."""
+    if not any(which):
+        return [None] * len(which)
+    if config.optimizer == "adam":
+        return [ADAM_AUTO_LR if w else None for w in which]
+    probe = x[: config.lr_probe]
+    lam = ntk_top_eigenvalue(model, stacked, probe, config.power_iters)
+    gn = lam.double().cpu() * curvature_bound(config.loss) / probe.shape[0]
+    out = []
+    for w, g in zip(which, gn.tolist(), strict=True):
+        if not w:
+            out.append(None)
+        elif not g > 0 or g != g:
+            raise ValueError("lr='auto' failed: the NTK's top eigenvalue is not positive")
+        else:
+            out.append(1.0 / g)
+    return out

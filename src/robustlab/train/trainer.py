@@ -1,0 +1,272 @@
+"""The trainer: one functional step shared by single models and vmapped ensembles.
+
+Parameters live in stacked dicts ``{name: (E, ...)}``; gradients come from
+``torch.func.grad_and_value`` over ``functional_call`` (vmapped over the E models of an
+ensemble, plain for one model), so training an ensemble equals training its members one by
+one up to float rounding. Divergence is detected per model and retried with half the step.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad_and_value, stack_module_state, vmap
+
+from .config import TrainConfig
+from .losses import accuracy, loss_value
+from .lr import auto_lr
+from .optim import init_state, update
+from .regimes import AlphaScaled
+
+__all__ = ["TrainResult", "train", "train_ensemble"]
+
+
+@dataclass
+class TrainResult:
+    """Outcome of training one network.
+
+    ``model`` is the trained network f(x; w_T) (uncentred); ``initial_model`` a copy of
+    f(x; w_0). Under the lazy regime the trained *predictor* is
+    ``alpha (f(x; w_T) - f(x; w_0))``: :meth:`predictor` builds it. ``history`` holds the
+    predictor's training loss and accuracy at every step before its update.
+    """
+
+    model: nn.Module
+    initial_model: nn.Module
+    config: TrainConfig
+    diverged: bool
+    reason: str
+    lr: float
+    steps: int
+    retries: int
+    history: dict[str, list[float]] = field(repr=False)
+
+    def predictor(self) -> nn.Module:
+        """The function that was fitted: the network, or alpha (f - f0) under ``lazy``."""
+        if self.config.regime == "lazy":
+            return AlphaScaled(self.model, self.initial_model, self.config.alpha)
+        return self.model
+
+
+def _as_xy(dataset, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = dataset.x_train, dataset.y_train
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"x_train has {x.shape[0]} points but y_train has {y.shape[0]} labels")
+    y = y.to(device) if not y.is_floating_point() else y.to(device=device, dtype=dtype)
+    return x.to(device=device, dtype=dtype), y
+
+
+def _check(model: nn.Module, config: TrainConfig, x: torch.Tensor, y: torch.Tensor) -> int:
+    with torch.no_grad():
+        k = model(x[:1]).reshape(1, -1).shape[1]
+    if config.loss == "logistic" and (k != 1 or not y.is_floating_point()):
+        raise ValueError("loss 'logistic' needs one output and labels in {-1, +1}")
+    if config.loss == "cross_entropy" and (k < 2 or y.is_floating_point()):
+        raise ValueError("loss 'cross_entropy' needs k >= 2 outputs and integer class labels")
+    if config.regime == "mean_field" and not getattr(getattr(model, "spec", None), "mean_field", 0):
+        raise ValueError("regime 'mean_field' needs a network built with mlp(..., mean_field=True)")
+    return k
+
+
+def _objective(model: nn.Module, loss_name: str, lazy: bool):
+    """(params, x, y, alpha, f0) -> (loss / alpha^2, (loss, outputs)); loss of the predictor."""
+
+    def fn(params, x, y, alpha, f0):
+        out = functional_call(model, params, (x,))
+        out = out.reshape(out.shape[0], -1)  # (B, k)
+        if lazy:
+            out = alpha * (out - f0)
+        loss = loss_value(loss_name, out, y)
+        scaled = loss / (alpha * alpha) if lazy else loss
+        return scaled, (loss.detach(), accuracy(out.detach(), y))
+
+    return fn
+
+
+def _fit(base, stacked, x, y, cfg: TrainConfig, lrs, alphas, f0, generator, batched):
+    """Run the step loop on stacked params; returns (params, steps, diverged_at, reason)."""
+    E = lrs.shape[0]
+    lazy = cfg.regime == "lazy"
+    step_fn = grad_and_value(_objective(base, cfg.loss, lazy), has_aux=True)
+    if batched:
+        step_fn = vmap(step_fn, in_dims=(0, None, None, 0, 0 if lazy else None))
+    params = {k: v.clone() for k, v in stacked.items()}
+    state = init_state(cfg.optimizer, params)
+    n = x.shape[0]
+    bs = cfg.batch_size if cfg.optimizer != "gd" and cfg.batch_size else n
+    bs = min(bs, n)
+    perm = None
+    active = torch.ones(E, dtype=torch.bool)
+    steps = torch.full((E,), cfg.steps, dtype=torch.long)
+    reason = [""] * E
+    loss0 = None
+    hist_loss = torch.full((E, cfg.steps), math.nan, dtype=torch.float64)
+    hist_acc = torch.full((E, cfg.steps), math.nan, dtype=torch.float64)
+    for t in range(cfg.steps):
+        if bs < n:
+            per_epoch = n // bs
+            if t % per_epoch == 0:
+                perm = torch.randperm(n, generator=generator).to(x.device)
+            idx = perm[(t % per_epoch) * bs : (t % per_epoch + 1) * bs]
+            xb, yb = x[idx], y[idx]
+            fb = f0[:, idx] if lazy else None
+        else:
+            xb, yb, fb = x, y, f0
+        if batched:
+            grads, (_, (loss, acc)) = step_fn(params, xb, yb, alphas, fb)
+        else:
+            p1 = {k: v[0] for k, v in params.items()}
+            g1, (_, (loss, acc)) = step_fn(p1, xb, yb, alphas[0], fb[0] if lazy else None)
+            grads = {k: v.unsqueeze(0) for k, v in g1.items()}
+            loss, acc = loss.reshape(1), acc.reshape(1)
+        loss_c = loss.detach().double().cpu()
+        hist_loss[:, t] = loss_c
+        hist_acc[:, t] = acc.detach().double().cpu()
+        if loss0 is None:
+            loss0 = loss_c.clamp_min(1e-12)
+        bad = active & ~(torch.isfinite(loss_c) & (loss_c <= cfg.blowup * loss0))
+        for i in torch.nonzero(bad).flatten().tolist():
+            what = "non-finite" if not math.isfinite(loss_c[i]) else f"{loss_c[i]:.3g} (blow-up)"
+            reason[i] = f"training loss became {what} at step {t} with lr {float(lrs[i]):.4g}"
+            steps[i] = t
+        done = active & ~bad
+        if cfg.target_loss is not None:
+            hit = done & (loss_c <= cfg.target_loss)
+            steps[hit] = t
+            done = done & ~hit
+        active = done
+        if not bool(active.any()):
+            break
+        params, state = update(cfg, params, grads, state, lrs, active.to(x.device), t)
+    for i in range(E):
+        s = int(steps[i])
+        hist_loss[i, s + 1 :] = math.nan
+    return params, steps, reason, hist_loss, hist_acc
+
+
+def _stack(models: list[nn.Module]):
+    params, _ = stack_module_state(models)
+    return {k: v.detach() for k, v in params.items()}
+
+
+def _unstack_into(template: nn.Module, params, i: int) -> nn.Module:
+    m = copy.deepcopy(template)
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            p.copy_(params[name][i])
+    return m
+
+
+def _history(hist_loss, hist_acc, i: int, steps: int) -> dict[str, list[float]]:
+    last = min(steps + 1, hist_loss.shape[1])
+    return {
+        "step": list(range(last)),
+        "loss": hist_loss[i, :last].tolist(),
+        "accuracy": hist_acc[i, :last].tolist(),
+    }
+
+
+def train_ensemble(
+    models: list[nn.Module],
+    dataset,
+    config: TrainConfig,
+    *,
+    alphas: list[float] | None = None,
+    lrs: list[float | str] | None = None,
+    generator: torch.Generator | None = None,
+) -> list[TrainResult]:
+    """Train models of one architecture together as a vmapped ensemble.
+
+    Models may differ in weights (seed, init scheme), alpha and step size; everything else
+    comes from ``config``. Minibatches (sgd/adam with ``batch_size``) are shared by all
+    members, so member i equals ``train(models[i], ...)`` with the same generator state.
+    A member that diverges is retried alone with half its step (``config.max_retries``).
+    """
+    if not models:
+        raise ValueError("train_ensemble needs at least one model")
+    E = len(models)
+    alphas = [config.alpha] * E if alphas is None else [float(a) for a in alphas]
+    lrs_in = [config.lr] * E if lrs is None else list(lrs)
+    if len(alphas) != E or len(lrs_in) != E:
+        raise ValueError("alphas and lrs must have one entry per model")
+    base = models[0]
+    dtype = next(base.parameters()).dtype
+    device = next(base.parameters()).device
+    x, y = _as_xy(dataset, dtype, device)
+    _check(base, config, x, y)
+    initial = [copy.deepcopy(m) for m in models]
+    stacked = _stack(models)
+    lazy = config.regime == "lazy"
+    alpha_t = torch.tensor(alphas, dtype=dtype, device=device)
+    f0 = None
+    if lazy:
+        with torch.no_grad():
+            f0 = vmap(lambda p: functional_call(base, p, (x,)).reshape(x.shape[0], -1))(stacked)
+    lr_vals = auto_lr(base, stacked, x, config, [v == "auto" for v in lrs_in], generator)
+    lr_vals = [float(v) if v != "auto" else lr_vals[i] for i, v in enumerate(lrs_in)]
+    lr_t = torch.tensor(lr_vals, dtype=dtype, device=device)
+    state = generator.get_state() if generator is not None else None
+    params, steps, reason, hl, ha = _fit(
+        base, stacked, x, y, config, lr_t, alpha_t, f0, generator, batched=E > 1
+    )
+    results = []
+    for i in range(E):
+        retries, lr_i = 0, lr_vals[i]
+        p_i, s_i, r_i, hl_i, ha_i = params, int(steps[i]), reason[i], hl, ha
+        j = i
+        while r_i and retries < config.max_retries:
+            retries += 1
+            lr_i = lr_i / 2
+            if generator is not None:
+                generator.set_state(state)
+            p_i, s_t, r_l, hl_i, ha_i = _fit(
+                base,
+                {k: v[i : i + 1] for k, v in stacked.items()},
+                x,
+                y,
+                config,
+                torch.tensor([lr_i], dtype=dtype, device=device),
+                alpha_t[i : i + 1],
+                f0[i : i + 1] if lazy else None,
+                generator,
+                batched=False,
+            )
+            s_i, r_i, j = int(s_t[0]), r_l[0], 0
+        if r_i and retries:
+            r_i = f"{r_i} (after {retries} retries with halved steps)"
+        cfg_i = replace(config, alpha=alphas[i], lr=lr_i)
+        results.append(
+            TrainResult(
+                model=_unstack_into(base, p_i, j) if not r_i else initial[i],
+                initial_model=initial[i],
+                config=cfg_i,
+                diverged=bool(r_i),
+                reason=r_i,
+                lr=lr_i,
+                steps=s_i,
+                retries=retries,
+                history=_history(hl_i, ha_i, j, s_i),
+            )
+        )
+    return results
+
+
+def train(
+    model: nn.Module,
+    dataset,
+    config: TrainConfig | None = None,
+    *,
+    generator: torch.Generator | None = None,
+) -> TrainResult:
+    """Train one network on ``dataset`` (``x_train``, ``y_train``) as ``config`` says.
+
+    Never raises on divergence: the result is marked ``diverged`` with the reason, after
+    ``config.max_retries`` restarts from the initial weights with half the step. The input
+    model is not modified; ``result.model`` is a trained copy.
+    """
+    config = config or TrainConfig()
+    return train_ensemble([model], dataset, config, generator=generator)[0]

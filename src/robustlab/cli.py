@@ -42,7 +42,9 @@ def int_list(text: str) -> list[int]:
         elif part.lstrip("-").isdigit():
             out.append(int(part))
         else:
-            raise argparse.ArgumentTypeError(f"expected integers or a range like 2:12, got {part!r}")
+            raise argparse.ArgumentTypeError(
+                f"expected integers or a range like 2:12, got {part!r}"
+            )
     return out
 
 
@@ -101,8 +103,14 @@ def cmd_measure(a: argparse.Namespace) -> int:
             raise UsageError("--model needs --data FILE (.npz or .csv) with the points")
         spec = None
         if a.in_dim is not None and a.width is not None and a.depth is not None:
-            spec = dict(in_dim=a.in_dim, width=a.width, depth=a.depth, out_dim=a.out_dim,
-                        init=a.init.split(",")[0], bias=a.bias)
+            spec = dict(
+                in_dim=a.in_dim,
+                width=a.width,
+                depth=a.depth,
+                out_dim=a.out_dim,
+                init=a.init.split(",")[0],
+                bias=a.bias,
+            )
         model = load_model(a.model, spec).to(dtype)
         ds = load_data(a.data, seed=0)
         x = {"train": ds.x_train, "test": ds.x_test}.get(a.split)
@@ -111,29 +119,69 @@ def cmd_measure(a: argparse.Namespace) -> int:
         if a.points is not None:
             x = x[: a.points]
         for eps in a.eps:
-            r = perturbation_stability(model, x, eps, method=a.method, region=a.region,
-                                       n_samples=a.samples,
-                                       generator=torch.Generator().manual_seed(0))
-            rows.append({"model": a.model, "data": a.data, "eps": eps, "method": r.method,
-                         "region": a.region, "points": r.n_points, "p_value": r.value,
-                         "p_stderr": r.stderr})
+            r = perturbation_stability(
+                model,
+                x,
+                eps,
+                method=a.method,
+                region=a.region,
+                n_samples=a.samples,
+                generator=torch.Generator().manual_seed(0),
+            )
+            rows.append(
+                {
+                    "model": a.model,
+                    "data": a.data,
+                    "eps": eps,
+                    "method": r.method,
+                    "region": a.region,
+                    "points": r.n_points,
+                    "p_value": r.value,
+                    "p_stderr": r.stderr,
+                }
+            )
         _emit(rows, a.format, rows[0].keys())
         return 0
     if a.in_dim is None or a.width is None or a.depth is None:
-        raise UsageError("measure needs --in-dim, --width and --depth (or --model FILE --data FILE)")
+        raise UsageError(
+            "measure needs --in-dim, --width and --depth (or --model FILE --data FILE)"
+        )
     inits = [s.strip() for s in a.init.split(",") if s.strip()]
     combos = [(i, w, L, e) for i in inits for w in a.width for L in a.depth for e in a.eps]
     bar = _progress(len(combos) * a.seeds, "measure", a.quiet)
     for init, width, depth, eps in combos:
-        r = stability_at_init(init, a.in_dim, width, depth, eps, seeds=a.seeds,
-                              points=a.points or 1000, method=a.method, region=a.region,
-                              n_samples=a.samples, out_dim=a.out_dim, dtype=dtype,
-                              progress=lambda *_: bar.update(1))
+        r = stability_at_init(
+            init,
+            a.in_dim,
+            width,
+            depth,
+            eps,
+            seeds=a.seeds,
+            points=a.points or 1000,
+            method=a.method,
+            region=a.region,
+            n_samples=a.samples,
+            out_dim=a.out_dim,
+            dtype=dtype,
+            progress=lambda *_: bar.update(1),
+        )
         r.pop("runs")
         rows.append(r)
     bar.close()
-    cols = ["init", "width", "depth", "eps", "method", "seeds", "points", "p_mean", "p_stderr",
-            "p_bound_theory", "grad_sq_measured", "grad_sq_theory"]
+    cols = [
+        "init",
+        "width",
+        "depth",
+        "eps",
+        "method",
+        "seeds",
+        "points",
+        "p_mean",
+        "p_stderr",
+        "p_bound_theory",
+        "grad_sq_measured",
+        "grad_sq_theory",
+    ]
     _emit([{c: r[c] for c in cols} for r in rows], a.format, cols)
     return 0
 
@@ -149,14 +197,23 @@ def cmd_theory(a: argparse.Namespace) -> int:
         for width in a.width:
             s1, s2, s3 = scheme.variances(a.in_dim, width, 1)
             for depth in a.depth:
-                rows.append({
-                    "init": scheme.name, "in_dim": a.in_dim, "width": width, "depth": depth,
-                    "s1": s1, "s2": s2, "s3": s3,
-                    "grad_sq": expected_grad_sq_norm(scheme, a.in_dim, width, depth),
-                    "kappa_d": kappa(a.in_dim, a.region),
-                    "eps": a.eps,
-                    "p_bound": init_stability_bound(scheme, a.in_dim, width, depth, a.eps, a.region),
-                })
+                rows.append(
+                    {
+                        "init": scheme.name,
+                        "in_dim": a.in_dim,
+                        "width": width,
+                        "depth": depth,
+                        "s1": s1,
+                        "s2": s2,
+                        "s3": s3,
+                        "grad_sq": expected_grad_sq_norm(scheme, a.in_dim, width, depth),
+                        "kappa_d": kappa(a.in_dim, a.region),
+                        "eps": a.eps,
+                        "p_bound": init_stability_bound(
+                            scheme, a.in_dim, width, depth, a.eps, a.region
+                        ),
+                    }
+                )
     _emit(rows, a.format, rows[0].keys())
     return 0
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
 from torch import nn
 
-__all__ = ["as_input", "check_eps", "frozen", "model_dtype_device"]
+__all__ = ["as_input", "check_eps", "frozen", "jvp", "model_dtype_device"]
 
 
 def check_eps(eps: object) -> float:
@@ -68,11 +69,29 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
             p.requires_grad_(flag)
 
 
-def call(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """model(x) reshaped to (N, k); a shape mismatch becomes a ValueError that names the shapes."""
+def call(model: nn.Module, x: torch.Tensor, shape: tuple[int, ...] | None = None) -> torch.Tensor:
+    """model(x) reshaped to (N, k); a shape mismatch becomes a ValueError that names the shapes.
+
+    ``shape`` is the shape to report: the user's whole x when ``x`` is a chunk of it.
+    """
     try:
         out = model(x)
     except RuntimeError as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ValueError(f"x of shape {tuple(x.shape)} does not fit the model: {first}") from None
+        shown = tuple(x.shape) if shape is None else tuple(shape)
+        raise ValueError(f"x of shape {shown} does not fit the model: {first}") from None
     return out.reshape(out.shape[0], -1)
+
+
+def jvp(func: Callable, primals: tuple, tangents: tuple):
+    """``torch.func.jvp`` without torch's own TorchScript deprecation warning.
+
+    On first use, forward-mode AD registers its decompositions with ``torch.jit.script``,
+    which torch >= 2.10 flags with a DeprecationWarning that is not about our code; under
+    ``-W error`` (the test suite's setting) it would abort the first JVP of a process.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"`torch\.jit\.script` is", category=DeprecationWarning
+        )
+        return torch.func.jvp(func, primals, tangents)

@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.func import jvp
 
 from ..theory import kappa
-from ._state import as_input, call, check_eps, frozen
+from ._state import as_input, call, check_eps, frozen, jvp
 
 __all__ = ["StabilityResult", "input_gradients", "perturbation_stability", "sample_perturbations"]
 
@@ -87,7 +86,7 @@ def input_gradients(model: nn.Module, x: torch.Tensor, *, chunk_size: int = 4096
     with frozen(model), torch.enable_grad():
         for xc in x.split(chunk_size):
             xc = xc.clone().requires_grad_(True)
-            y = call(model, xc)
+            y = call(model, xc, shape=tuple(x.shape))
             if y.shape[1] != 1:
                 raise ValueError(
                     f"input gradients need a scalar output (k = 1), the model has k = {y.shape[1]}"
@@ -200,9 +199,10 @@ def perturbation_stability(
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     x = as_input(model, x)
+    # one point first: a model that does not take x fails here, naming the user's shape
+    with frozen(model), torch.no_grad():
+        k = call(model, x[:1], shape=tuple(x.shape)).shape[1]
     if method == "auto":
-        with frozen(model), torch.no_grad():
-            k = call(model, x[:1]).shape[1]
         method = "exact" if k == 1 else "mc"
     if method == "exact":
         per_point, per_se = _exact(model, x, eps, region, chunk_size)

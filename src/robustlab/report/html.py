@@ -24,6 +24,7 @@ import yaml
 
 from .._version import __version__
 from ..claims import evaluate
+from ..claims.evaluate import _numpy_dtypes
 from .figures import figures
 
 __all__ = ["build", "write_html"]
@@ -212,6 +213,7 @@ def write_html(
     otherwise they are drawn in a temporary directory and only embedded.
     """
     path = Path(path)
+    df = _numpy_dtypes(df)
     claims = evaluate(df) if claims is None else claims
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     cfgs = (

@@ -1,0 +1,19 @@
+"""Sweeps: declarative grids (YAML), batched cells, executors, the SQLite store."""
+
+from .config import Cell, SweepConfig, load_config
+from .runner import Progress, SweepSummary, run
+from .store import Store, export, load, load_cells, load_configs
+
+__all__ = [
+    "Cell",
+    "Progress",
+    "Store",
+    "SweepConfig",
+    "SweepSummary",
+    "export",
+    "load",
+    "load_cells",
+    "load_configs",
+    "load_config",
+    "run",
+]

@@ -1,0 +1,92 @@
+"""Executors: where groups of cells run. The driver alone writes the store.
+
+- ``serial``: in this process (one worker);
+- ``local``: worker processes (spawned), default one per core, each with an equal share of
+  the cores' threads;
+- ``ray``: each group is a Ray task on a local instance or a cluster (``address``).
+All yield ``(group_index, outcomes)`` as groups finish.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from multiprocessing import get_context
+
+import torch
+
+from .cells import CellOutcome, run_group
+from .config import Cell
+
+__all__ = ["EXECUTORS", "execute"]
+
+EXECUTORS = ("local", "ray", "serial")
+
+
+def _worker_init(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _serial(groups, dtype, device) -> Iterator[tuple[int, list[CellOutcome]]]:
+    for i, g in enumerate(groups):
+        yield i, run_group(g, dtype=dtype, device=device)
+
+
+def _local(groups, workers, dtype, device):
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    ctx = get_context("spawn")
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)
+    ) as pool:
+        pending = {
+            pool.submit(run_group, g, dtype=dtype, device=device): i for i, g in enumerate(groups)
+        }
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                yield pending.pop(fut), fut.result()
+
+
+def _ray(groups, workers, dtype, device, address):
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("executor 'ray' needs Ray: pip install 'robustlab[ray]'") from None
+    started = False
+    if not ray.is_initialized():
+        kwargs = {"address": address} if address else {"num_cpus": workers}
+        ray.init(**kwargs, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        started = True
+    try:
+        remote = ray.remote(num_cpus=1)(run_group)
+        refs = {remote.remote(g, dtype=dtype, device=device): i for i, g in enumerate(groups)}
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1)
+            for ref in ready:
+                yield refs.pop(ref), ray.get(ref)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def execute(
+    groups: list[list[Cell]],
+    executor: str = "local",
+    *,
+    workers: int | None = None,
+    address: str | None = None,
+    dtype: str = "float32",
+    device: str = "cpu",
+) -> Iterator[tuple[int, list[CellOutcome]]]:
+    """Run groups on an executor, yielding ``(index, outcomes)`` in completion order."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; choices: {', '.join(EXECUTORS)}")
+    workers = workers or (os.cpu_count() or 1)
+    if workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers}")
+    if executor == "serial" or (executor == "local" and (workers == 1 or len(groups) <= 1)):
+        return _serial(groups, dtype, device)
+    if executor == "local":
+        return _local(groups, min(workers, len(groups)), dtype, device)
+    return _ray(groups, workers, dtype, device, address)

@@ -4,25 +4,35 @@ Implements and extends Zhu, Liu, Chrysos & Cevher, "Robustness in deep learning:
 (width), the bad (depth), and the ugly (initialization)", NeurIPS 2022. See DESIGN.md.
 """
 
-from . import metrics, theory
+from . import claims, data, metrics, report, sweep, theory
 from ._version import __version__
 from .init import InitScheme, custom, get_init, init_schemes
-from .metrics import StabilityResult, perturbation_stability
+from .metrics import StabilityResult, laziness, perturbation_stability
 from .models import MLP, MLPSpec, load_model, mlp, save_model
+from .train import TrainConfig, TrainResult, train, train_ensemble
 
 __all__ = [
     "MLP",
     "InitScheme",
     "MLPSpec",
     "StabilityResult",
+    "TrainConfig",
+    "TrainResult",
     "__version__",
+    "claims",
     "custom",
+    "data",
     "get_init",
     "init_schemes",
+    "laziness",
     "load_model",
     "metrics",
     "mlp",
     "perturbation_stability",
+    "report",
     "save_model",
+    "sweep",
     "theory",
+    "train",
+    "train_ensemble",
 ]

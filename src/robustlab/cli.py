@@ -11,7 +11,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 __all__ = ["main"]
 
@@ -48,6 +48,23 @@ def int_list(text: str) -> list[int]:
     return out
 
 
+def init_list(text: str) -> list[str]:
+    """'lecun,he,custom(1,0.5,2)' -> ['lecun', 'he', 'custom(1,0.5,2)']: commas inside
+    parentheses belong to a custom scheme, not to the list."""
+    names, depth, current = [], 0, ""
+    for ch in text:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth <= 0:
+            names.append(current)
+            current = ""
+        else:
+            current += ch
+    names = [n.strip() for n in [*names, current] if n.strip()]
+    if not names:
+        raise UsageError(f"--init needs at least one scheme name, got {text!r}")
+    return names
+
+
 def _positive_float(text: str) -> float:
     try:
         v = float(text)
@@ -73,7 +90,12 @@ def _emit(rows: list[dict], fmt: str, columns: Sequence[str]) -> None:
 
     df = pd.DataFrame(rows, columns=list(columns))
     if fmt == "json":
-        print(json.dumps(rows, indent=2, default=float))
+        # NaN/inf (e.g. theory columns that do not apply for k > 1) are not JSON: null
+        clean = [
+            {c: None if isinstance(v, float) and not math.isfinite(v) else v for c, v in r.items()}
+            for r in rows
+        ]
+        print(json.dumps(clean, indent=2, default=float, allow_nan=False))
     elif fmt == "csv":
         print(df.to_csv(index=False), end="")
     else:
@@ -103,12 +125,14 @@ def cmd_measure(a: argparse.Namespace) -> int:
             raise UsageError("--model needs --data FILE (.npz or .csv) with the points")
         spec = None
         if a.in_dim is not None and a.width is not None and a.depth is not None:
+            if len(a.width) != 1 or len(a.depth) != 1:
+                raise UsageError("--model takes one --width and one --depth (the saved shape)")
             spec = dict(
                 in_dim=a.in_dim,
-                width=a.width,
-                depth=a.depth,
+                width=a.width[0],
+                depth=a.depth[0],
                 out_dim=a.out_dim,
-                init=a.init.split(",")[0],
+                init=init_list(a.init)[0],
                 bias=a.bias,
             )
         model = load_model(a.model, spec).to(dtype)
@@ -146,7 +170,7 @@ def cmd_measure(a: argparse.Namespace) -> int:
         raise UsageError(
             "measure needs --in-dim, --width and --depth (or --model FILE --data FILE)"
         )
-    inits = [s.strip() for s in a.init.split(",") if s.strip()]
+    inits = init_list(a.init)
     combos = [(i, w, L, e) for i in inits for w in a.width for L in a.depth for e in a.eps]
     bar = _progress(len(combos) * a.seeds, "measure", a.quiet)
     for init, width, depth, eps in combos:
@@ -192,7 +216,7 @@ def cmd_theory(a: argparse.Namespace) -> int:
     from .theory import expected_grad_sq_norm, init_stability_bound, kappa
 
     rows = []
-    for name in [s.strip() for s in a.init.split(",") if s.strip()]:
+    for name in init_list(a.init):
         scheme = get_init(name)
         for width in a.width:
             s1, s2, s3 = scheme.variances(a.in_dim, width, 1)
@@ -216,6 +240,141 @@ def cmd_theory(a: argparse.Namespace) -> int:
                 )
     _emit(rows, a.format, rows[0].keys())
     return 0
+
+
+# ----------------------------------------------------------------------------- sweeps
+def _sweep_progress(quiet: bool):
+    """A tqdm bar fed by the runner's Progress callback (cells done / total, failures, ETA)."""
+    state: dict = {}
+
+    def update(p) -> None:
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = _progress(p.total, "cells", quiet)
+        bar.n = p.done
+        bar.set_postfix(failed=p.failed, diverged=p.diverged, refresh=False)
+        bar.refresh()
+
+    def close() -> None:
+        if "bar" in state:
+            state["bar"].close()
+
+    return update, close
+
+
+def _summary_line(s) -> str:
+    return (
+        f"{s.name}: {s.total} cells, {s.skipped} already stored, ran {s.ok} ok, "
+        f"{s.diverged} diverged, {s.failed} failed in {s.time_s:.1f} s -> {s.store}"
+    )
+
+
+def cmd_sweep(a: argparse.Namespace) -> int:
+    from .sweep import run
+
+    update, close = _sweep_progress(a.quiet)
+    try:
+        summary = run(
+            a.config,
+            a.store,
+            executor=a.executor,
+            workers=a.workers,
+            address=a.address,
+            retry_failed=a.retry_failed,
+            dtype=a.dtype,
+            device=a.device,
+            progress=update,
+        )
+    finally:
+        close()
+    print(_summary_line(summary))
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from .sweep import export
+
+    path = export(a.store, a.output, fmt=a.format)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from .report import build
+
+    path = build(a.store, a.output, figures_dir=a.figures)
+    print(f"report: {path}")
+    return 0
+
+
+def _claims_table(df) -> str:
+    cols = ["claim", "verdict", "slope", "ci_low", "ci_high", "n", "median_rel_weight_change"]
+    view = df[cols].rename(columns={"median_rel_weight_change": "rel_dw"})
+    return view.to_string(index=False, float_format=lambda v: f"{v:+.3g}")
+
+
+def cmd_reproduce(a: argparse.Namespace) -> int:
+    from .reproduce import reproduce
+
+    update, close = _sweep_progress(a.quiet)
+    try:
+        res = reproduce(
+            a.out,
+            mode="full" if a.full else "quick",
+            executor=a.executor,
+            workers=a.workers,
+            address=a.address,
+            progress=update,
+        )
+    finally:
+        close()
+    print(_summary_line(res.summary))
+    print()
+    print(_claims_table(res.claims))
+    for _, row in res.claims.iterrows():
+        if isinstance(row["reason"], str) and row["reason"]:
+            print(f"  {row['claim']}: {row['reason']}")
+    print()
+    print(f"claims: {res.claims_csv}")
+    print(f"report: {res.report}")
+    return 0
+
+
+def _register_sweeps(sub) -> None:
+    s = sub.add_parser("sweep", help="run a sweep config into a SQLite store (resumable)")
+    s.add_argument("config", help="sweep YAML file")
+    s.add_argument("--store", required=True, help="SQLite results file (created if missing)")
+    s.add_argument("--executor", choices=["local", "serial", "ray"], default="local")
+    s.add_argument("--address", default=None, help="Ray cluster address (e.g. auto)")
+    s.add_argument("--workers", type=_positive_int, default=None, help="default: one per core")
+    s.add_argument("--retry-failed", action="store_true", help="re-run cells recorded as failed")
+    s.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    s.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_sweep)
+
+    e = sub.add_parser("export", help="export a store's results to Parquet or CSV")
+    e.add_argument("store")
+    e.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    e.add_argument("-o", "--output", required=True)
+    e.set_defaults(func=cmd_export)
+
+    r = sub.add_parser("report", help="self-contained HTML report of a store")
+    r.add_argument("store")
+    r.add_argument("-o", "--output", default="report.html")
+    r.add_argument("--figures", default=None, help="also keep PNG/PDF figures in this folder")
+    r.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("reproduce", help="test the paper's claims C1..C5 end to end")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="minutes on a laptop (default)")
+    mode.add_argument("--full", action="store_true", help="up to ~2 h on 2 cores")
+    p.add_argument("--out", default="robustlab-out", help="output folder (default robustlab-out)")
+    p.add_argument("--executor", choices=["local", "serial", "ray"], default="local")
+    p.add_argument("--address", default=None)
+    p.add_argument("--workers", type=_positive_int, default=None)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_reproduce)
 
 
 # ----------------------------------------------------------------------------- parser
@@ -258,13 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--format", choices=["table", "csv", "json"], default="table")
     t.set_defaults(func=cmd_theory)
 
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    _register_sweeps(sub)
     return p
-
-
-# later commands (sweep, reproduce, report, export) register themselves here
-_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -47,12 +47,13 @@ class Claim:
         return "log width" if self.axis == "width" else "depth"
 
 
-_W_KEYS = ("dataset", "init", "depth", "regime", "alpha", "eps", "method")
-_D_KEYS = ("dataset", "init", "width", "regime", "alpha", "eps", "method")
+_W_KEYS = ("dataset", "n_train", "init", "depth", "regime", "alpha", "eps", "method")
+_D_KEYS = ("dataset", "n_train", "init", "width", "regime", "alpha", "eps", "method")
 
 
-def _all(d: pd.DataFrame) -> pd.Series:
-    return pd.Series(True, index=d.index)
+def _trained_as_initialized(d: pd.DataFrame) -> pd.Series:
+    """C1/C2 rows: networks trained as parameterized (not the mean-field model of C5)."""
+    return d["regime"].isin(("standard", "lazy"))
 
 
 def _params_side(under: bool):
@@ -92,15 +93,15 @@ def _lazy_rows(inits: tuple[str, ...]):
 
 CLAIMS: tuple[Claim, ...] = (
     Claim("C1", "under-parameterized (p < N): wider => less robust (P grows with width)",
-          "width", +1, _W_KEYS, _all, _params_side(True)),
+          "width", +1, _W_KEYS, _trained_as_initialized, _params_side(True)),
     Claim("C2", "over-parameterized (p > N): wider => more robust (P falls with width)",
-          "width", -1, _W_KEYS, _all, _params_side(False)),
+          "width", -1, _W_KEYS, _trained_as_initialized, _params_side(False)),
     Claim("C3", "lazy training, LeCun init: deeper => more robust (P falls with depth)",
           "depth", -1, _D_KEYS, _lazy_rows(("lecun",)), _lazy),
     Claim("C4", "lazy training, He or NTK init: deeper => less robust (P grows with depth)",
           "depth", +1, _D_KEYS, _lazy_rows(("he", "ntk")), _lazy),
     Claim("C5", "non-lazy training (mean-field), two-layer ReLU: wider => more robust",
-          "width", -1, ("dataset", "init", "eps", "method"),
+          "width", -1, ("dataset", "n_train", "init", "eps", "method"),
           lambda d: d["regime"] == "mean_field", _nonlazy),
 )  # fmt: skip
 

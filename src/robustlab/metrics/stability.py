@@ -85,7 +85,7 @@ def input_gradients(model: nn.Module, x: torch.Tensor, *, chunk_size: int = 4096
     out = []
     with frozen(model), torch.enable_grad():
         for xc in x.split(chunk_size):
-            xc = xc.clone().requires_grad_(True)
+            xc = xc.detach().requires_grad_(True)  # a new leaf sharing x's memory, no copy
             y = call(model, xc, shape=tuple(x.shape))
             if y.shape[1] != 1:
                 raise ValueError(
@@ -101,7 +101,7 @@ def _exact(model: nn.Module, x: torch.Tensor, eps: float, region: str, chunk: in
     norms = []
     with frozen(model), torch.enable_grad():
         for xc in x.split(chunk):
-            xc = xc.clone().requires_grad_(True)
+            xc = xc.detach().requires_grad_(True)  # a new leaf sharing x's memory, no copy
             y = call(model, xc)
             if y.shape[1] != 1:
                 raise ValueError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -55,7 +56,13 @@ def load_model(path: str | os.PathLike, spec: dict | None = None) -> nn.Module:
         raise ValueError(f"model file {str(path)!r} not found")
     if _is_torchscript(path):
         try:
-            return torch.jit.load(str(path), map_location="cpu")
+            with warnings.catch_warnings():
+                # torch >= 2.10 deprecates TorchScript; loading a user's archive is still
+                # supported and the warning is noise on the CLI (and an error under -W error)
+                warnings.filterwarnings(
+                    "ignore", message=r"`torch\.jit\.load` is", category=DeprecationWarning
+                )
+                return torch.jit.load(str(path), map_location="cpu")
         except Exception as err:  # corrupt archive: report, don't trace
             raise ValueError(f"cannot load TorchScript model {str(path)!r}: {err}") from None
     try:

@@ -109,7 +109,10 @@ class MLP(nn.Module):
 
     def extra_repr(self) -> str:
         s = self.spec
-        return f"in_dim={s.in_dim}, width={s.width}, depth={s.depth}, out_dim={s.out_dim}, init={s.init}"
+        return (
+            f"in_dim={s.in_dim}, width={s.width}, depth={s.depth}, out_dim={s.out_dim}, "
+            f"init={s.init}"
+        )
 
 
 def mlp(

@@ -61,8 +61,11 @@ def _device(device: str | None) -> str:
     return str(device)
 
 
+ConfigLike = SweepConfig | Mapping[str, Any] | str | os.PathLike
+
+
 def run(
-    config: SweepConfig | Mapping[str, Any] | str | os.PathLike,
+    config: ConfigLike | list[ConfigLike],
     store: str | os.PathLike,
     *,
     executor: str = "local",
@@ -76,7 +79,8 @@ def run(
     """Run every unfinished cell of a sweep into the SQLite ``store``.
 
     Args:
-        config: a :class:`SweepConfig`, its dict form, or a YAML path.
+        config: a :class:`SweepConfig`, its dict form, or a YAML path; or a list of them,
+            run as one pool of groups (so workers stay busy across sweeps).
         store: SQLite file (created if missing); results of earlier runs are kept.
         executor: ``local`` (worker processes), ``serial`` (this process) or ``ray``.
         workers: processes / Ray CPUs (default: one per core).
@@ -86,17 +90,20 @@ def run(
         device: ``cpu``, ``cuda`` or ``auto`` (CUDA when available).
         progress: called with a :class:`Progress` after each group.
     """
-    cfg = load_config(config)
+    configs = [load_config(c) for c in (config if isinstance(config, list) else [config])]
+    if not configs:
+        raise ValueError("run needs at least one sweep config")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
     t0 = time.perf_counter()
     counts = {"ok": 0, "diverged": 0, "failed": 0}
     with Store(store) as st:
-        st.record_sweep(cfg.to_dict())
+        for cfg in configs:
+            st.record_sweep(cfg.to_dict())
         done = st.done_cells(retry_failed=retry_failed)
-        cells = cfg.cells()
+        cells = [c for cfg in configs for c in cfg.cells()]
         missing = {c.hash for c in cells} - done
-        groups = [g for grp in cfg.groups() for g in _split(grp)]
+        groups = [g for cfg in configs for grp in cfg.groups() for g in _split(grp)]
         todo = [g for g in groups if any(c.hash in missing for c in g)]
         total = len(missing)
         finished = 0
@@ -123,7 +130,7 @@ def run(
                     )
                 )
     return SweepSummary(
-        cfg.name,
+        ", ".join(cfg.name for cfg in configs),
         str(Path(store)),
         len(cells),
         len(cells) - total,

@@ -25,8 +25,10 @@ def ntk_top_eigenvalue(
 ) -> torch.Tensor:
     """lambda_max of the empirical NTK J J^T on points x, for each of E stacked models: (E,).
 
-    Power iteration from a fixed random start, stopped after ``iters`` products or once every
-    model's Rayleigh quotient moved by less than ``rtol`` (relative) in one iteration.
+    Power iteration from a fixed random start (the same for every model), stopped per model
+    after ``iters`` products or once its Rayleigh quotient moved by less than ``rtol``
+    (relative) in one iteration. A model's value does not depend on the others in the stack,
+    so an ensemble gets the step each member would get alone.
     """
     n = x.shape[0]
 
@@ -42,19 +44,22 @@ def ntk_top_eigenvalue(
     with torch.no_grad():
         k = functional_call(model, {a: b[0] for a, b in stacked.items()}, (x[:1],)).numel()
     gen = torch.Generator().manual_seed(0)  # fixed: the step must not depend on training RNG
-    u = torch.randn(E, n, k, generator=gen, dtype=torch.float64).to(x)
-    u = u / torch.linalg.vector_norm(u.reshape(E, -1), dim=1).reshape(E, 1, 1)
+    u = torch.randn(n, k, generator=gen, dtype=torch.float64).to(x)
+    u = (u / torch.linalg.vector_norm(u)).expand(E, n, k)  # (E, n, k), ||u_i|| = 1
     batched = vmap(kv)
     lam = torch.zeros(E, dtype=x.dtype, device=x.device)
+    done = torch.zeros(E, dtype=torch.bool, device=x.device)
     for _ in range(iters):
         ku = batched(stacked, u)
-        prev, lam = lam, (ku * u).reshape(E, -1).sum(1)  # Rayleigh quotient, ||u|| = 1
-        if bool(((lam - prev).abs() <= rtol * lam.abs()).all()):
+        quotient = (ku * u).reshape(E, -1).sum(1)  # Rayleigh quotient, ||u|| = 1
+        converged = (quotient - lam).abs() <= rtol * quotient.abs()
+        lam = torch.where(done, lam, quotient)  # a converged model keeps its value
+        done = done | converged
+        if bool(done.all()):
             break
         norm = torch.linalg.vector_norm(ku.reshape(E, -1), dim=1).clamp_min(1e-30)
         u = ku / norm.reshape(E, 1, 1)
     return lam
-
 
 def auto_lr(model, stacked: dict, x: torch.Tensor, config, which: list[bool], generator=None):
     """Per-model ``auto`` step sizes (None where ``which`` is False)."""

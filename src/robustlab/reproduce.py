@@ -1,0 +1,101 @@
+"""``robustlab reproduce``: the paper's claims end to end (presets -> sweep -> claims -> report).
+
+The presets shipped in ``robustlab/presets/{quick,full}/c1..c5.yaml`` are one sweep per
+claim (DESIGN §1 table). Everything lands in ``OUT/``: ``results.db`` (resumable),
+``claims.csv``, ``figures/*.png|pdf`` and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from .claims import evaluate
+from .report import write_html
+from .sweep import Progress, SweepSummary, load, load_config, load_configs, run
+
+__all__ = ["MODES", "ReproduceResult", "preset_paths", "reproduce"]
+
+MODES = ("quick", "full")
+
+
+@dataclass(frozen=True)
+class ReproduceResult:
+    """Paths of the artifacts, the claims table and the sweep summary."""
+
+    out_dir: Path
+    store: Path
+    claims_csv: Path
+    report: Path
+    figures: list[Path]
+    claims: pd.DataFrame
+    summary: SweepSummary
+
+
+def preset_paths(mode: str = "quick") -> list[Path]:
+    """The preset sweep configs of ``mode`` (``quick`` or ``full``), one per claim, C1..C5."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choices: {', '.join(MODES)}")
+    folder = resources.files("robustlab") / "presets" / mode
+    return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        df.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def reproduce(
+    out_dir: str | os.PathLike,
+    *,
+    mode: str = "quick",
+    executor: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    progress: Callable[[Progress], None] | None = None,
+) -> ReproduceResult:
+    """Run the presets of ``mode`` into ``out_dir`` and write claims.csv, figures, report.html.
+
+    Resumable: rerunning skips finished cells. Claims are judged on the rows of this mode's
+    sweeps only (a store may also hold the other mode's runs).
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    configs = [load_config(p) for p in preset_paths(mode)]
+    store = out / "results.db"
+    summary = run(
+        configs, store, executor=executor, workers=workers, address=address, progress=progress
+    )
+    names = {c.name for c in configs}
+    df = load(store)
+    df = df[df["sweep"].isin(names)]
+    claims = evaluate(df)
+    claims_csv = out / "claims.csv"
+    _write_csv(claims, claims_csv)
+    fig_dir = out / "figures"
+    fig_dir.mkdir(exist_ok=True)
+    sweep_configs = [c for c in load_configs(store) if c.get("name") in names]
+    report = write_html(
+        df,
+        out / "report.html",
+        claims=claims,
+        configs=sweep_configs,
+        title=f"robustlab: reproduction of Zhu et al. (NeurIPS 2022), {mode}",
+        figures_dir=fig_dir,
+    )
+    figures = sorted(fig_dir.glob("*.png")) + sorted(fig_dir.glob("*.pdf"))
+    return ReproduceResult(out, store, claims_csv, report, figures, claims, summary)

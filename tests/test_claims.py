@@ -277,3 +277,15 @@ def test_claim_slope_is_pooled_within_groups():
     c = claim(pd.concat([rows("width", 0.5), deep]), "C1")
     assert c["n_groups"] == 2 and c["verdict"] == "supported"
     assert c["ci_low"] < 0.5 < c["ci_high"]
+
+
+def test_store_dtypes_with_missing_values_are_handled():
+    # the store loads INTEGER as Int64 and TEXT as nullable string (pd.NA)
+    df = pd.concat([rows("width", 0.5), rows("width", -2.0, model=None, status=None, seed=1)])
+    dtypes = {
+        c: {"INTEGER": "Int64", "TEXT": "string"}.get(t, "float64") for c, t in COLUMNS.items()
+    }
+    stored = df.astype(dtypes)
+    assert stored["model"].isna().sum() == 25
+    pd.testing.assert_frame_equal(evaluate(stored, n_boot=200), evaluate(df, n_boot=200))
+    assert evaluate(stored, n_boot=200).loc[0, "verdict"] == "supported"

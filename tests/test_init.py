@@ -90,7 +90,9 @@ def test_ntk_param_stores_unit_gaussians_and_multiplies_in_forward():
 
 def test_ntk_param_has_the_function_law_of_he_at_init():
     """Same effective variances as He except the last layer: 1/m (ntk_param) vs 2/m (he)."""
-    assert rl.get_init("ntk_param").variances(D, M, K)[:2] == rl.get_init("he").variances(D, M, K)[:2]
+    ntk_param, he = rl.get_init("ntk_param"), rl.get_init("he")
+    assert ntk_param.variances(D, M, K)[:2] == he.variances(D, M, K)[:2]
+    assert ntk_param.variances(D, M, K)[2] == he.variances(D, M, K)[2] / 2
 
 
 def test_custom_with_numbers():
@@ -120,9 +122,7 @@ def test_custom_with_callables_gets_d_m_k():
 
 def test_mean_field_two_layer_network():
     m = 4000  # the output layer has m entries: 5*sqrt(2/4000) = 11% tolerance
-    net = rl.mlp(
-        D, m, 2, init="lecun", mean_field=True, generator=seeded(6), dtype=torch.float64
-    )
+    net = rl.mlp(D, m, 2, init="lecun", mean_field=True, generator=seeded(6), dtype=torch.float64)
     w, a = weights(net)
     check_gaussian(w, 1 / D, "mean-field first layer")
     check_gaussian(a, 1.0, "mean-field output weights a_j")

@@ -41,7 +41,7 @@ def mc_se(res: rl.StabilityResult) -> float:
 
 def jacobians(net, x: torch.Tensor) -> torch.Tensor:
     """Independent reference: per-point input Jacobians via torch.func.jacrev, (N, k, d)."""
-    return vmap(jacrev(lambda x1: net(x1[None])[0]))(x)
+    return vmap(jacrev(lambda x1: net(x1[None])[0]))(x).detach()
 
 
 # ----------------------------------------------------------------------------- exact

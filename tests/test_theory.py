@@ -145,7 +145,7 @@ SCHEMES = ["lecun", "he", "ntk", "xavier", "ntk_param"]
 DEPTHS = range(2, 9)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mc_jacobian_sq_norm(
     init: str, depth: int, width: int = WIDTH, out_dim: int = 1, n_nets: int = N_NETS
 ) -> tuple[float, float]:

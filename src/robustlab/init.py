@@ -66,7 +66,7 @@ class InitScheme:
     def weight_variances(
         self, in_dim: int, width: int, out_dim: int = 1
     ) -> tuple[float, float, float]:
-        """Variances of the *stored* weights: the effective ones, or 1 under NTK parameterization."""
+        """Variances of the stored weights: the effective ones, or 1 under NTK parameterization."""
         if self.parameterization == "ntk":
             return (1.0, 1.0, 1.0)
         return self.variances(in_dim, width, out_dim)
@@ -95,7 +95,7 @@ LECUN = register(
         lambda d, m, k: 1.0 / d,
         lambda d, m, k: 1.0 / m,
         lambda d, m, k: 1.0 / m,
-        doc="LeCun: variance 1/fan_in (s1=1/d, s2=1/m, s3=1/m). LeCun et al., Efficient BackProp, 1998.",
+        doc="LeCun: variance 1/fan_in (s1=1/d, s2=1/m, s3=1/m). LeCun et al., Efficient BackProp.",
     )
 )
 HE = register(

@@ -8,7 +8,6 @@ claim (DESIGN §1 table). Everything lands in ``OUT/``: ``results.db`` (resumabl
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ._atomic import atomic_write
 from .claims import evaluate
 from .report import write_html
 from .sweep import Progress, SweepSummary, load, load_config, load_configs, run
@@ -46,17 +46,6 @@ def preset_paths(mode: str = "quick") -> list[Path]:
     return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        df.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def reproduce(
     out_dir: str | os.PathLike,
     *,
@@ -85,7 +74,7 @@ def reproduce(
     df = df[df["sweep"].isin(names)]
     claims = evaluate(df)
     claims_csv = out / "claims.csv"
-    _write_csv(claims, claims_csv)
+    atomic_write(claims_csv, lambda tmp: claims.to_csv(tmp, index=False))
     fig_dir = out / "figures"
     fig_dir.mkdir(exist_ok=True)
     sweep_configs = [c for c in load_configs(store) if c.get("name") in names]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .._atomic import atomic_write
 from .mlp import MLP, mlp_from_spec
 
 __all__ = ["load_model", "save_model"]
@@ -23,15 +23,7 @@ def save_model(model: MLP, path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     payload = {"spec": model.spec.to_dict(), "state_dict": model.state_dict()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def _is_torchscript(path: Path) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 import platform
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from .._atomic import atomic_write
 from .._version import __version__
 from ..claims import evaluate
 from ..claims.evaluate import _numpy_dtypes
@@ -241,16 +241,7 @@ def write_html(
 </body></html>
 """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(page)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)  # never leave a half-written report behind
-        raise
-    return path
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
 
 
 def build(store_path: str | Path, out_html: str | Path, *, figures_dir=None) -> Path:

@@ -23,7 +23,6 @@ import numbers
 import os
 import sqlite3
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping
 from contextlib import closing, suppress
 from datetime import datetime, timezone
@@ -33,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 
+from .._atomic import atomic_write
 from .._version import __version__
 from .schema import COLUMNS, STATUSES
 
@@ -370,19 +370,6 @@ def export(store_path: StorePath, out_path: StorePath, fmt: str = "parquet") -> 
         raise ValueError(f"export format must be 'parquet' or 'csv', got {fmt!r}")
     df = load(store_path)
     out = Path(out_path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    except OSError as err:
-        raise ValueError(f"cannot write '{out}': {err.strerror}") from None
-    os.close(fd)
-    try:
-        if fmt == "parquet":
-            df.to_parquet(tmp, index=False)
-        else:
-            df.to_csv(tmp, index=False)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    if fmt == "parquet":
+        return atomic_write(out, lambda tmp: df.to_parquet(tmp, index=False))
+    return atomic_write(out, lambda tmp: df.to_csv(tmp, index=False))

@@ -42,7 +42,7 @@ def kappa(d: int, region: str = "ball") -> float:
 
 
 def rms_factor(d: int, region: str = "ball") -> float:
-    """c with ``E ||J delta||^2 = eps^2 ||J||_F^2 * c``: 1/(d+2) for the ball, 1/d for the sphere."""
+    """c in ``E ||J delta||^2 = eps^2 ||J||_F^2 c``: 1/(d+2) for the ball, 1/d for the sphere."""
     d = check_positive_int("d", d)
     return 1.0 / (d + 2) if _check_region(region) == "ball" else 1.0 / d
 

@@ -1,0 +1,257 @@
+"""Benchmark: batched sweep ensembles against a per-model loop, and the trainer's FLOP rate.
+
+Part 1 (speedup). A sweep of small MLPs on two-class MNIST-1D (classes 0 and 1: 794
+training and 206 test points, d = 40): init lecun/he/ntk x width 16/32/64/128 x depth
+2/4/6 x 8 seeds = 288 cells, full-batch GD on the mse loss, 200 steps, ``lr="auto"``
+(the sweep's default; both sides compute it the same way, per model), exact P at eps = 0.1
+on the test points after training only (no init measurement, no laziness). It is timed
+
+- batched, in this process: ``robustlab.sweep.run(..., executor="serial")``; the cells of
+  each (width, depth) train together as one vmapped ensemble;
+- batched, two worker processes: ``executor="local", workers=2`` (worker start-up and
+  dataset generation in the workers included);
+- as a plain per-model loop: ``run_group([cell])`` for each cell alone, i.e. the same work
+  without batching (no store writes; they take milliseconds). With ``--loop-cells
+  stratified`` (the default) the loop runs one seed of every (init, width, depth) and its
+  time is scaled by the number of cells; ``--loop-cells all`` runs every cell.
+
+speedup = loop time / batched time (serial, like for like); the local executor's speedup
+is reported beside it. Target: at least 5x.
+
+Part 2 (peak fraction). One compute-bound cell (width 1024, depth 4, 512 sphere points in
+d = 40, full-batch GD with a fixed step) is trained for a few steps; its achieved FLOP/s,
+counting 3 x 2 x N x params FLOPs per step (forward, and backward for inputs and weights),
+is divided by the rate of torch.mm on the same shapes (each layer's forward, input-grad and
+weight-grad products), measured in the same run. Target: at least 50%.
+
+In-process runs use ``--threads`` torch threads (default 1, what each of the local
+executor's two workers gets on a 2-core machine), so every timing uses one core per process.
+
+Usage: python benchmarks/bench_sweep.py [--json PATH] [--loop-cells all|stratified]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import robustlab as rl
+from robustlab.sweep import load, load_config
+from robustlab.sweep.cells import run_group
+from robustlab.train import TrainConfig, train
+
+SPEEDUP_TARGET = 5.0
+PEAK_TARGET = 0.5
+
+
+def sweep_config(steps: int, seeds: int, lr: str | float) -> dict:
+    return {
+        "name": "bench-sweep",
+        "data": {"name": "mnist1d", "classes": [0, 1]},
+        "grid": {"width": [16, 32, 64, 128], "depth": [2, 4, 6], "init": ["lecun", "he", "ntk"]},
+        "seeds": seeds,
+        "train": {"optimizer": "gd", "loss": "mse", "lr": lr, "steps": steps},
+        "measure": {"eps": [0.1], "methods": ["exact"], "at": ["final"], "laziness": False},
+    }
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def final_p(rows) -> dict[str, float]:
+    return {r["cell"]: float(r["p_value"]) for r in rows if r.get("at") == "final"}
+
+
+def bench_speedup(args, tmp: Path) -> dict:
+    cfg = load_config(sweep_config(args.steps, args.seeds, args.lr))
+    cells = cfg.cells()
+    groups = cfg.groups()
+    # generate MNIST-1D once before any timing (cached per process; workers pay it themselves)
+    run_group([cells[0]])
+
+    t_serial, summary = timed(lambda: rl.sweep.run(cfg, tmp / "serial.db", executor="serial"))
+    if summary.ok != len(cells):
+        raise RuntimeError(f"batched sweep: {summary}")
+    t_local, summary_l = timed(
+        lambda: rl.sweep.run(cfg, tmp / "local.db", executor="local", workers=args.workers)
+    )
+    if summary_l.ok != len(cells):
+        raise RuntimeError(f"local sweep: {summary_l}")
+
+    if args.loop_cells == "all":
+        loop_cells = cells
+    else:  # the first seed of every (init, width, depth)
+        first = cfg.seeds[0]
+        loop_cells = [c for c in cells if c.seed == first]
+    t_loop_run, outcomes = timed(lambda: [run_group([c])[0] for c in loop_cells])
+    t_loop = t_loop_run * len(cells) / len(loop_cells)
+
+    # sanity: the loop reproduces the batched numbers
+    batched = load(tmp / "serial.db")
+    batched_p = dict(zip(batched["cell"], batched["p_value"].astype(float), strict=True))
+    loop_p = {k: v for o in outcomes for k, v in final_p(o.rows).items()}
+    max_rel = max(abs(loop_p[k] - batched_p[k]) / abs(batched_p[k]) for k in loop_p)
+    local = load(tmp / "local.db")
+    local_p = dict(zip(local["cell"], local["p_value"].astype(float), strict=True))
+    max_rel_local = max(abs(local_p[k] - batched_p[k]) / abs(batched_p[k]) for k in batched_p)
+    return {
+        "cells": len(cells),
+        "groups": len(groups),
+        "ensemble_size": max(len(g) for g in groups),
+        "n_train": 794,
+        "steps": args.steps,
+        "lr": args.lr,
+        "batched_serial_s": t_serial,
+        "batched_local_s": t_local,
+        "local_workers": args.workers,
+        "loop_cells_run": len(loop_cells),
+        "loop_measured_s": t_loop_run,
+        "loop_s": t_loop,
+        "loop_scaled": len(loop_cells) != len(cells),
+        "speedup": t_loop / t_serial,
+        "speedup_local": t_loop / t_local,
+        "max_rel_diff_p_loop_vs_batched": max_rel,
+        "max_rel_diff_p_local_vs_serial": max_rel_local,
+    }
+
+
+def mm_rate(shapes: list[tuple[int, int, int]], repeats: int) -> float:
+    """FLOP/s of torch.mm over the (n, k) @ (k, m) products in ``shapes``."""
+    pairs = [(torch.randn(n, k), torch.randn(k, m)) for n, k, m in shapes]
+    flops = sum(2 * n * k * m for n, k, m in shapes)
+    for a, b in pairs:  # warm-up
+        torch.mm(a, b)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        for a, b in pairs:
+            torch.mm(a, b)
+    return flops * repeats / (time.perf_counter() - t0)
+
+
+def bench_peak(args) -> dict:
+    n, d, m, depth = args.peak_points, 40, args.peak_width, args.peak_depth
+    ds = rl.data.load("sphere", n_train=n, n_test=1, in_dim=d, seed=0)
+    net = rl.mlp(d, m, depth, init="he", generator=torch.Generator().manual_seed(0))
+    p = net.spec.n_params
+    cfg = TrainConfig(optimizer="gd", loss="mse", lr=1e-3, steps=args.peak_steps)
+    train(net, ds, TrainConfig(optimizer="gd", loss="mse", lr=1e-3, steps=2))  # warm-up
+    t_train, res = timed(lambda: train(net, ds, cfg))
+    if res.diverged or res.steps != args.peak_steps:
+        raise RuntimeError(f"peak cell: {res.reason or res.steps}")
+    flops_step = 3 * 2 * n * p
+    achieved = flops_step * args.peak_steps / t_train
+    # the step's products: per layer (k_in -> k_out) forward X W^T, input grad G W, weight
+    # grad G^T X (the first layer's input grad is not needed but counted in 3 x 2 N p too)
+    dims = [d] + [m] * (depth - 1) + [1]
+    shapes = []
+    for k_in, k_out in zip(dims[:-1], dims[1:], strict=True):
+        shapes += [(n, k_in, k_out), (n, k_out, k_in), (k_out, n, k_in)]
+    reference = mm_rate(shapes, repeats=args.peak_steps)
+    return {
+        "peak_width": m,
+        "peak_depth": depth,
+        "peak_points": n,
+        "peak_params": p,
+        "peak_steps": args.peak_steps,
+        "train_step_s": t_train / args.peak_steps,
+        "achieved_gflops": achieved / 1e9,
+        "mm_gflops": reference / 1e9,
+        "peak_fraction": achieved / reference,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", type=Path, help="write the results as a JSON object here")
+    ap.add_argument("--loop-cells", choices=("stratified", "all"), default="stratified")
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--seeds", type=int, default=8)
+    ap.add_argument("--lr", default="auto", help='"auto" (default) or a fixed step')
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads in this process")
+    ap.add_argument("--peak-width", type=int, default=1024)
+    ap.add_argument("--peak-depth", type=int, default=4)
+    ap.add_argument("--peak-points", type=int, default=512)
+    ap.add_argument("--peak-steps", type=int, default=10)
+    ap.add_argument("--skip-speedup", action="store_true", help="run part 2 only")
+    args = ap.parse_args()
+    args.lr = args.lr if args.lr == "auto" else float(args.lr)
+    torch.set_num_threads(args.threads)
+
+    out: dict = {
+        "machine": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "robustlab": rl.__version__,
+        "load_avg_start": os.getloadavg()[0],
+    }
+    if not args.skip_speedup:
+        with tempfile.TemporaryDirectory() as tmp:
+            out.update(bench_speedup(args, Path(tmp)))
+    out.update(bench_peak(args))
+    out["load_avg_end"] = os.getloadavg()[0]
+    speed_ok = out.get("speedup", math.nan) >= SPEEDUP_TARGET
+    peak_ok = out["peak_fraction"] >= PEAK_TARGET
+    out["speedup_target"], out["peak_target"] = SPEEDUP_TARGET, PEAK_TARGET
+    out["pass"] = bool(speed_ok and peak_ok)
+
+    print(f"robustlab {out['robustlab']}, torch {out['torch']}, {out['cpu_count']} CPUs,")
+    print(f"{args.threads} torch thread(s) per process, load average {out['load_avg_start']:.1f}")
+    if not args.skip_speedup:
+        scaled = (
+            f" ({out['loop_cells_run']} cells run, one seed per (init, width, depth), "
+            f"scaled x{out['cells'] / out['loop_cells_run']:g})"
+            if out["loop_scaled"]
+            else ""
+        )
+        print(
+            f"\nsweep: {out['cells']} cells in {out['groups']} groups of {out['ensemble_size']}, "
+            f"mnist1d 2-class (N=794), gd mse, {args.steps} steps, lr={args.lr}"
+        )
+        print(f"{'run':<40}{'time (s)':>10}{'speedup':>10}")
+        print(f"{'per-model loop' + (' (scaled)' if out['loop_scaled'] else ''):<40}", end="")
+        print(f"{out['loop_s']:>10.1f}{1.0:>10.1f}")
+        print(f"{'batched, serial executor':<40}{out['batched_serial_s']:>10.1f}", end="")
+        print(f"{out['speedup']:>10.1f}")
+        print(f"{f'batched, local executor ({args.workers} workers)':<40}", end="")
+        print(f"{out['batched_local_s']:>10.1f}{out['speedup_local']:>10.1f}")
+        if scaled:
+            print(f"loop time measured {out['loop_measured_s']:.1f} s{scaled}")
+        print(
+            f"max relative difference of P: loop vs batched "
+            f"{out['max_rel_diff_p_loop_vs_batched']:.1e}, local vs serial "
+            f"{out['max_rel_diff_p_local_vs_serial']:.1e}"
+        )
+    print(
+        f"\npeak: width {out['peak_width']}, depth {out['peak_depth']}, N={out['peak_points']}, "
+        f"{out['peak_params']} params, {out['train_step_s'] * 1e3:.1f} ms/step"
+    )
+    print(
+        f"training {out['achieved_gflops']:.1f} GFLOP/s, torch.mm {out['mm_gflops']:.1f} "
+        f"GFLOP/s on the same shapes: {100 * out['peak_fraction']:.0f}% of the matmul rate"
+    )
+    print()
+    if not args.skip_speedup:
+        verdict = "PASS" if speed_ok else "FAIL"
+        print(f"{verdict}  speedup {out['speedup']:.1f}x (target >= {SPEEDUP_TARGET:g}x)")
+    verdict = "PASS" if peak_ok else "FAIL"
+    print(f"{verdict}  peak fraction {out['peak_fraction']:.2f} (target >= {PEAK_TARGET:g})")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2, allow_nan=False) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -11,9 +11,9 @@ import math
 
 import torch
 from torch import nn
-from torch.func import functional_call, jvp, vjp, vmap
+from torch.func import functional_call, vjp, vmap
 
-from ._state import as_input, frozen
+from ._state import as_input, frozen, jvp
 
 __all__ = ["empirical_ntk", "laziness"]
 

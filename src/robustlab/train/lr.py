@@ -11,8 +11,9 @@ unchanged (the loss is divided by alpha^2), so the step is the same for any alph
 from __future__ import annotations
 
 import torch
-from torch.func import functional_call, jvp, vjp, vmap
+from torch.func import functional_call, vjp, vmap
 
+from ..metrics._state import jvp  # torch.func.jvp minus torch's own deprecation warning
 from .losses import curvature_bound
 
 __all__ = ["auto_lr", "ntk_top_eigenvalue"]

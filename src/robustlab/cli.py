@@ -424,7 +424,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, run one library call, map errors to exit codes."""
     try:
-        args = build_parser().parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as stop:  # --help / --version
+            return int(stop.code or 0)
         for name in ("width", "depth"):
             for v in getattr(args, name, None) or []:
                 if v < 1:

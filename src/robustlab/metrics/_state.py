@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ __all__ = ["as_input", "check_eps", "frozen", "jvp", "model_dtype_device"]
 
 def check_eps(eps: object) -> float:
     """Return eps as a float if it is a positive finite number, else raise ValueError."""
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps):
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not math.isfinite(eps):
         raise ValueError(f"eps must be a positive finite number, got {eps!r}")
     if eps <= 0:
         raise ValueError(f"eps must be positive, got {eps!r}")

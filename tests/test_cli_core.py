@@ -32,16 +32,6 @@ D, M, L = 6, 16, 3  # the saved model's shape
 TORCHSCRIPT_DEPRECATED = "ignore:`torch.jit:DeprecationWarning"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread for these tiny tensors: faster than two, and immune to OpenMP
-    oversubscription when other processes load the machine. Restored after each test."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def run(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()

@@ -33,16 +33,6 @@ TABLE = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread for these tiny tensors: faster than two, and immune to OpenMP
-    oversubscription when other processes load the machine. Restored after each test."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def check_gaussian(w: torch.Tensor, var: float, what: str) -> None:
     """Entries of w look like i.i.d. N(0, var): second moment and mean within Z SE."""
     w = w.detach().double().flatten()

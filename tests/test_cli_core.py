@@ -239,6 +239,21 @@ def test_measure_saved_model(capsys, files):
         assert torch.equal(a, b)
 
 
+def test_measure_on_unlabelled_points(capsys, files):
+    """An .npz holding only x is enough: P needs no labels."""
+    tmp, net, data = files
+    np.savez(tmp / "x.npz", x=data["x_test"])
+    ref = rl.perturbation_stability(net, torch.from_numpy(data["x_test"]), 0.05)
+    row = measured(capsys, "--model", str(tmp / "m.pt"), "--data", str(tmp / "x.npz"),
+                   "--eps", "0.05")  # fmt: skip
+    assert row["points"] == 10
+    assert row["p_value"] == pytest.approx(ref.value, rel=1e-6)
+    np.savez(tmp / "bad.npz", x=np.arange(4.0))  # 1-D: not (N, ...)
+    code, _, err = run(capsys, "measure", "--model", str(tmp / "m.pt"), "--data",
+                       str(tmp / "bad.npz"))  # fmt: skip
+    assert code == 2 and err.startswith("robustlab: error:") and "shape (N, ...)" in err
+
+
 def test_measure_bare_state_dict_needs_the_shape(capsys, files):
     tmp, net, data = files
     torch.save(net.state_dict(), tmp / "sd.pt")

@@ -109,6 +109,25 @@ def _progress(total: int, desc: str, quiet: bool):
 
 
 # ----------------------------------------------------------------------------- measure
+def _unlabelled_points(path: str):
+    """Points of an .npz holding only ``x`` (P needs no labels); None for anything else."""
+    import numpy as np
+    import torch
+
+    if not path.endswith(".npz") or not os.path.isfile(path):
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if set(z.files) != {"x"}:
+                return None
+            x = z["x"]
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot read {path!r}: {err}") from None
+    if x.ndim < 2 or not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"{path!r}: x must be a numeric array of shape (N, ...), got {x.shape}")
+    return torch.from_numpy(np.ascontiguousarray(x)).float()
+
+
 def cmd_measure(a: argparse.Namespace) -> int:
     import torch
 
@@ -136,10 +155,12 @@ def cmd_measure(a: argparse.Namespace) -> int:
                 bias=a.bias,
             )
         model = load_model(a.model, spec).to(dtype)
-        ds = load_data(a.data, seed=0)
-        x = {"train": ds.x_train, "test": ds.x_test}.get(a.split)
-        if x is None:
-            x = torch.cat([ds.x_train, ds.x_test])
+        x = _unlabelled_points(a.data)
+        if x is None:  # labelled data set: any format rl.data.load reads
+            ds = load_data(a.data, seed=0)
+            x = {"train": ds.x_train, "test": ds.x_test}.get(a.split)
+            if x is None:
+                x = torch.cat([ds.x_train, ds.x_test])
         if a.points is not None:
             x = x[: a.points]
         for eps in a.eps:

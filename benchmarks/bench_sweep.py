@@ -80,7 +80,12 @@ def bench_speedup(args, tmp: Path) -> dict:
     # generate MNIST-1D once before any timing (cached per process; workers pay it themselves)
     run_group([cells[0]])
 
-    t_serial, summary = timed(lambda: rl.sweep.run(cfg, tmp / "serial.db", executor="serial"))
+    ticks: list[float] = []  # the serial executor finishes groups in order
+    t_serial, summary = timed(
+        lambda: rl.sweep.run(
+            cfg, tmp / "serial.db", executor="serial", progress=lambda p: ticks.append(p.elapsed_s)
+        )
+    )
     if summary.ok != len(cells):
         raise RuntimeError(f"batched sweep: {summary}")
     t_local, summary_l = timed(
@@ -94,14 +99,29 @@ def bench_speedup(args, tmp: Path) -> dict:
     else:  # the first seed of every (init, width, depth)
         first = cfg.seeds[0]
         loop_cells = [c for c in cells if c.seed == first]
-    t_loop_run, outcomes = timed(lambda: [run_group([c])[0] for c in loop_cells])
-    t_loop = t_loop_run * len(cells) / len(loop_cells)
+    scale = len(cells) / len(loop_cells)
+    loop_by_width: dict[int, float] = {}
+    outcomes = []
+    for c in loop_cells:
+        dt, (o,) = timed(lambda c=c: run_group([c]))
+        outcomes.append(o)
+        loop_by_width[c.width] = loop_by_width.get(c.width, 0.0) + dt * scale
+    t_loop_run = sum(loop_by_width.values()) / scale
+    t_loop = t_loop_run * scale
+    batched_by_width: dict[int, float] = {}
+    for g, start, end in zip(groups, [0.0, *ticks[:-1]], ticks, strict=True):
+        batched_by_width[g[0].width] = batched_by_width.get(g[0].width, 0.0) + end - start
+    # the training FLOPs alone (3 x 2 x N x params per step), without lr=auto or measurement
+    train_flops = sum(
+        6 * 794 * c.train.steps * rl.mlp(40, c.width, c.depth).spec.n_params for c in cells
+    )
 
     # sanity: the loop reproduces the batched numbers
     batched = load(tmp / "serial.db")
     batched_p = dict(zip(batched["cell"], batched["p_value"].astype(float), strict=True))
     loop_p = {k: v for o in outcomes for k, v in final_p(o.rows).items()}
-    max_rel = max(abs(loop_p[k] - batched_p[k]) / abs(batched_p[k]) for k in loop_p)
+    rel = sorted(abs(loop_p[k] - batched_p[k]) / abs(batched_p[k]) for k in loop_p)
+    max_rel, median_rel = rel[-1], rel[len(rel) // 2]
     local = load(tmp / "local.db")
     local_p = dict(zip(local["cell"], local["p_value"].astype(float), strict=True))
     max_rel_local = max(abs(local_p[k] - batched_p[k]) / abs(batched_p[k]) for k in batched_p)
@@ -119,9 +139,27 @@ def bench_speedup(args, tmp: Path) -> dict:
         "loop_measured_s": t_loop_run,
         "loop_s": t_loop,
         "loop_scaled": len(loop_cells) != len(cells),
+        "loop_method": (
+            "run_group([cell]) for every cell"
+            if len(loop_cells) == len(cells)
+            else f"run_group([cell]) for the first seed of every (init, width, depth), "
+            f"{len(loop_cells)} cells, time scaled by {len(cells)}/{len(loop_cells)}"
+        ),
+        "by_width": {
+            str(w): {
+                "loop_s": loop_by_width[w],
+                "batched_serial_s": batched_by_width[w],
+                "speedup": loop_by_width[w] / batched_by_width[w],
+            }
+            for w in sorted(loop_by_width)
+        },
+        "train_tflop": train_flops / 1e12,
         "speedup": t_loop / t_serial,
         "speedup_local": t_loop / t_local,
+        # float32 rounding differs between the vmapped and the single-model step; a few deep
+        # cells amplify it over 200 steps (in float64 the two agree to ~1e-12)
         "max_rel_diff_p_loop_vs_batched": max_rel,
+        "median_rel_diff_p_loop_vs_batched": median_rel,
         "max_rel_diff_p_local_vs_serial": max_rel_local,
     }
 
@@ -146,18 +184,22 @@ def bench_peak(args) -> dict:
     p = net.spec.n_params
     cfg = TrainConfig(optimizer="gd", loss="mse", lr=1e-3, steps=args.peak_steps)
     train(net, ds, TrainConfig(optimizer="gd", loss="mse", lr=1e-3, steps=2))  # warm-up
-    t_train, res = timed(lambda: train(net, ds, cfg))
-    if res.diverged or res.steps != args.peak_steps:
-        raise RuntimeError(f"peak cell: {res.reason or res.steps}")
-    flops_step = 3 * 2 * n * p
-    achieved = flops_step * args.peak_steps / t_train
     # the step's products: per layer (k_in -> k_out) forward X W^T, input grad G W, weight
     # grad G^T X (the first layer's input grad is not needed but counted in 3 x 2 N p too)
     dims = [d] + [m] * (depth - 1) + [1]
     shapes = []
     for k_in, k_out in zip(dims[:-1], dims[1:], strict=True):
         shapes += [(n, k_in, k_out), (n, k_out, k_in), (k_out, n, k_in)]
-    reference = mm_rate(shapes, repeats=args.peak_steps)
+    # best of a few interleaved repeats on both sides: other processes share the machine
+    t_train, reference = math.inf, 0.0
+    for _ in range(args.peak_repeats):
+        dt, res = timed(lambda: train(net, ds, cfg))
+        if res.diverged or res.steps != args.peak_steps:
+            raise RuntimeError(f"peak cell: {res.reason or res.steps}")
+        t_train = min(t_train, dt)
+        reference = max(reference, mm_rate(shapes, repeats=args.peak_steps))
+    flops_step = 3 * 2 * n * p
+    achieved = flops_step * args.peak_steps / t_train
     return {
         "peak_width": m,
         "peak_depth": depth,
@@ -184,6 +226,7 @@ def main() -> int:
     ap.add_argument("--peak-depth", type=int, default=4)
     ap.add_argument("--peak-points", type=int, default=512)
     ap.add_argument("--peak-steps", type=int, default=10)
+    ap.add_argument("--peak-repeats", type=int, default=3)
     ap.add_argument("--skip-speedup", action="store_true", help="run part 2 only")
     args = ap.parse_args()
     args.lr = args.lr if args.lr == "auto" else float(args.lr)
@@ -202,6 +245,10 @@ def main() -> int:
             out.update(bench_speedup(args, Path(tmp)))
     out.update(bench_peak(args))
     out["load_avg_end"] = os.getloadavg()[0]
+    if not args.skip_speedup:
+        # the sweep's training FLOPs at the measured matmul rate: no batching can beat this
+        out["compute_floor_s"] = out["train_tflop"] * 1e3 / out["mm_gflops"]
+        out["speedup_bound"] = out["loop_s"] / out["compute_floor_s"]
     speed_ok = out.get("speedup", math.nan) >= SPEEDUP_TARGET
     peak_ok = out["peak_fraction"] >= PEAK_TARGET
     out["speedup_target"], out["peak_target"] = SPEEDUP_TARGET, PEAK_TARGET
@@ -229,9 +276,14 @@ def main() -> int:
         print(f"{out['batched_local_s']:>10.1f}{out['speedup_local']:>10.1f}")
         if scaled:
             print(f"loop time measured {out['loop_measured_s']:.1f} s{scaled}")
+        print(f"\n{'width':<8}{'loop (s)':>10}{'batched serial (s)':>20}{'speedup':>10}")
+        for w, row in out["by_width"].items():
+            print(f"{w:<8}{row['loop_s']:>10.1f}{row['batched_serial_s']:>20.1f}", end="")
+            print(f"{row['speedup']:>10.1f}")
         print(
-            f"max relative difference of P: loop vs batched "
-            f"{out['max_rel_diff_p_loop_vs_batched']:.1e}, local vs serial "
+            f"relative difference of P, loop vs batched: median "
+            f"{out['median_rel_diff_p_loop_vs_batched']:.1e}, max "
+            f"{out['max_rel_diff_p_loop_vs_batched']:.1e} (float32); local vs serial: max "
             f"{out['max_rel_diff_p_local_vs_serial']:.1e}"
         )
     print(
@@ -242,6 +294,12 @@ def main() -> int:
         f"training {out['achieved_gflops']:.1f} GFLOP/s, torch.mm {out['mm_gflops']:.1f} "
         f"GFLOP/s on the same shapes: {100 * out['peak_fraction']:.0f}% of the matmul rate"
     )
+    if not args.skip_speedup:
+        print(
+            f"\nthe sweep's training alone is {out['train_tflop']:.2f} TFLOP: "
+            f"{out['compute_floor_s']:.0f} s at that matmul rate, so no batching can make it "
+            f"more than {out['speedup_bound']:.1f}x faster than the loop on this machine"
+        )
     print()
     if not args.skip_speedup:
         verdict = "PASS" if speed_ok else "FAIL"

@@ -157,6 +157,32 @@ def _base_row(cell: Cell, ds, net) -> dict:
     }
 
 
+def _train(cells: list[Cell], nets: list, ds) -> list:
+    """Train the group's networks, one vmapped ensemble per forward function.
+
+    Init schemes under the NTK parameterization (``ntk_param``) have their own forward
+    multipliers, so they cannot share one vmapped forward with standard-parameterization
+    schemes. Every ensemble draws minibatches from its own generator with the same seed, so
+    each network sees the batches it would see alone or in the whole group.
+    """
+    cfg = _train_config(cells[0])
+    by_forward: dict[tuple[float, ...], list[int]] = {}
+    for i, net in enumerate(nets):
+        by_forward.setdefault(tuple(net.spec.multipliers), []).append(i)
+    results: list = [None] * len(nets)
+    for members in by_forward.values():
+        trained = train_ensemble(
+            [nets[i] for i in members],
+            ds,
+            cfg,
+            alphas=[cells[i].alpha for i in members],
+            generator=torch.Generator().manual_seed(BATCH_ORDER_SEED),
+        )
+        for i, res in zip(members, trained, strict=True):
+            results[i] = res
+    return results
+
+
 def run_group(
     cells: list[Cell], *, dtype: str = "float32", device: str = "cpu"
 ) -> list[CellOutcome]:
@@ -216,14 +242,7 @@ def _run_group(cells: list[Cell], dtype: str, device: str, t0: float) -> list[Ce
             stats = _fit_stats(net, ds, c.train.loss) if c.regime != "lazy" else {}
             r += [{**base, **stats, **m} for m in _measure(net, x_eval, c, "init", "network")]
         rows.append(r)
-    cfg = _train_config(first)
-    results = train_ensemble(
-        nets,
-        ds,
-        cfg,
-        alphas=[c.alpha for c in cells],
-        generator=torch.Generator().manual_seed(BATCH_ORDER_SEED),
-    )
+    results = _train(cells, nets, ds)
     outcomes = []
     for c, net, res, r in zip(cells, nets, results, rows, strict=True):
         base = _base_row(c, ds, net)

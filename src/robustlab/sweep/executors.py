@@ -36,9 +36,10 @@ def _serial(groups, dtype, device) -> Iterator[tuple[int, list[CellOutcome]]]:
 def _local(groups, workers, dtype, device):
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = get_context("spawn")
-    with ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)
-    ) as pool:
+    )
+    try:
         pending = {
             pool.submit(run_group, g, dtype=dtype, device=device): i for i, g in enumerate(groups)
         }
@@ -46,6 +47,10 @@ def _local(groups, workers, dtype, device):
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
                 yield pending.pop(fut), fut.result()
+    finally:
+        # when the driver stops early (an error, Ctrl-C, the generator closed), drop the
+        # queued groups instead of computing them all for nothing; running ones finish
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _ray(groups, workers, dtype, device, address):
@@ -58,6 +63,7 @@ def _ray(groups, workers, dtype, device, address):
         kwargs = {"address": address} if address else {"num_cpus": workers}
         ray.init(**kwargs, include_dashboard=False, log_to_driver=False, configure_logging=False)
         started = True
+    refs: dict = {}
     try:
         remote = ray.remote(num_cpus=1)(run_group)
         refs = {remote.remote(g, dtype=dtype, device=device): i for i, g in enumerate(groups)}
@@ -66,6 +72,8 @@ def _ray(groups, workers, dtype, device, address):
             for ref in ready:
                 yield refs.pop(ref), ray.get(ref)
     finally:
+        for ref in refs:  # stopped early: free the cluster of groups nobody will collect
+            ray.cancel(ref)
         if started:
             ray.shutdown()
 

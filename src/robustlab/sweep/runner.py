@@ -55,6 +55,12 @@ def _split(group: list[Cell]) -> list[list[Cell]]:
     return [group[i : i + MAX_ENSEMBLE] for i in range(0, len(group), MAX_ENSEMBLE)]
 
 
+def _cost(group: list[Cell]) -> int:
+    """A rough proxy for a group's compute: cells x steps x depth x width^2."""
+    c = group[0]
+    return len(group) * c.train.steps * c.depth * c.width**2
+
+
 def _device(device: str | None) -> str:
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -105,6 +111,8 @@ def run(
         missing = {c.hash for c in cells} - done
         groups = [g for cfg in configs for grp in cfg.groups() for g in _split(grp)]
         todo = [g for g in groups if any(c.hash in missing for c in g)]
+        if executor != "serial":  # largest first, so no big group is left for the end alone
+            todo.sort(key=_cost, reverse=True)
         total = len(missing)
         finished = 0
         for _, outcomes in execute(

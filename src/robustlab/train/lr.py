@@ -62,6 +62,7 @@ def ntk_top_eigenvalue(
         u = ku / norm.reshape(E, 1, 1)
     return lam
 
+
 def auto_lr(model, stacked: dict, x: torch.Tensor, config, which: list[bool], generator=None):
     """Per-model ``auto`` step sizes (None where ``which`` is False)."""
     if not any(which):

@@ -25,9 +25,13 @@ def update(cfg, params, grads, state, lrs: torch.Tensor, active: torch.Tensor, t
     """One step for every model whose ``active`` flag is set; the others keep their weights.
 
     gd: w -= lr g;  sgd: b = mu b + g, w -= lr b;  adam: Kingma & Ba (2015) with bias correction.
-    ``lrs`` and ``active`` have shape (E,).
+    ``lrs`` and ``active`` have shape (E,); ``active`` lives on the CPU (no device sync). When
+    every model is active the tensors of ``params`` are updated in place (the same arithmetic
+    as the masked path, without its copy).
     """
     new = {}
+    every = bool(active.all())
+    mask = None if every else active.to(lrs.device)
     with torch.no_grad():
         for k, p in params.items():
             shape = (-1,) + (1,) * (p.ndim - 1)
@@ -46,5 +50,8 @@ def update(cfg, params, grads, state, lrs: torch.Tensor, active: torch.Tensor, t
                 mhat = m / (1 - BETA1 ** (t + 1))
                 vhat = v / (1 - BETA2 ** (t + 1))
                 step = mhat / (vhat.sqrt() + ADAM_EPS)
-            new[k] = torch.where(active.reshape(shape), p - lr * step, p)
+            if every:
+                new[k] = p.sub_(lr * step)
+            else:
+                new[k] = torch.where(mask.reshape(shape), p - lr * step, p)
     return new, state

@@ -32,7 +32,9 @@ class TrainResult:
     ``model`` is the trained network f(x; w_T) (uncentred); ``initial_model`` a copy of
     f(x; w_0). Under the lazy regime the trained *predictor* is
     ``alpha (f(x; w_T) - f(x; w_0))``: :meth:`predictor` builds it. ``history`` holds the
-    predictor's training loss and accuracy at every step before its update.
+    predictor's training loss and accuracy at w_0, ..., w_steps (``steps + 1`` entries; the
+    last is that of the returned model, or of the diverged weights when ``diverged``).
+    ``steps`` is the number of updates applied.
     """
 
     model: nn.Module
@@ -88,12 +90,18 @@ def _objective(model: nn.Module, loss_name: str, lazy: bool):
 
 
 def _fit(base, stacked, x, y, cfg: TrainConfig, lrs, alphas, f0, generator, batched):
-    """Run the step loop on stacked params; returns (params, steps, diverged_at, reason)."""
+    """Run the step loop on stacked params; returns (params, steps, reason, loss, accuracy).
+
+    The loss is evaluated at w_0, ..., w_T (T = ``cfg.steps``): the point after the last
+    update is checked for divergence like every other, and the histories have T + 1 columns.
+    """
     E = lrs.shape[0]
     lazy = cfg.regime == "lazy"
-    step_fn = grad_and_value(_objective(base, cfg.loss, lazy), has_aux=True)
+    objective = _objective(base, cfg.loss, lazy)
+    step_fn = grad_and_value(objective, has_aux=True)
     if batched:
-        step_fn = vmap(step_fn, in_dims=(0, None, None, 0, 0 if lazy else None))
+        in_dims = (0, None, None, 0, 0 if lazy else None)
+        step_fn, objective = vmap(step_fn, in_dims=in_dims), vmap(objective, in_dims=in_dims)
     params = {k: v.clone() for k, v in stacked.items()}
     state = init_state(cfg.optimizer, params)
     n = x.shape[0]
@@ -104,9 +112,10 @@ def _fit(base, stacked, x, y, cfg: TrainConfig, lrs, alphas, f0, generator, batc
     steps = torch.full((E,), cfg.steps, dtype=torch.long)
     reason = [""] * E
     loss0 = None
-    hist_loss = torch.full((E, cfg.steps), math.nan, dtype=torch.float64)
-    hist_acc = torch.full((E, cfg.steps), math.nan, dtype=torch.float64)
-    for t in range(cfg.steps):
+    hist_loss = torch.full((E, cfg.steps + 1), math.nan, dtype=torch.float64)
+    hist_acc = torch.full((E, cfg.steps + 1), math.nan, dtype=torch.float64)
+    for t in range(cfg.steps + 1):
+        last = t == cfg.steps  # evaluate the final weights only; no update follows
         if bs < n:
             per_epoch = n // bs
             if t % per_epoch == 0:
@@ -117,15 +126,20 @@ def _fit(base, stacked, x, y, cfg: TrainConfig, lrs, alphas, f0, generator, batc
         else:
             xb, yb, fb = x, y, f0
         if batched:
-            grads, (_, (loss, acc)) = step_fn(params, xb, yb, alphas, fb)
+            args = (params, xb, yb, alphas, fb)
         else:
             p1 = {k: v[0] for k, v in params.items()}
-            g1, (_, (loss, acc)) = step_fn(p1, xb, yb, alphas[0], fb[0] if lazy else None)
-            grads = {k: v.unsqueeze(0) for k, v in g1.items()}
-            loss, acc = loss.reshape(1), acc.reshape(1)
-        loss_c = loss.detach().double().cpu()
+            args = (p1, xb, yb, alphas[0], fb[0] if lazy else None)
+        if last:
+            with torch.no_grad():
+                _, (loss, acc) = objective(*args)
+        else:
+            grads, (_, (loss, acc)) = step_fn(*args)
+            if not batched:
+                grads = {k: v.unsqueeze(0) for k, v in grads.items()}
+        loss_c, acc_c = torch.stack([loss.reshape(-1), acc.reshape(-1)]).detach().double().cpu()
         hist_loss[:, t] = loss_c
-        hist_acc[:, t] = acc.detach().double().cpu()
+        hist_acc[:, t] = acc_c
         if loss0 is None:
             loss0 = loss_c.clamp_min(1e-12)
         bad = active & ~(torch.isfinite(loss_c) & (loss_c <= cfg.blowup * loss0))
@@ -139,13 +153,47 @@ def _fit(base, stacked, x, y, cfg: TrainConfig, lrs, alphas, f0, generator, batc
             steps[hit] = t
             done = done & ~hit
         active = done
-        if not bool(active.any()):
+        if last or not bool(active.any()):
             break
-        params, state = update(cfg, params, grads, state, lrs, active.to(x.device), t)
+        params, state = update(cfg, params, grads, state, lrs, active, t)
     for i in range(E):
         s = int(steps[i])
         hist_loss[i, s + 1 :] = math.nan
     return params, steps, reason, hist_loss, hist_acc
+
+
+def _check_same_forward(models: list[nn.Module]) -> None:
+    """All members must compute the same function of their parameters (one vmapped forward).
+
+    Seeds and variances may differ; parameter shapes and, for MLPs, the architecture and
+    forward multipliers (which differ under the NTK parameterization) may not.
+    """
+    first = models[0]
+    shapes0 = [(k, tuple(v.shape)) for k, v in first.named_parameters()]
+    spec0 = getattr(first, "spec", None)
+    for i, m in enumerate(models[1:], start=1):
+        if (
+            type(m) is not type(first)
+            or [(k, tuple(v.shape)) for k, v in m.named_parameters()] != shapes0
+        ):
+            raise ValueError(
+                f"train_ensemble: model {i} has a different architecture from model 0; "
+                "train them in separate ensembles"
+            )
+        spec = getattr(m, "spec", None)
+        if spec0 is not None and spec is not None:
+            for f in _FORWARD_FIELDS:
+                a, b = getattr(spec0, f, None), getattr(spec, f, None)
+                if a != b:
+                    raise ValueError(
+                        f"train_ensemble: model {i} has {f}={b!r} (init {spec.init!r}) but "
+                        f"model 0 has {f}={a!r} (init {spec0.init!r}); they need different "
+                        "forward functions, so train them in separate ensembles"
+                    )
+
+
+# MLPSpec fields that change the forward function (init and variances only change weights)
+_FORWARD_FIELDS = ("in_dim", "width", "depth", "out_dim", "bias", "mean_field", "multipliers")
 
 
 def _stack(models: list[nn.Module]):
@@ -189,10 +237,14 @@ def train_ensemble(
     if not models:
         raise ValueError("train_ensemble needs at least one model")
     E = len(models)
-    alphas = [config.alpha] * E if alphas is None else [float(a) for a in alphas]
+    alphas = [config.alpha] * E if alphas is None else list(alphas)
     lrs_in = [config.lr] * E if lrs is None else list(lrs)
     if len(alphas) != E or len(lrs_in) != E:
         raise ValueError("alphas and lrs must have one entry per model")
+    # validated here, before any work: a bad alpha or lr raises TrainConfig's ValueError
+    configs = [replace(config, alpha=a, lr=v) for a, v in zip(alphas, lrs_in, strict=True)]
+    alphas = [float(c.alpha) for c in configs]
+    _check_same_forward(models)
     base = models[0]
     dtype = next(base.parameters()).dtype
     device = next(base.parameters()).device
@@ -238,10 +290,10 @@ def train_ensemble(
             s_i, r_i, j = int(s_t[0]), r_l[0], 0
         if r_i and retries:
             r_i = f"{r_i} (after {retries} retries with halved steps)"
-        cfg_i = replace(config, alpha=alphas[i], lr=lr_i)
+        cfg_i = replace(configs[i], alpha=alphas[i], lr=lr_i)
         results.append(
             TrainResult(
-                model=_unstack_into(base, p_i, j) if not r_i else initial[i],
+                model=_unstack_into(initial[i], p_i, j) if not r_i else initial[i],
                 initial_model=initial[i],
                 config=cfg_i,
                 diverged=bool(r_i),

@@ -48,6 +48,12 @@ class TrainConfig:
             ``mean_field`` (a two-layer network built with ``mean_field=True``).
         max_retries: on divergence (NaN/inf, or loss above ``blowup`` x its initial value)
             restart from the initial weights with half the step, at most this many times.
+        lr_backoff: with ``lr="auto"`` and full-batch ``gd``, undo the step and halve the
+            step size whenever the training loss rises (by more than 1e-4 relative). The
+            curvature of deep LeCun and mean-field networks grows while they fit (progressive
+            sharpening), so the step
+            that was stable at init stops being stable; GD at a stable step never raises the
+            loss, so a rise is the signal. A fixed ``lr`` is never changed.
     """
 
     optimizer: str = "gd"
@@ -60,6 +66,7 @@ class TrainConfig:
     regime: str = "standard"
     alpha: float = 1.0
     max_retries: int = 3
+    lr_backoff: bool = True
     blowup: float = 1e4
     power_iters: int = 30
     lr_probe: int = 2048
@@ -80,6 +87,8 @@ class TrainConfig:
         _pos("alpha", self.alpha)
         if not isinstance(self.max_retries, int) or self.max_retries < 0:
             raise ValueError(f"max_retries: expected an integer >= 0, got {self.max_retries!r}")
+        if not isinstance(self.lr_backoff, bool):
+            raise ValueError(f"lr_backoff: expected true or false, got {self.lr_backoff!r}")
         _pos("blowup", self.blowup)
         _pos("power_iters", self.power_iters, integer=True)
         _pos("lr_probe", self.lr_probe, integer=True)

@@ -34,7 +34,8 @@ class TrainResult:
     ``alpha (f(x; w_T) - f(x; w_0))``: :meth:`predictor` builds it. ``history`` holds the
     predictor's training loss and accuracy at w_0, ..., w_steps (``steps + 1`` entries; the
     last is that of the returned model, or of the diverged weights when ``diverged``).
-    ``steps`` is the number of updates applied.
+    ``steps`` is the number of updates applied. ``lr`` is the step the run started with,
+    ``lr_final`` the step after ``lr_halvings`` back-offs (``TrainConfig.lr_backoff``).
     """
 
     model: nn.Module
@@ -46,6 +47,8 @@ class TrainResult:
     steps: int
     retries: int
     history: dict[str, list[float]] = field(repr=False)
+    lr_final: float = math.nan
+    lr_halvings: int = 0
 
     def predictor(self) -> nn.Module:
         """The function that was fitted: the network, or alpha (f - f0) under ``lazy``."""
@@ -89,12 +92,21 @@ def _objective(model: nn.Module, loss_name: str, lazy: bool):
     return fn
 
 
-def _fit(base, stacked, x, y, cfg: TrainConfig, lrs, alphas, f0, generator, batched):
-    """Run the step loop on stacked params; returns (params, steps, reason, loss, accuracy).
+RISE_TOL = 1e-4  # relative loss rise that counts as "the loss went up" (above float noise)
 
+
+def _fit(base, stacked, x, y, cfg: TrainConfig, lrs, alphas, f0, generator, batched, adapt):
+    """Run the step loop on stacked params.
+
+    Returns (params, steps, reason, loss history, accuracy history, final lrs, halvings).
     The loss is evaluated at w_0, ..., w_T (T = ``cfg.steps``): the point after the last
     update is checked for divergence like every other, and the histories have T + 1 columns.
+    ``adapt`` (E,) marks the models whose step is halved, and whose last step is undone,
+    whenever their full-batch loss rises.
     """
+    lrs = lrs.clone()
+    halvings = torch.zeros(lrs.shape[0], dtype=torch.long)
+    prev = prev_acc = prev_params = None
     E = lrs.shape[0]
     lazy = cfg.regime == "lazy"
     objective = _objective(base, cfg.loss, lazy)
@@ -138,6 +150,22 @@ def _fit(base, stacked, x, y, cfg: TrainConfig, lrs, alphas, f0, generator, batc
             if not batched:
                 grads = {k: v.unsqueeze(0) for k, v in grads.items()}
         loss_c, acc_c = torch.stack([loss.reshape(-1), acc.reshape(-1)]).detach().double().cpu()
+        keep = torch.zeros(E, dtype=torch.bool)  # models whose last step is undone
+        if prev is not None and bool(adapt.any()):
+            # GD at a stable step lowers the loss; a rise (or a non-finite loss) means the
+            # curvature has grown past 2/lr (progressive sharpening): undo that step and halve
+            # the model's step from here on
+            keep = adapt & active & ~(loss_c <= prev * (1 + RISE_TOL))
+            if bool(keep.any()):
+                lrs[keep.to(lrs.device)] *= 0.5
+                halvings += keep.long()
+                mask = keep.to(x.device)
+                params = {
+                    k: torch.where(mask.reshape((-1,) + (1,) * (v.ndim - 1)), prev_params[k], v)
+                    for k, v in params.items()
+                }
+                loss_c = torch.where(keep, prev, loss_c)
+                acc_c = torch.where(keep, prev_acc, acc_c)
         hist_loss[:, t] = loss_c
         hist_acc[:, t] = acc_c
         if loss0 is None:
@@ -153,13 +181,17 @@ def _fit(base, stacked, x, y, cfg: TrainConfig, lrs, alphas, f0, generator, batc
             steps[hit] = t
             done = done & ~hit
         active = done
+        prev, prev_acc = loss_c, acc_c
         if last or not bool(active.any()):
             break
-        params, state = update(cfg, params, grads, state, lrs, active, t)
+        if bool(adapt.any()):
+            prev_params = {k: v.clone() for k, v in params.items()}
+        # an undone model waits one iteration: its gradient was taken at the rejected point
+        params, state = update(cfg, params, grads, state, lrs, active & ~keep, t)
     for i in range(E):
         s = int(steps[i])
         hist_loss[i, s + 1 :] = math.nan
-    return params, steps, reason, hist_loss, hist_acc
+    return params, steps, reason, hist_loss, hist_acc, lrs.double().cpu(), halvings
 
 
 def _check_same_forward(models: list[nn.Module]) -> None:
@@ -261,21 +293,25 @@ def train_ensemble(
     lr_vals = auto_lr(base, stacked, x, config, [v == "auto" for v in lrs_in], generator)
     lr_vals = [float(v) if v != "auto" else lr_vals[i] for i, v in enumerate(lrs_in)]
     lr_t = torch.tensor(lr_vals, dtype=dtype, device=device)
+    adapt = torch.tensor(
+        [v == "auto" and config.lr_backoff and config.optimizer == "gd" for v in lrs_in]
+    )
     state = generator.get_state() if generator is not None else None
-    params, steps, reason, hl, ha = _fit(
-        base, stacked, x, y, config, lr_t, alpha_t, f0, generator, batched=E > 1
+    params, steps, reason, hl, ha, lr_end, halved = _fit(
+        base, stacked, x, y, config, lr_t, alpha_t, f0, generator, E > 1, adapt
     )
     results = []
     for i in range(E):
         retries, lr_i = 0, lr_vals[i]
         p_i, s_i, r_i, hl_i, ha_i = params, int(steps[i]), reason[i], hl, ha
+        end_i, halved_i = float(lr_end[i]), int(halved[i])
         j = i
         while r_i and retries < config.max_retries:
             retries += 1
             lr_i = lr_i / 2
             if generator is not None:
                 generator.set_state(state)
-            p_i, s_t, r_l, hl_i, ha_i = _fit(
+            p_i, s_t, r_l, hl_i, ha_i, lr_e, h_e = _fit(
                 base,
                 {k: v[i : i + 1] for k, v in stacked.items()},
                 x,
@@ -285,9 +321,11 @@ def train_ensemble(
                 alpha_t[i : i + 1],
                 f0[i : i + 1] if lazy else None,
                 generator,
-                batched=False,
+                False,
+                adapt[i : i + 1],
             )
             s_i, r_i, j = int(s_t[0]), r_l[0], 0
+            end_i, halved_i = float(lr_e[0]), int(h_e[0])
         if r_i and retries:
             r_i = f"{r_i} (after {retries} retries with halved steps)"
         cfg_i = replace(configs[i], alpha=alphas[i], lr=lr_i)
@@ -302,6 +340,8 @@ def train_ensemble(
                 steps=s_i,
                 retries=retries,
                 history=_history(hl_i, ha_i, j, s_i),
+                lr_final=end_i,
+                lr_halvings=halved_i,
             )
         )
     return results

@@ -26,16 +26,6 @@ from robustlab.train import AlphaScaled, TrainConfig, train_ensemble
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread for these small tensors: faster than two, and immune to OpenMP
-    oversubscription when other processes load the machine. Restored after each test."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def seeded(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 

@@ -47,8 +47,9 @@ class Claim:
         return "log width" if self.axis == "width" else "depth"
 
 
-_W_KEYS = ("dataset", "n_train", "init", "depth", "regime", "alpha", "eps", "method")
-_D_KEYS = ("dataset", "n_train", "init", "width", "regime", "alpha", "eps", "method")
+# a group never mixes sweeps: two sweeps on "the same" data may differ in labels or training
+_W_KEYS = ("sweep", "dataset", "n_train", "init", "depth", "regime", "alpha", "eps", "method")
+_D_KEYS = ("sweep", "dataset", "n_train", "init", "width", "regime", "alpha", "eps", "method")
 
 
 def _trained_as_initialized(d: pd.DataFrame) -> pd.Series:
@@ -101,7 +102,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("C4", "lazy training, He or NTK init: deeper => less robust (P grows with depth)",
           "depth", +1, _D_KEYS, _lazy_rows(("he", "ntk")), _lazy),
     Claim("C5", "non-lazy training (mean-field), two-layer ReLU: wider => more robust",
-          "width", -1, ("dataset", "n_train", "init", "eps", "method"),
+          "width", -1, ("sweep", "dataset", "n_train", "init", "eps", "method"),
           lambda d: d["regime"] == "mean_field", _nonlazy),
 )  # fmt: skip
 
@@ -140,6 +141,8 @@ def _base_rows(df: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"result rows lack columns {missing} (see robustlab.sweep.schema)")
     if missing:  # an empty frame without columns: no data for any claim
         return pd.DataFrame(columns=list(_NEEDED))
+    if "sweep" not in df.columns:  # rows from elsewhere: one unnamed sweep
+        df = df.assign(sweep="")
     d = df[(df["status"] == "ok") & (df["at"] == "final")]
     if "model" in d.columns and (d["model"] == "network").any():
         d = d[d["model"] == "network"]

@@ -132,13 +132,16 @@ def _p_vs_width(df: pd.DataFrame, **_) -> Figure | None:
     if not inits:
         return None
     fig, axes = _new(len(inits), f"P after training against width ({desc})")
-    # a line per (depth, N): sweeps on different training-set sizes are never joined
-    d = d.assign(_line=[f"L={a}, N={b}" for a, b in zip(d["depth"], d["n_train"], strict=True)])
+    # a line per (depth, sweep): different experiments are never joined into one line
+    sweeps = d["sweep"] if "sweep" in d.columns else [""] * len(d)
+    d = d.assign(
+        _line=[f"L={a} ({b})" if b else f"L={a}" for a, b in zip(d["depth"], sweeps, strict=True)]
+    )
     for ax, init in zip(axes, inits, strict=True):
         _lines(ax, d[d["init"] == init], "_line", "width")
         ax.set(xscale="log", yscale="log", xlabel=W_LABEL, title=f"init {init}")
         _axis_ticks(ax, d[d["init"] == init], "width")
-        ax.legend(fontsize=7, title="depth, train points")
+        ax.legend(fontsize=7, title="depth (sweep)")
     axes[0].set_ylabel(P_LABEL, fontsize=8)
     return fig
 
@@ -149,7 +152,8 @@ def _p_vs_depth(df: pd.DataFrame, **_) -> Figure | None:
     if not widths:
         return None
     fig, axes = _new(len(widths), f"P after training against depth ({desc})")
-    d = d.assign(_line=[f"{a}, N={b}" for a, b in zip(d["init"], d["n_train"], strict=True)])
+    sweeps = d["sweep"] if "sweep" in d.columns else [""] * len(d)
+    d = d.assign(_line=[f"{a} ({b})" if b else a for a, b in zip(d["init"], sweeps, strict=True)])
     for ax, w in zip(axes, widths, strict=True):
         _lines(ax, d[d["width"] == w], "_line", "depth")
         ax.set(yscale="log", xlabel=D_LABEL, title=f"width m={w}")

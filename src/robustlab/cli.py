@@ -12,6 +12,7 @@ import math
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 __all__ = ["main"]
 
@@ -264,8 +265,9 @@ def cmd_theory(a: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- sweeps
+@contextmanager
 def _sweep_progress(quiet: bool):
-    """A tqdm bar fed by the runner's Progress callback (cells done / total, failures, ETA)."""
+    """Yield a callback feeding a tqdm bar from the runner's Progress (cells, failures, ETA)."""
     state: dict = {}
 
     def update(p) -> None:
@@ -276,11 +278,11 @@ def _sweep_progress(quiet: bool):
         bar.set_postfix(failed=p.failed, diverged=p.diverged, refresh=False)
         bar.refresh()
 
-    def close() -> None:
+    try:
+        yield update
+    finally:
         if "bar" in state:
             state["bar"].close()
-
-    return update, close
 
 
 def _summary_line(s) -> str:
@@ -293,8 +295,7 @@ def _summary_line(s) -> str:
 def cmd_sweep(a: argparse.Namespace) -> int:
     from .sweep import run
 
-    update, close = _sweep_progress(a.quiet)
-    try:
+    with _sweep_progress(a.quiet) as update:
         summary = run(
             a.config,
             a.store,
@@ -306,8 +307,6 @@ def cmd_sweep(a: argparse.Namespace) -> int:
             device=a.device,
             progress=update,
         )
-    finally:
-        close()
     print(_summary_line(summary))
     return 0
 
@@ -337,8 +336,7 @@ def _claims_table(df) -> str:
 def cmd_reproduce(a: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
-    update, close = _sweep_progress(a.quiet)
-    try:
+    with _sweep_progress(a.quiet) as update:
         res = reproduce(
             a.out,
             mode="full" if a.full else "quick",
@@ -347,8 +345,6 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
             address=a.address,
             progress=update,
         )
-    finally:
-        close()
     print(_summary_line(res.summary))
     print()
     print(_claims_table(res.claims))

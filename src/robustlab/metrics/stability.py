@@ -75,41 +75,36 @@ def sample_perturbations(
     return (z * eps).to(device)
 
 
-def input_gradients(model: nn.Module, x: torch.Tensor, *, chunk_size: int = 4096) -> torch.Tensor:
-    """grad_x f(x) for a scalar-output model, flattened: (N, ...) -> (N, d).
+def _gradient_chunks(model: nn.Module, x: torch.Tensor, chunk: int, need: str, hint: str = ""):
+    """Yield grad_x f per chunk of x, flattened (B, d): one forward, one input-only backward.
 
-    One forward and one input-only backward per chunk (parameters are frozen, so no weight
-    gradients are formed). The model is left as found.
+    Parameters are frozen, so no weight gradients are formed; ``need`` and ``hint`` word the
+    error raised for a model with k > 1 outputs.
     """
-    x = as_input(model, x)
-    out = []
     with frozen(model), torch.enable_grad():
-        for xc in x.split(chunk_size):
+        for xc in x.split(chunk):
             xc = xc.detach().requires_grad_(True)  # a new leaf sharing x's memory, no copy
             y = call(model, xc, shape=tuple(x.shape))
             if y.shape[1] != 1:
-                raise ValueError(
-                    f"input gradients need a scalar output (k = 1), the model has k = {y.shape[1]}"
-                )
+                raise ValueError(f"{need} (k = 1), the model has k = {y.shape[1]}{hint}")
             (g,) = torch.autograd.grad(y.sum(), xc)
-            out.append(g.reshape(g.shape[0], -1))
-    return torch.cat(out)
+            yield g.reshape(g.shape[0], -1)
+
+
+def input_gradients(model: nn.Module, x: torch.Tensor, *, chunk_size: int = 4096) -> torch.Tensor:
+    """grad_x f(x) for a scalar-output model, flattened: (N, ...) -> (N, d).
+
+    One forward and one input-only backward per chunk. The model is left as found.
+    """
+    x = as_input(model, x)
+    need = "input gradients need a scalar output"
+    return torch.cat(list(_gradient_chunks(model, x, chunk_size, need)))
 
 
 def _exact(model: nn.Module, x: torch.Tensor, eps: float, region: str, chunk: int):
     d = x[0].numel()
-    norms = []
-    with frozen(model), torch.enable_grad():
-        for xc in x.split(chunk):
-            xc = xc.detach().requires_grad_(True)  # a new leaf sharing x's memory, no copy
-            y = call(model, xc)
-            if y.shape[1] != 1:
-                raise ValueError(
-                    f"method 'exact' needs a scalar output (k = 1), the model has k = {y.shape[1]};"
-                    " use method='mc'"
-                )
-            (g,) = torch.autograd.grad(y.sum(), xc)
-            norms.append(torch.linalg.vector_norm(g.reshape(g.shape[0], -1), dim=1))
+    need = "method 'exact' needs a scalar output"
+    norms = [torch.linalg.vector_norm(g, dim=1) for g in _gradient_chunks(model, x, chunk, need)]
     per_point = torch.cat(norms).double().cpu() * (eps * kappa(d, region))
     return per_point, torch.zeros_like(per_point)
 

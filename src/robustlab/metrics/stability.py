@@ -104,7 +104,10 @@ def input_gradients(model: nn.Module, x: torch.Tensor, *, chunk_size: int = 4096
 def _exact(model: nn.Module, x: torch.Tensor, eps: float, region: str, chunk: int):
     d = x[0].numel()
     need = "method 'exact' needs a scalar output"
-    norms = [torch.linalg.vector_norm(g, dim=1) for g in _gradient_chunks(model, x, chunk, need)]
+    norms = [
+        torch.linalg.vector_norm(g, dim=1)
+        for g in _gradient_chunks(model, x, chunk, need, "; use method='mc'")
+    ]
     per_point = torch.cat(norms).double().cpu() * (eps * kappa(d, region))
     return per_point, torch.zeros_like(per_point)
 

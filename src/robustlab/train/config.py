@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from .regimes import REGIMES, get_regime
+
 __all__ = ["LOSSES", "OPTIMIZERS", "REGIMES", "TrainConfig"]
 
 OPTIMIZERS = ("gd", "sgd", "adam")
 LOSSES = ("mse", "logistic", "cross_entropy")
-REGIMES = ("standard", "lazy", "mean_field")
 
 
 def _choice(field: str, value: object, choices: tuple[str, ...]) -> str:
@@ -43,9 +44,14 @@ class TrainConfig:
             (1/N) J^T H_loss J at init, by power iteration with JVP/VJP products
             (half the classical GD stability limit 2 / lambda_max). For adam ``auto`` is 1e-3.
         steps: step budget; ``target_loss`` stops earlier once the training loss reaches it.
-        regime: ``standard`` (the network as initialized), ``lazy`` (alpha-scaling of Chizat,
-            Oyallon & Bach 2019: g = alpha (f(x; w) - f(x; w0)), loss divided by alpha^2),
-            ``mean_field`` (a two-layer network built with ``mean_field=True``).
+        regime: a registered :class:`~robustlab.train.regimes.Regime`: ``standard`` (the
+            network as initialized), ``linearized`` (the first-order Taylor model around w0,
+            Lee et al. 2019), ``lazy`` (alpha-scaling of Chizat, Oyallon & Bach 2019:
+            g = alpha (f(x; w) - f(x; w0)), loss divided by alpha^2), ``mean_field`` (a
+            two-layer network built with ``mean_field=True``).
+        checkpoint_loss: optional looser training-loss level (above ``target_loss``): the
+            weights at the first step whose loss is at or below it are kept as well
+            (``TrainResult.checkpoint_model``), so P can be compared at two levels of fit.
         max_retries: on divergence (NaN/inf, or loss above ``blowup`` x its initial value)
             restart from the initial weights with half the step, at most this many times.
         lr_backoff: with ``lr="auto"`` and full-batch ``gd``, undo the step and halve the
@@ -66,6 +72,7 @@ class TrainConfig:
     regime: str = "standard"
     alpha: float = 1.0
     max_retries: int = 3
+    checkpoint_loss: float | None = None
     lr_backoff: bool = True
     blowup: float = 1e4
     power_iters: int = 30
@@ -92,9 +99,10 @@ class TrainConfig:
         _pos("blowup", self.blowup)
         _pos("power_iters", self.power_iters, integer=True)
         _pos("lr_probe", self.lr_probe, integer=True)
-        if self.regime != "lazy" and self.alpha != 1.0:
+        _pos("checkpoint_loss", self.checkpoint_loss, allow_none=True)
+        if not get_regime(self.regime).alpha_scaled and self.alpha != 1.0:
             raise ValueError(
-                f"alpha: only the lazy regime uses alpha, got {self.alpha} with "
+                f"alpha: only the lazy regime uses alpha (alpha-scaling), got {self.alpha} with "
                 f"regime {self.regime!r}"
             )
 

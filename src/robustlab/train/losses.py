@@ -30,9 +30,11 @@ def accuracy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """
     if out.shape[1] > 1:
         return (out.argmax(1) == y.long()).to(out.dtype).mean()
-    if y.is_floating_point() and not bool(((y == 1) | (y == -1)).all()):
-        return torch.full((), float("nan"), dtype=out.dtype)
-    return (torch.sign(out.reshape(-1)) == y.to(out.dtype)).to(out.dtype).mean()
+    acc = (torch.sign(out.reshape(-1)) == y.to(out.dtype)).to(out.dtype).mean()
+    if not y.is_floating_point():
+        return acc
+    signs = ((y == 1) | (y == -1)).all()  # no data-dependent branch: vmap over y works
+    return torch.where(signs, acc, torch.full_like(acc, float("nan")))
 
 
 def curvature_bound(name: str) -> float:

@@ -22,18 +22,26 @@ ADAM_AUTO_LR = 1e-3
 
 
 def ntk_top_eigenvalue(
-    model, stacked: dict, x: torch.Tensor, iters: int = 30, rtol: float = 1e-3
+    model,
+    stacked: dict,
+    x: torch.Tensor,
+    iters: int = 30,
+    rtol: float = 1e-3,
+    *,
+    per_model: bool = False,
 ) -> torch.Tensor:
     """lambda_max of the empirical NTK J J^T on points x, for each of E stacked models: (E,).
+
+    ``x`` is (n, ...) shared by the models, or (E, n, ...) with ``per_model=True``.
 
     Power iteration from a fixed random start (the same for every model), stopped per model
     after ``iters`` products or once its Rayleigh quotient moved by less than ``rtol``
     (relative) in one iteration. A model's value does not depend on the others in the stack,
     so an ensemble gets the step each member would get alone.
     """
-    n = x.shape[0]
+    n = x.shape[1] if per_model else x.shape[0]
 
-    def kv(params, u):  # (n, k) -> (n, k)
+    def kv(params, x, u):  # (n, k) -> (n, k)
         def f(p):
             return functional_call(model, p, (x,)).reshape(n, -1)
 
@@ -43,15 +51,16 @@ def ntk_top_eigenvalue(
 
     E = next(iter(stacked.values())).shape[0]
     with torch.no_grad():
-        k = functional_call(model, {a: b[0] for a, b in stacked.items()}, (x[:1],)).numel()
+        x1 = x[0, :1] if per_model else x[:1]
+        k = functional_call(model, {a: b[0] for a, b in stacked.items()}, (x1,)).numel()
     gen = torch.Generator().manual_seed(0)  # fixed: the step must not depend on training RNG
     u = torch.randn(n, k, generator=gen, dtype=torch.float64).to(x)
     u = (u / torch.linalg.vector_norm(u)).expand(E, n, k)  # (E, n, k), ||u_i|| = 1
-    batched = vmap(kv)
+    batched = vmap(kv, in_dims=(0, 0 if per_model else None, 0))
     lam = torch.zeros(E, dtype=x.dtype, device=x.device)
     done = torch.zeros(E, dtype=torch.bool, device=x.device)
     for _ in range(iters):
-        ku = batched(stacked, u)
+        ku = batched(stacked, x, u)
         quotient = (ku * u).reshape(E, -1).sum(1)  # Rayleigh quotient, ||u|| = 1
         converged = (quotient - lam).abs() <= rtol * quotient.abs()
         lam = torch.where(done, lam, quotient)  # a converged model keeps its value
@@ -63,15 +72,19 @@ def ntk_top_eigenvalue(
     return lam
 
 
-def auto_lr(model, stacked: dict, x: torch.Tensor, config, which: list[bool], generator=None):
-    """Per-model ``auto`` step sizes (None where ``which`` is False)."""
+def auto_lr(
+    model, stacked: dict, x: torch.Tensor, config, which: list[bool], *, per_model: bool = False
+):
+    """Per-model ``auto`` step sizes (None where ``which`` is False); ``x`` as in
+    :func:`ntk_top_eigenvalue`. Under ``linearized`` the NTK is that of w0, the same."""
     if not any(which):
         return [None] * len(which)
     if config.optimizer == "adam":
         return [ADAM_AUTO_LR if w else None for w in which]
-    probe = x[: config.lr_probe]
-    lam = ntk_top_eigenvalue(model, stacked, probe, config.power_iters)
-    gn = lam.double().cpu() * curvature_bound(config.loss) / probe.shape[0]
+    probe = x[:, : config.lr_probe] if per_model else x[: config.lr_probe]
+    lam = ntk_top_eigenvalue(model, stacked, probe, config.power_iters, per_model=per_model)
+    n_probe = probe.shape[1] if per_model else probe.shape[0]
+    gn = lam.double().cpu() * curvature_bound(config.loss) / n_probe
     out = []
     for w, g in zip(which, gn.tolist(), strict=True):
         if not w:

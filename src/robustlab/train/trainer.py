@@ -20,7 +20,7 @@ from .config import TrainConfig
 from .losses import accuracy, loss_value
 from .lr import auto_lr
 from .optim import init_state, update
-from .regimes import AlphaScaled
+from .regimes import get_regime
 
 __all__ = ["TrainResult", "train", "train_ensemble"]
 
@@ -49,12 +49,32 @@ class TrainResult:
     history: dict[str, list[float]] = field(repr=False)
     lr_final: float = math.nan
     lr_halvings: int = 0
+    checkpoint_model: nn.Module | None = field(default=None, repr=False)
+    checkpoint_step: int | None = None
+
+    @property
+    def reached_target(self) -> bool:
+        """Whether the final training loss is at or below ``config.target_loss`` (True when
+        no target was set and the run did not diverge)."""
+        if self.diverged:
+            return False
+        target = self.config.target_loss
+        return target is None or self.history["loss"][-1] <= target
 
     def predictor(self) -> nn.Module:
-        """The function that was fitted: the network, or alpha (f - f0) under ``lazy``."""
-        if self.config.regime == "lazy":
-            return AlphaScaled(self.model, self.initial_model, self.config.alpha)
-        return self.model
+        """The function that was fitted (the regime's predictor at w_T): the network,
+        alpha (f - f0) under ``lazy``, the Taylor model under ``linearized``."""
+        return get_regime(self.config.regime).predictor(
+            self.model, self.initial_model, self.config.alpha
+        )
+
+    def checkpoint_predictor(self) -> nn.Module | None:
+        """The regime's predictor at the ``checkpoint_loss`` weights (None if not reached)."""
+        if self.checkpoint_model is None:
+            return None
+        return get_regime(self.config.regime).predictor(
+            self.checkpoint_model, self.initial_model, self.config.alpha
+        )
 
 
 def _as_xy(dataset, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,22 +92,22 @@ def _check(model: nn.Module, config: TrainConfig, x: torch.Tensor, y: torch.Tens
         raise ValueError("loss 'logistic' needs one output and labels in {-1, +1}")
     if config.loss == "cross_entropy" and (k < 2 or y.is_floating_point()):
         raise ValueError("loss 'cross_entropy' needs k >= 2 outputs and integer class labels")
-    if config.regime == "mean_field" and not getattr(getattr(model, "spec", None), "mean_field", 0):
-        raise ValueError("regime 'mean_field' needs a network built with mlp(..., mean_field=True)")
+    is_mf = bool(getattr(getattr(model, "spec", None), "mean_field", False))
+    if get_regime(config.regime).mean_field and not is_mf:
+        raise ValueError(
+            f"regime {config.regime!r} needs a network built with mlp(..., mean_field=True)"
+        )
     return k
 
 
-def _objective(model: nn.Module, loss_name: str, lazy: bool):
-    """(params, x, y, alpha, f0) -> (loss / alpha^2, (loss, outputs)); loss of the predictor."""
+def _objective(model: nn.Module, loss_name: str, regime):
+    """(params, params0, x, y, alpha, f0) -> (scaled loss, (loss, accuracy)) of the regime's
+    predictor; the gradient is taken of the scaled loss (loss / alpha^2 under alpha-scaling)."""
 
-    def fn(params, x, y, alpha, f0):
-        out = functional_call(model, params, (x,))
-        out = out.reshape(out.shape[0], -1)  # (B, k)
-        if lazy:
-            out = alpha * (out - f0)
+    def fn(params, params0, x, y, alpha, f0):
+        out = regime.output(model, params, params0, x, alpha, f0)  # (B, k)
         loss = loss_value(loss_name, out, y)
-        scaled = loss / (alpha * alpha) if lazy else loss
-        return scaled, (loss.detach(), accuracy(out.detach(), y))
+        return loss * regime.loss_scale(alpha), (loss.detach(), accuracy(out.detach(), y))
 
     return fn
 
@@ -95,10 +115,58 @@ def _objective(model: nn.Module, loss_name: str, lazy: bool):
 RISE_TOL = 1e-4  # relative loss rise that counts as "the loss went up" (above float noise)
 
 
-def _fit(base, stacked, x, y, cfg: TrainConfig, lrs, alphas, f0, generator, batched, adapt):
-    """Run the step loop on stacked params.
+@dataclass
+class _Data:
+    """Training inputs of an ensemble: shared (N, ...) or one set per model (E, N, ...)."""
 
-    Returns (params, steps, reason, loss history, accuracy history, final lrs, halvings).
+    x: torch.Tensor
+    y: torch.Tensor
+    per_model: bool
+    f0: torch.Tensor | None  # (E, N, k) f(x; w0) for alpha-scaled regimes
+
+    def batch(self, idx):
+        """The minibatch ``idx`` (None = everything), keeping the model axis if per model."""
+        if idx is None:
+            return self.x, self.y, self.f0
+        f0 = None if self.f0 is None else self.f0[:, idx]
+        if self.per_model:
+            return self.x[:, idx], self.y[:, idx], f0
+        return self.x[idx], self.y[idx], f0
+
+    def member(self, i: int) -> _Data:
+        """The data of model ``i`` alone, as a one-model ensemble."""
+        f0 = None if self.f0 is None else self.f0[i : i + 1]
+        if self.per_model:
+            return _Data(self.x[i : i + 1], self.y[i : i + 1], True, f0)
+        return _Data(self.x, self.y, False, f0)
+
+
+@dataclass
+class _Fit:
+    """What the step loop returns, per model of the stack (E,)."""
+
+    params: dict[str, torch.Tensor]
+    steps: torch.Tensor
+    reason: list[str]
+    hist_loss: torch.Tensor  # (E, T + 1)
+    hist_acc: torch.Tensor
+    lr_final: torch.Tensor
+    halvings: torch.Tensor
+    ckpt_params: dict[str, torch.Tensor] | None
+    ckpt_step: torch.Tensor  # -1 where the checkpoint loss was never reached
+
+
+def _masked(mask: torch.Tensor, new: dict, old: dict) -> dict:
+    """Per-model choice between two stacked parameter dicts: ``new`` where ``mask`` (E,)."""
+    m = mask.to(next(iter(new.values())).device)
+    return {
+        k: torch.where(m.reshape((-1,) + (1,) * (v.ndim - 1)), v, old[k]) for k, v in new.items()
+    }
+
+
+def _fit(base, stacked, data: _Data, cfg: TrainConfig, lrs, alphas, generator, batched, adapt):
+    """Run the step loop on stacked params; returns a :class:`_Fit`.
+
     The loss is evaluated at w_0, ..., w_T (T = ``cfg.steps``): the point after the last
     update is checked for divergence like every other, and the histories have T + 1 columns.
     ``adapt`` (E,) marks the models whose step is halved, and whose last step is undone,
@@ -108,15 +176,18 @@ def _fit(base, stacked, x, y, cfg: TrainConfig, lrs, alphas, f0, generator, batc
     halvings = torch.zeros(lrs.shape[0], dtype=torch.long)
     prev = prev_acc = prev_params = None
     E = lrs.shape[0]
-    lazy = cfg.regime == "lazy"
-    objective = _objective(base, cfg.loss, lazy)
+    regime = get_regime(cfg.regime)
+    objective = _objective(base, cfg.loss, regime)
     step_fn = grad_and_value(objective, has_aux=True)
     if batched:
-        in_dims = (0, None, None, 0, 0 if lazy else None)
+        xd = 0 if data.per_model else None
+        p0_dim = 0 if regime.linearized else None
+        in_dims = (0, p0_dim, xd, xd, 0, 0 if data.f0 is not None else None)
         step_fn, objective = vmap(step_fn, in_dims=in_dims), vmap(objective, in_dims=in_dims)
+    params0 = stacked if regime.linearized else None
     params = {k: v.clone() for k, v in stacked.items()}
     state = init_state(cfg.optimizer, params)
-    n = x.shape[0]
+    n = data.x.shape[1] if data.per_model else data.x.shape[0]
     bs = cfg.batch_size if cfg.optimizer != "gd" and cfg.batch_size else n
     bs = min(bs, n)
     perm = None
@@ -124,24 +195,27 @@ def _fit(base, stacked, x, y, cfg: TrainConfig, lrs, alphas, f0, generator, batc
     steps = torch.full((E,), cfg.steps, dtype=torch.long)
     reason = [""] * E
     loss0 = None
+    ckpt = None
+    ckpt_step = torch.full((E,), -1, dtype=torch.long)
     hist_loss = torch.full((E, cfg.steps + 1), math.nan, dtype=torch.float64)
     hist_acc = torch.full((E, cfg.steps + 1), math.nan, dtype=torch.float64)
     for t in range(cfg.steps + 1):
         last = t == cfg.steps  # evaluate the final weights only; no update follows
+        idx = None
         if bs < n:
             per_epoch = n // bs
             if t % per_epoch == 0:
-                perm = torch.randperm(n, generator=generator).to(x.device)
+                perm = torch.randperm(n, generator=generator).to(data.x.device)
             idx = perm[(t % per_epoch) * bs : (t % per_epoch + 1) * bs]
-            xb, yb = x[idx], y[idx]
-            fb = f0[:, idx] if lazy else None
-        else:
-            xb, yb, fb = x, y, f0
+        xb, yb, fb = data.batch(idx)
         if batched:
-            args = (params, xb, yb, alphas, fb)
+            args = (params, params0, xb, yb, alphas, fb)
         else:
             p1 = {k: v[0] for k, v in params.items()}
-            args = (p1, xb, yb, alphas[0], fb[0] if lazy else None)
+            p01 = None if params0 is None else {k: v[0] for k, v in params0.items()}
+            if data.per_model:
+                xb, yb = xb[0], yb[0]
+            args = (p1, p01, xb, yb, alphas[0], None if fb is None else fb[0])
         if last:
             with torch.no_grad():
                 _, (loss, acc) = objective(*args)
@@ -150,22 +224,18 @@ def _fit(base, stacked, x, y, cfg: TrainConfig, lrs, alphas, f0, generator, batc
             if not batched:
                 grads = {k: v.unsqueeze(0) for k, v in grads.items()}
         loss_c, acc_c = torch.stack([loss.reshape(-1), acc.reshape(-1)]).detach().double().cpu()
-        keep = torch.zeros(E, dtype=torch.bool)  # models whose last step is undone
+        undo = torch.zeros(E, dtype=torch.bool)  # models whose last step is undone
         if prev is not None and bool(adapt.any()):
             # GD at a stable step lowers the loss; a rise (or a non-finite loss) means the
             # curvature has grown past 2/lr (progressive sharpening): undo that step and halve
             # the model's step from here on
-            keep = adapt & active & ~(loss_c <= prev * (1 + RISE_TOL))
-            if bool(keep.any()):
-                lrs[keep.to(lrs.device)] *= 0.5
-                halvings += keep.long()
-                mask = keep.to(x.device)
-                params = {
-                    k: torch.where(mask.reshape((-1,) + (1,) * (v.ndim - 1)), prev_params[k], v)
-                    for k, v in params.items()
-                }
-                loss_c = torch.where(keep, prev, loss_c)
-                acc_c = torch.where(keep, prev_acc, acc_c)
+            undo = adapt & active & ~(loss_c <= prev * (1 + RISE_TOL))
+            if bool(undo.any()):
+                lrs[undo.to(lrs.device)] *= 0.5
+                halvings += undo.long()
+                params = _masked(undo, prev_params, params)
+                loss_c = torch.where(undo, prev, loss_c)
+                acc_c = torch.where(undo, prev_acc, acc_c)
         hist_loss[:, t] = loss_c
         hist_acc[:, t] = acc_c
         if loss0 is None:
@@ -176,6 +246,12 @@ def _fit(base, stacked, x, y, cfg: TrainConfig, lrs, alphas, f0, generator, batc
             reason[i] = f"training loss became {what} at step {t} with lr {float(lrs[i]):.4g}"
             steps[i] = t
         done = active & ~bad
+        if cfg.checkpoint_loss is not None:
+            first = done & (ckpt_step < 0) & (loss_c <= cfg.checkpoint_loss)
+            if bool(first.any()):
+                ckpt = _masked(first, params, ckpt if ckpt is not None else params)
+                ckpt = {k: v.clone() for k, v in ckpt.items()}
+                ckpt_step[first] = t
         if cfg.target_loss is not None:
             hit = done & (loss_c <= cfg.target_loss)
             steps[hit] = t
@@ -187,11 +263,12 @@ def _fit(base, stacked, x, y, cfg: TrainConfig, lrs, alphas, f0, generator, batc
         if bool(adapt.any()):
             prev_params = {k: v.clone() for k, v in params.items()}
         # an undone model waits one iteration: its gradient was taken at the rejected point
-        params, state = update(cfg, params, grads, state, lrs, active & ~keep, t)
+        params, state = update(cfg, params, grads, state, lrs, active & ~undo, t)
     for i in range(E):
-        s = int(steps[i])
-        hist_loss[i, s + 1 :] = math.nan
-    return params, steps, reason, hist_loss, hist_acc, lrs.double().cpu(), halvings
+        hist_loss[i, int(steps[i]) + 1 :] = math.nan
+    return _Fit(
+        params, steps, reason, hist_loss, hist_acc, lrs.double().cpu(), halvings, ckpt, ckpt_step
+    )
 
 
 def _check_same_forward(models: list[nn.Module]) -> None:
@@ -250,6 +327,29 @@ def _history(hist_loss, hist_acc, i: int, steps: int) -> dict[str, list[float]]:
     }
 
 
+def _ensemble_data(dataset, E: int, base, regime, stacked, dtype, device) -> _Data:
+    """Shared or per-model training data, with f(x; w0) where the regime needs it."""
+    if isinstance(dataset, (list, tuple)):
+        if len(dataset) != E:
+            raise ValueError(f"got {len(dataset)} datasets for {E} models; pass one per model")
+        xy = [_as_xy(ds, dtype, device) for ds in dataset]
+        shapes = {(tuple(x.shape), tuple(y.shape)) for x, y in xy}
+        if len(shapes) != 1:
+            raise ValueError(f"per-model datasets must have equal shapes, got {sorted(shapes)}")
+        data = _Data(torch.stack([x for x, _ in xy]), torch.stack([y for _, y in xy]), True, None)
+    else:
+        x, y = _as_xy(dataset, dtype, device)
+        data = _Data(x, y, False, None)
+    if regime.alpha_scaled:
+        with torch.no_grad():
+
+            def out(p, x):
+                return functional_call(base, p, (x,)).reshape(x.shape[0], -1)
+
+            data.f0 = vmap(out, in_dims=(0, 0 if data.per_model else None))(stacked, data.x)
+    return data
+
+
 def train_ensemble(
     models: list[nn.Module],
     dataset,
@@ -261,10 +361,11 @@ def train_ensemble(
 ) -> list[TrainResult]:
     """Train models of one architecture together as a vmapped ensemble.
 
-    Models may differ in weights (seed, init scheme), alpha and step size; everything else
-    comes from ``config``. Minibatches (sgd/adam with ``batch_size``) are shared by all
-    members, so member i equals ``train(models[i], ...)`` with the same generator state.
-    A member that diverges is retried alone with half its step (``config.max_retries``).
+    Models may differ in weights (seed, init scheme), alpha, step size and training data
+    (``dataset`` may be a list with one dataset of equal shape per model); everything else
+    comes from ``config``. Minibatch indices (sgd/adam with ``batch_size``) are shared by
+    all members, so member i equals ``train(models[i], ...)`` with the same generator
+    state. A member that diverges is retried alone with half its step (``max_retries``).
     """
     if not models:
         raise ValueError("train_ensemble needs at least one model")
@@ -280,71 +381,67 @@ def train_ensemble(
     base = models[0]
     dtype = next(base.parameters()).dtype
     device = next(base.parameters()).device
-    x, y = _as_xy(dataset, dtype, device)
-    _check(base, config, x, y)
     initial = [copy.deepcopy(m) for m in models]
     stacked = _stack(models)
-    lazy = config.regime == "lazy"
+    regime = get_regime(config.regime)
+    data = _ensemble_data(dataset, E, base, regime, stacked, dtype, device)
+    _check(
+        base,
+        config,
+        data.x[0] if data.per_model else data.x,
+        data.y[0] if data.per_model else data.y,
+    )
     alpha_t = torch.tensor(alphas, dtype=dtype, device=device)
-    f0 = None
-    if lazy:
-        with torch.no_grad():
-            f0 = vmap(lambda p: functional_call(base, p, (x,)).reshape(x.shape[0], -1))(stacked)
-    lr_vals = auto_lr(base, stacked, x, config, [v == "auto" for v in lrs_in], generator)
-    lr_vals = [float(v) if v != "auto" else lr_vals[i] for i, v in enumerate(lrs_in)]
+    auto = [v == "auto" for v in lrs_in]
+    lr_auto = auto_lr(base, stacked, data.x, config, auto, per_model=data.per_model)
+    lr_vals = [float(v) if v != "auto" else lr_auto[i] for i, v in enumerate(lrs_in)]
     lr_t = torch.tensor(lr_vals, dtype=dtype, device=device)
-    adapt = torch.tensor(
-        [v == "auto" and config.lr_backoff and config.optimizer == "gd" for v in lrs_in]
-    )
+    adapt = torch.tensor([a and config.lr_backoff and config.optimizer == "gd" for a in auto])
     state = generator.get_state() if generator is not None else None
-    params, steps, reason, hl, ha, lr_end, halved = _fit(
-        base, stacked, x, y, config, lr_t, alpha_t, f0, generator, E > 1, adapt
-    )
+    fit = _fit(base, stacked, data, config, lr_t, alpha_t, generator, E > 1, adapt)
     results = []
     for i in range(E):
-        retries, lr_i = 0, lr_vals[i]
-        p_i, s_i, r_i, hl_i, ha_i = params, int(steps[i]), reason[i], hl, ha
-        end_i, halved_i = float(lr_end[i]), int(halved[i])
-        j = i
-        while r_i and retries < config.max_retries:
+        retries, lr_i, fit_i, j = 0, lr_vals[i], fit, i
+        while fit_i.reason[j] and retries < config.max_retries:
             retries += 1
             lr_i = lr_i / 2
             if generator is not None:
                 generator.set_state(state)
-            p_i, s_t, r_l, hl_i, ha_i, lr_e, h_e = _fit(
-                base,
-                {k: v[i : i + 1] for k, v in stacked.items()},
-                x,
-                y,
-                config,
-                torch.tensor([lr_i], dtype=dtype, device=device),
-                alpha_t[i : i + 1],
-                f0[i : i + 1] if lazy else None,
-                generator,
-                False,
+            one = {k: v[i : i + 1] for k, v in stacked.items()}
+            lr_1 = torch.tensor([lr_i], dtype=dtype, device=device)
+            fit_i = _fit(
+                base, one, data.member(i), config, lr_1, alpha_t[i : i + 1], generator, False,
                 adapt[i : i + 1],
-            )
-            s_i, r_i, j = int(s_t[0]), r_l[0], 0
-            end_i, halved_i = float(lr_e[0]), int(h_e[0])
-        if r_i and retries:
-            r_i = f"{r_i} (after {retries} retries with halved steps)"
-        cfg_i = replace(configs[i], alpha=alphas[i], lr=lr_i)
-        results.append(
-            TrainResult(
-                model=_unstack_into(initial[i], p_i, j) if not r_i else initial[i],
-                initial_model=initial[i],
-                config=cfg_i,
-                diverged=bool(r_i),
-                reason=r_i,
-                lr=lr_i,
-                steps=s_i,
-                retries=retries,
-                history=_history(hl_i, ha_i, j, s_i),
-                lr_final=end_i,
-                lr_halvings=halved_i,
-            )
-        )
+            )  # fmt: skip
+            j = 0
+        results.append(_result(fit_i, j, initial[i], replace(configs[i], lr=lr_i), retries))
     return results
+
+
+def _result(fit: _Fit, j: int, initial: nn.Module, cfg: TrainConfig, retries: int):
+    """Member ``j`` of a finished step loop as a :class:`TrainResult`."""
+    reason = fit.reason[j]
+    if reason and retries:
+        reason = f"{reason} (after {retries} retries with halved steps)"
+    steps = int(fit.steps[j])
+    ckpt = None
+    if fit.ckpt_params is not None and int(fit.ckpt_step[j]) >= 0 and not reason:
+        ckpt = _unstack_into(initial, fit.ckpt_params, j)
+    return TrainResult(
+        model=_unstack_into(initial, fit.params, j) if not reason else initial,
+        initial_model=initial,
+        config=cfg,
+        diverged=bool(reason),
+        reason=reason,
+        lr=float(cfg.lr),
+        steps=steps,
+        retries=retries,
+        history=_history(fit.hist_loss, fit.hist_acc, j, steps),
+        lr_final=float(fit.lr_final[j]),
+        lr_halvings=int(fit.halvings[j]),
+        checkpoint_model=ckpt,
+        checkpoint_step=int(fit.ckpt_step[j]) if ckpt is not None else None,
+    )
 
 
 def train(

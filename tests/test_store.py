@@ -30,6 +30,7 @@ def rows_for(cell: str, n: int = 3) -> list[dict]:
             "eps": 0.1 * (j + 1),
             "p_value": 0.5 + j,
             "n_params": 100,
+            "data_seed": 0,
         }  # fmt: skip
         for j in range(n)
     ]
@@ -144,10 +145,13 @@ def test_record_sweep(db):
     with Store(db) as store:
         assert store.record_sweep(CONFIG)
         assert not store.record_sweep(dict(reversed(CONFIG.items())))  # same config
-        assert store.record_sweep(other)  # same name, different config
+        # same name, different config: refused (two experiments would pool under one name)
+        with pytest.raises(ValueError, match="sweep 'demo' is already in .* different config"):
+            store.record_sweep(other)
         with pytest.raises(ValueError, match="'name'"):
             store.record_sweep({"grid": {}})
-    assert load_configs(db) == [CONFIG, other]
+        assert store.record_sweep({**other, "name": "demo-2"})
+    assert load_configs(db) == [CONFIG, {**other, "name": "demo-2"}]
     assert count(db, "SELECT count(*) FROM sweeps WHERE torch_version IS NOT NULL") == 2
 
 

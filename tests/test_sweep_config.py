@@ -160,8 +160,10 @@ def test_alpha_collapses_outside_lazy():
 def test_hash_is_stable(example, tmp_path):
     cell = example.cells()[0]
     assert re.fullmatch(r"[0-9a-f]{16}", cell.hash)
-    # golden value: changing the canonical config form orphans every existing store
-    assert cell.hash == "d5310b1df3a2041b"
+    # golden value: changing the canonical config form orphans every existing store.
+    # Changed once on purpose: the form gained data.seed (a run's seed now draws its data),
+    # train.checkpoint_loss and measure.on, so older cells are different experiments.
+    assert cell.hash == "534789dc62a33584"
     reordered = dict(reversed(list(BASE.items())))
     assert load_config(reordered).cells()[0].hash == cell.hash
     assert Cell.from_dict(json.loads(cell.config_json())) == cell

@@ -19,9 +19,10 @@ import torch
 from .. import data as rl_data
 from ..metrics import input_gradients, laziness, perturbation_stability
 from ..models import mlp
-from ..theory import expected_grad_sq_norm
+from ..theory import expected_grad_sq_norm, kappa
 from ..train import TrainConfig, train_ensemble
 from ..train.losses import accuracy, loss_value
+from ..train.regimes import get_regime
 from .config import Cell
 
 __all__ = ["CellOutcome", "run_group"]
@@ -43,14 +44,16 @@ class CellOutcome:
     rows: list[dict]
 
 
-@lru_cache(maxsize=4)
-def _dataset(spec_json: str, dtype: str):
+@lru_cache(maxsize=64)
+def _dataset(spec_json: str, dtype: str, seed: int):
+    """The data draw of one seed: a seed varies the network *and* the data it is trained on."""
     import json
 
     spec = json.loads(spec_json)
     name = spec.pop("name")
     classes = spec.pop("classes", None)
-    options = {k: v for k, v in spec.items() if k not in ("n_train", "n_test", "in_dim", "sphere")}
+    skip = ("n_train", "n_test", "in_dim", "sphere", "seed")
+    options = {k: v for k, v in spec.items() if k not in skip}
     ds = rl_data.load(
         name,
         n_train=spec.get("n_train"),
@@ -58,7 +61,7 @@ def _dataset(spec_json: str, dtype: str):
         in_dim=spec.get("in_dim"),
         classes=classes,
         sphere=bool(spec.get("sphere", False)),
-        seed=0,
+        seed=seed,
         **options,
     )
     return ds.to(dtype=getattr(torch, dtype))
@@ -77,6 +80,7 @@ def _train_config(cell: Cell) -> TrainConfig:
         regime=cell.regime,
         alpha=cell.alpha,
         max_retries=t.max_retries,
+        checkpoint_loss=t.checkpoint_loss,
     )
 
 
@@ -92,49 +96,74 @@ def _fit_stats(model, ds, loss_name: str) -> dict:
     return out
 
 
-def _measure(model, x, cell: Cell, moment: str, which: str) -> list[dict]:
+def _points(ds, cell: Cell) -> dict[str, torch.Tensor]:
+    """The point sets P is measured on (``measure.point_sets``), each cut to ``measure.points``."""
+    n = cell.measure.points
+    test = ds.x_test if ds.x_test.shape[0] else ds.x_train
+    sets = {"test": test, "train": ds.x_train}
+    return {name: sets[name][:n] for name in cell.measure.point_sets}
+
+
+class _Gradients:
+    """Input gradients computed once per (function, point set) and shared by every eps,
+    the gradient norm column and the linearization deviation."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple, torch.Tensor] = {}
+
+    def get(self, key: tuple, model, x: torch.Tensor) -> torch.Tensor:
+        if key not in self._cache:
+            self._cache[key] = input_gradients(model, x).double().cpu()  # (n, d)
+        return self._cache[key]
+
+
+def _measure(model, points: dict, cell: Cell, moment: str, which: str, grads, key) -> list[dict]:
+    """Rows of P for every point set x eps x method; ``exact`` from one gradient per point:
+    per point eps kappa_d ||grad f(x)|| (the identity E|g . delta| = eps kappa_d ||g||)."""
     m = cell.measure
     rows = []
-    k = model(x[:1]).reshape(1, -1).shape[1]
-    grad_norm = math.nan
-    if k == 1:
-        grad_norm = float(torch.linalg.vector_norm(input_gradients(model, x), dim=1).mean())
-    gen = torch.Generator().manual_seed(cell.seed)
-    for eps in m.eps:
-        for method in m.methods:
-            if method == "exact" and k != 1:
-                continue
-            r = perturbation_stability(
-                model,
-                x,
-                eps,
-                method=method,
-                region=m.region,
-                n_samples=m.n_samples,
-                generator=gen,
-            )
-            rows.append(
-                {
-                    "at": moment,
-                    "eps": eps,
-                    "method": method,
-                    "region": m.region,
-                    "model": which,
-                    "p_value": r.value,
-                    "p_stderr": r.stderr,
-                    "grad_norm": grad_norm,
-                }
-            )
+    for on, x in points.items():
+        k = model(x[:1]).reshape(1, -1).shape[1]
+        g = grads.get((*key, on), model, x) if k == 1 else None
+        norms = None if g is None else torch.linalg.vector_norm(g, dim=1)
+        gen = torch.Generator().manual_seed(cell.seed)
+        for eps in m.eps:
+            for method in m.methods:
+                if method == "exact" and k != 1:
+                    continue
+                if method == "exact":
+                    per_point = norms * (eps * kappa(x[0].numel(), m.region))
+                    n = per_point.numel()
+                    value = float(per_point.mean())
+                    se = float(per_point.std(unbiased=True)) / math.sqrt(n) if n > 1 else 0.0
+                else:
+                    r = perturbation_stability(
+                        model, x, eps, method=method, region=m.region,
+                        n_samples=m.n_samples, generator=gen,
+                    )  # fmt: skip
+                    value, se = r.value, r.stderr
+                rows.append(
+                    {
+                        "at": moment, "eps": eps, "method": method, "region": m.region,
+                        "model": which, "points": on, "p_value": value, "p_stderr": se,
+                        "grad_norm": math.nan if norms is None else float(norms.mean()),
+                    }
+                )  # fmt: skip
     return rows
 
 
 def _base_row(cell: Cell, ds, net) -> dict:
     spec = net.spec
     s1, s2, s3 = spec.variances
+    with torch.no_grad():
+        f0 = net(ds.x_train).reshape(ds.x_train.shape[0], -1)
+    y = ds.y_train.to(f0.dtype).reshape(f0.shape[0], -1) if ds.y_train.is_floating_point() else None
     return {
         "sweep": cell.sweep,
+        "sweep_hash": cell.config.hash,
         "cell": cell.hash,
         "seed": cell.seed,
+        "data_seed": cell.config.data_seed(cell.seed),
         "width": cell.width,
         "depth": cell.depth,
         "init": cell.init,
@@ -153,28 +182,31 @@ def _base_row(cell: Cell, ds, net) -> dict:
         )
         if not spec.mean_field
         else (spec.in_dim * s1 / 2) * (spec.width * s3) * spec.out_dim,
+        "target_loss": cell.train.target_loss,
+        "y_f0_ratio": float(torch.linalg.norm(y) / torch.linalg.norm(f0))
+        if y is not None
+        else math.nan,
         "config_json": cell.config_json(),
     }
 
 
-def _train(cells: list[Cell], nets: list, ds) -> list:
-    """Train the group's networks, one vmapped ensemble per forward function.
+def _train(cells: list[Cell], nets: list, datasets: list) -> list:
+    """Train the group's networks, one vmapped ensemble per (regime, forward function).
 
     Init schemes under the NTK parameterization (``ntk_param``) have their own forward
-    multipliers, so they cannot share one vmapped forward with standard-parameterization
-    schemes. Every ensemble draws minibatches from its own generator with the same seed, so
-    each network sees the batches it would see alone or in the whole group.
+    multipliers and twin regimes their own objective, so each needs its own ensemble. Each
+    network trains on its own seed's data draw. Every ensemble draws minibatches from its own
+    generator with the same seed, so each network sees the batches it would see alone.
     """
-    cfg = _train_config(cells[0])
-    by_forward: dict[tuple[float, ...], list[int]] = {}
-    for i, net in enumerate(nets):
-        by_forward.setdefault(tuple(net.spec.multipliers), []).append(i)
+    by_forward: dict[tuple, list[int]] = {}
+    for i, (c, net) in enumerate(zip(cells, nets, strict=True)):
+        by_forward.setdefault((c.regime, tuple(net.spec.multipliers)), []).append(i)
     results: list = [None] * len(nets)
     for members in by_forward.values():
         trained = train_ensemble(
             [nets[i] for i in members],
-            ds,
-            cfg,
+            [datasets[i] for i in members],
+            _train_config(cells[members[0]]),
             alphas=[cells[i].alpha for i in members],
             generator=torch.Generator().manual_seed(BATCH_ORDER_SEED),
         )
@@ -208,96 +240,139 @@ def run_group(
         ]
 
 
+def _out_dim(ds, loss: str) -> int:
+    n_classes = ds.n_classes if ds.task == "multiclass" else 0
+    out_dim = n_classes if n_classes > 2 else 1
+    return max(out_dim, 2) if loss == "cross_entropy" else out_dim
+
+
+def _twins(cells: list[Cell]) -> dict[int, int]:
+    """Index of each cell's twin run (e.g. standard -> linearized: same init, seed, alpha)."""
+    out = {}
+    for i, c in enumerate(cells):
+        for j, other in enumerate(cells):
+            if get_regime(other.regime).twin_of == c.regime and (
+                other.init,
+                other.seed,
+                other.alpha,
+            ) == (c.init, c.seed, c.alpha):
+                out[i] = j
+    return out
+
+
+def _grad_lin_dev(g_t: torch.Tensor, g_lin: torch.Tensor, g_0: torch.Tensor) -> float:
+    """||g_T - g_lin,T||_F / ||g_T - g_0||_F over the measured points (all (n, d) entries):
+    how far the trained network's input gradients are from its exact linearization's,
+    relative to how far training moved them."""
+    den = float(torch.linalg.norm(g_t - g_0))
+    return float(torch.linalg.norm(g_t - g_lin)) / den if den > 0 else math.nan
+
+
 def _run_group(cells: list[Cell], dtype: str, device: str, t0: float) -> list[CellOutcome]:
     import json
 
     first = cells[0]
-    ds = _dataset(json.dumps(first.data.to_dict(), sort_keys=True), dtype).to(device=device)
-    n_classes = ds.n_classes if ds.task == "multiclass" else 0
-    out_dim = n_classes if n_classes > 2 else 1
-    if first.train.loss == "cross_entropy":
-        out_dim = max(out_dim, 2)
-    x_eval = ds.x_test if ds.x_test.shape[0] else ds.x_train
-    x_eval = x_eval[: first.measure.points]
+    spec_json = json.dumps(first.data.to_dict(), sort_keys=True)
+    seeds = [first.config.data_seed(c.seed) for c in cells]
+    datasets = [_dataset(spec_json, dtype, s).to(device=device) for s in seeds]
+    out_dim = _out_dim(datasets[0], first.train.loss)
     nets = [
         mlp(
-            ds.in_dim,
+            datasets[0].in_dim,
             c.width,
             c.depth,
             out_dim,
             init=c.init,
             bias=c.model.bias,
             generator=torch.Generator().manual_seed(c.seed),
-            mean_field=c.regime == "mean_field",
+            mean_field=get_regime(c.regime).mean_field,
             dtype=getattr(torch, dtype),
             device=device,
         )
         for c in cells
     ]
+    grads = _Gradients()
+    points = [_points(ds, c) for ds, c in zip(datasets, cells, strict=True)]
+    bases = [_base_row(c, ds, net) for c, ds, net in zip(cells, datasets, nets, strict=True)]
     rows: list[list[dict]] = []
-    for c, net in zip(cells, nets, strict=True):
-        base = _base_row(c, ds, net)
+    for i, (c, net, ds) in enumerate(zip(cells, nets, datasets, strict=True)):
         r = []
         if "init" in c.measure.at:
-            stats = _fit_stats(net, ds, c.train.loss) if c.regime != "lazy" else {}
-            r += [{**base, **stats, **m} for m in _measure(net, x_eval, c, "init", "network")]
+            reg = get_regime(c.regime)
+            stats = _fit_stats(net, ds, c.train.loss) if not reg.alpha_scaled else {}
+            init_rows = _measure(net, points[i], c, "init", "network", grads, (i, "init"))
+            r += [{**bases[i], **stats, **m} for m in init_rows]
         rows.append(r)
-    results = _train(cells, nets, ds)
+    results = _train(cells, nets, datasets)
+    twins = _twins(cells)
     outcomes = []
-    for c, net, res, r in zip(cells, nets, results, rows, strict=True):
-        base = _base_row(c, ds, net)
-        common = {"lr": res.lr, "steps": res.steps}
+    for i, (c, res, r) in enumerate(zip(cells, results, rows, strict=True)):
+        common = {"lr": res.lr, "steps": res.steps, "lr_final": res.lr_final,
+                  "lr_halvings": res.lr_halvings}  # fmt: skip
         if res.diverged:
             r = [{**row, **common, "status": "diverged", "message": res.reason} for row in r]
-            r.append({**base, **common, "at": "final", "status": "diverged", "message": res.reason})
+            r.append(
+                {**bases[i], **common, "at": "final", "status": "diverged", "message": res.reason}
+            )
             outcomes.append(
                 CellOutcome(c.hash, c.sweep, "diverged", res.reason, c.config_json(), 0.0, r)
             )
             continue
-        pred = res.predictor()
-        extra = {**common, **_fit_stats(pred, ds, c.train.loss)}
-        if c.measure.laziness:
-            lz = laziness(res.initial_model, res.model, ds.x_train, probe=PROBE_POINTS)
-            extra.update({k: lz[k] for k in ("rel_weight_change", "ntk_change", "pattern_flip")})
-        r = [
-            {
-                **row,
-                **{
-                    k: v
-                    for k, v in extra.items()
-                    if k in ("rel_weight_change", "ntk_change", "pattern_flip", "lr", "steps")
-                },
-            }
-            for row in r
-        ]
-        if "final" in c.measure.at:
-            r += [
-                {**base, **extra, **m} for m in _measure(res.model, x_eval, c, "final", "network")
-            ]
-            if c.regime == "lazy":
-                r += [{**base, **extra, **m} for m in _measure(pred, x_eval, c, "final", "centred")]
-        outcomes.append(
-            CellOutcome(
-                c.hash,
-                c.sweep,
-                "ok",
-                "",
-                c.config_json(),
-                0.0,
-                [{**row, "status": "ok", "message": ""} for row in r],
-            )
-        )
+        r = _final_rows(i, c, res, r, bases[i], datasets[i], points[i], common, grads)
+        outcomes.append(CellOutcome(c.hash, c.sweep, "ok", "", c.config_json(), 0.0, r))
+    _add_twin_deviation(cells, results, outcomes, twins, points, grads)
     # wall time of the group, shared equally by its cells
     dt = (time.perf_counter() - t0) / len(cells)
     return [
         CellOutcome(
-            o.cell_hash,
-            o.sweep,
-            o.status,
-            o.message,
-            o.config_json,
-            dt,
+            o.cell_hash, o.sweep, o.status, o.message, o.config_json, dt,
             [{**row, "time_s": dt} for row in o.rows],
         )
         for o in outcomes
-    ]
+    ]  # fmt: skip
+
+
+_CELL_FACTS = ("rel_weight_change", "ntk_change", "pattern_flip", "lr", "steps", "lr_final",
+               "lr_halvings", "reached_target")  # fmt: skip
+
+
+def _final_rows(i, c: Cell, res, r, base, ds, pts, common, grads) -> list[dict]:
+    """The cell's rows after training: facts of the run on every row, P of each measured
+    function at the end of training (and at the checkpoint loss, when asked)."""
+    reg = get_regime(c.regime)
+    measured = reg.measured_models(res.model, res.initial_model, res.config.alpha)
+    pred = measured[reg.predictor_label]
+    extra = {**common, "reached_target": int(res.reached_target),
+             **_fit_stats(pred, ds, c.train.loss)}  # fmt: skip
+    if c.measure.laziness:
+        before, after = reg.laziness_pair(res.model, res.initial_model, res.config.alpha)
+        lz = laziness(before, after, ds.x_train, probe=PROBE_POINTS)
+        extra.update({k: lz[k] for k in ("rel_weight_change", "ntk_change", "pattern_flip")})
+    r = [{**row, **{k: v for k, v in extra.items() if k in _CELL_FACTS}} for row in r]
+    if "final" in c.measure.at:
+        for label, module in measured.items():
+            ms = _measure(module, pts, c, "final", label, grads, (i, "final", label))
+            r += [{**base, **extra, **m} for m in ms]
+    ckpt = res.checkpoint_predictor()
+    if ckpt is not None:  # train.checkpoint_loss set and reached
+        facts = {**extra, **_fit_stats(ckpt, ds, c.train.loss), "steps": res.checkpoint_step}
+        label = reg.predictor_label
+        ms = _measure(ckpt, pts, c, "checkpoint", label, grads, (i, "checkpoint", label))
+        r += [{**base, **facts, **m} for m in ms]
+    return [{**row, "status": "ok", "message": ""} for row in r]
+
+
+def _add_twin_deviation(cells, results, outcomes, twins, points, grads) -> None:
+    """``grad_lin_dev`` on every row of a run whose twin (its linearization) trained too."""
+    for i, j in twins.items():
+        if outcomes[i].status != "ok" or outcomes[j].status != "ok":
+            continue
+        twin = get_regime(cells[j].regime)
+        on = next(iter(points[i]))
+        x = points[i][on]
+        g_t = grads.get((i, "final", "network", on), results[i].model, x)
+        g_0 = grads.get((i, "init", on), results[i].initial_model, x)
+        lin = results[j].predictor()
+        g_lin = grads.get((j, "final", twin.predictor_label, on), lin, x)
+        dev = _grad_lin_dev(g_t, g_lin, g_0)
+        outcomes[i].rows[:] = [{**row, "grad_lin_dev": dev} for row in outcomes[i].rows]

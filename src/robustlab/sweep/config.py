@@ -10,7 +10,7 @@ on one dataset and measured the same way. The public YAML format::
       width: [16, 32, 64, 128]
       depth: "2:6"            # inclusive range; "2:12:2" with a step; a list; or one int
       init: [lecun, he, ntk]
-      regime: [lazy]          # standard | lazy | mean_field
+      regime: [lazy]          # standard | linearized | lazy | mean_field
       alpha: [100]            # alpha-scaling, only used by regime lazy; default [1.0]
     seeds: 4                  # n -> seeds 0..n-1, or an explicit list
     train: {optimizer: gd, loss: mse, lr: auto, steps: 500, target_loss: 1.0e-3}
@@ -42,6 +42,7 @@ import yaml
 from ..metrics.stability import METHODS as _METHODS
 from ..metrics.stability import REGIONS
 from ..train.config import LOSSES, OPTIMIZERS, REGIMES
+from ..train.regimes import get_regime
 from ._validate import (
     FrozenMap,
     _bool,
@@ -84,7 +85,8 @@ __all__ = [
 ]
 
 METHODS = tuple(m for m in _METHODS if m != "auto")
-MOMENTS = ("init", "final")
+MOMENTS = ("init", "final")  # plus "checkpoint" rows when train.checkpoint_loss is set
+POINT_SETS = ("test", "train")
 MODEL_FAMILIES = ("mlp",)
 DTYPES = ("float32", "float64")
 # dataset options: extra keys of the `data` section, passed through to the data loader
@@ -138,6 +140,10 @@ _OPTION_CHECKS: dict[str, Callable[[str, Any], Any]] = {
 class DataSpec(_Section):
     """The dataset: a registered name plus its options (see ``robustlab.data``).
 
+    ``seed``: ``"run"`` (default) draws the data with each run's seed, so a seed varies
+    the network *and* its training set (and, for generated data, the teacher and the test
+    points); an integer fixes one draw for every run.
+
     ``options`` holds the dataset-specific keys of the YAML ``data`` section (one of
     :data:`DATA_OPTIONS`), flattened back into that section by :meth:`to_dict`.
     """
@@ -148,6 +154,7 @@ class DataSpec(_Section):
     n_test: int | None = None
     in_dim: int | None = None
     sphere: bool = False
+    seed: str | int = "run"
     options: FrozenMap = field(default_factory=FrozenMap)
 
     _path = "data"
@@ -163,6 +170,8 @@ class DataSpec(_Section):
             if getattr(self, key) is not None:
                 _set(self, key, _int(f"data.{key}", getattr(self, key)))
         _bool("data.sphere", self.sphere)
+        if self.seed != "run":
+            _set(self, "seed", _nonneg_int("data.seed", self.seed))
         options = _mapping("data", self.options)
         _check_keys("data", options, DATA_OPTIONS)
         checked = {k: _OPTION_CHECKS[k](f"data.{k}", v) for k, v in options.items()}
@@ -242,6 +251,7 @@ class TrainSpec(_Section):
     batch_size: int | None = None
     momentum: float = 0.0
     max_retries: int = 3
+    checkpoint_loss: float | None = None
 
     _path = "train"
 
@@ -261,6 +271,14 @@ class TrainSpec(_Section):
             _number("train.momentum", self.momentum, "a number in [0, 1)", in_unit),
         )
         _set(self, "max_retries", _nonneg_int("train.max_retries", self.max_retries))
+        if self.checkpoint_loss is not None:
+            _set(self, "checkpoint_loss", _positive("train.checkpoint_loss", self.checkpoint_loss))
+            if self.target_loss is not None and self.checkpoint_loss <= self.target_loss:
+                _fail(
+                    "train.checkpoint_loss",
+                    f"must be above target_loss ({self.target_loss:g}), got "
+                    f"{self.checkpoint_loss:g}",
+                )
 
 
 @dataclass(frozen=True)
@@ -278,6 +296,7 @@ class MeasureSpec(_Section):
     n_samples: int = 64
     at: tuple[str, ...] = ("init", "final")
     laziness: bool = True
+    point_sets: tuple[str, ...] = ("test",)
 
     _path = "measure"
 
@@ -290,6 +309,13 @@ class MeasureSpec(_Section):
         _set(self, "n_samples", _int("measure.n_samples", self.n_samples))
         _set(self, "at", _ordered(_items("measure.at", self.at, _choice(MOMENTS)), MOMENTS))
         _bool("measure.laziness", self.laziness)
+        _set(
+            self,
+            "point_sets",
+            _ordered(
+                _items("measure.point_sets", self.point_sets, _choice(POINT_SETS)), POINT_SETS
+            ),
+        )
 
 
 def _seeds(value: object) -> tuple[int, ...]:
@@ -331,7 +357,7 @@ class SweepConfig:
             if not isinstance(value, cls):
                 _set(self, key, cls.from_dict(value))
         _set(self, "seeds", _seeds(self.seeds))
-        if "mean_field" in self.grid.regime:
+        if any(get_regime(r).mean_field for r in self.grid.regime):
             for depth in self.grid.depth:
                 if depth != 2:
                     _fail(
@@ -355,6 +381,16 @@ class SweepConfig:
             out[key] = list(value) if key == "seeds" else value.to_dict()
         return out
 
+    def data_seed(self, run_seed: int) -> int:
+        """The seed of the data draw of a run with seed ``run_seed``."""
+        return run_seed if self.data.seed == "run" else int(self.data.seed)
+
+    @cached_property
+    def hash(self) -> str:
+        """First 16 hex digits of sha256 of the canonical JSON of :meth:`to_dict`."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
     def cells(self) -> list[Cell]:
         """Every (width, depth, init, regime, alpha, seed), the last varying fastest.
 
@@ -367,7 +403,7 @@ class SweepConfig:
         for w, d, i, r, a, s in itertools.product(
             g.width, g.depth, g.init, g.regime, g.alpha, self.seeds
         ):
-            axes = (w, d, i, r, a if r == "lazy" else 1.0, s)
+            axes = (w, d, i, r, a if get_regime(r).alpha_scaled else 1.0, s)
             if axes not in seen:
                 seen.add(axes)
                 out.append(Cell(*axes, config=self))
@@ -456,10 +492,12 @@ class Cell:
         return hash(self._json)
 
     def group_key(self) -> tuple[Any, ...]:
-        """What must be equal for cells to share one batched (vmapped) training run:
-        everything except init, alpha and seed."""
+        """What must be equal for cells to share one group: everything except init, alpha
+        and seed, and the regime up to twins (a ``linearized`` run is trained beside its
+        ``standard`` twin, same w0 and data, so the group can compare them)."""
         c = self.config
-        return (c.data, c.model, self.width, self.depth, self.regime, c.train, c.measure)
+        regime = get_regime(self.regime).twin_of or self.regime  # twins share a group
+        return (c.data, c.model, self.width, self.depth, regime, c.train, c.measure)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Cell:

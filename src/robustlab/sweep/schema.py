@@ -17,7 +17,7 @@ COLUMNS: dict[str, str] = {
     "width": "INTEGER",
     "depth": "INTEGER",
     "init": "TEXT",  # scheme name
-    "regime": "TEXT",  # standard | lazy | mean_field
+    "regime": "TEXT",  # standard | linearized | lazy | mean_field
     "alpha": "REAL",  # alpha-scaling factor (1.0 unless regime lazy)
     # data / model facts
     "dataset": "TEXT",
@@ -32,11 +32,11 @@ COLUMNS: dict[str, str] = {
     "status": "TEXT",  # ok | diverged | failed
     "message": "TEXT",  # reason for diverged/failed, '' when ok
     # the measurement
-    "at": "TEXT",  # init | final
+    "at": "TEXT",  # init | checkpoint (looser loss level) | final
     "eps": "REAL",
     "method": "TEXT",  # exact | mc | finite_difference
     "region": "TEXT",  # ball | sphere
-    "model": "TEXT",  # network (f(x; w)) | centred (alpha (f(x; w) - f(x; w0)))
+    "model": "TEXT",  # network f(x; w) | centred alpha (f - f0) | linearized (Taylor model)
     "p_value": "REAL",  # perturbation stability P
     "p_stderr": "REAL",
     "grad_norm": "REAL",  # mean ||grad_x f|| (or ||J||_F) over the evaluation points
@@ -57,6 +57,16 @@ COLUMNS: dict[str, str] = {
     "robustlab_version": "TEXT",
     "torch_version": "TEXT",
     "created_at": "TEXT",  # ISO-8601 UTC
+    # appended later (older stores gain them as NULL columns)
+    "sweep_hash": "TEXT",  # hash of the whole sweep config: claims/figures group by it
+    "points": "TEXT",  # test | train: the points P was measured on
+    "target_loss": "REAL",  # the training-loss target of the run (NULL: none)
+    "reached_target": "INTEGER",  # 1 when the final training loss is <= target_loss
+    "lr_final": "REAL",  # step size after the back-offs
+    "lr_halvings": "INTEGER",  # how often lr="auto" halved the step (loss rose)
+    "grad_lin_dev": "REAL",  # ||g_T - g_lin,T|| / ||g_T - g_0|| from the linearized twin
+    "y_f0_ratio": "REAL",  # ||y_train|| / ||f(X_train; w0)||: label scale against f_0
+    "data_seed": "INTEGER",  # seed of the data draw (the run seed)
 }
 
 STATUSES = ("ok", "diverged", "failed")

@@ -217,14 +217,25 @@ class Store:
     def record_sweep(self, config: Mapping[str, Any]) -> bool:
         """Record a sweep config (``SweepConfig.to_dict()``); return False if already recorded.
 
-        The same name with a different config is recorded as a new entry.
+        Raises:
+            ValueError: the store already holds a *different* config under this sweep name
+                (results of two experiments would otherwise be pooled under one name).
         """
         if hasattr(config, "to_dict"):
             config = config.to_dict()
         if not isinstance(config, Mapping) or not isinstance(config.get("name"), str):
             raise ValueError("record_sweep needs a sweep config dict with a 'name'")
-        values = (config["name"], _canonical_json(config), _now(), __version__, _torch_version())
+        text = _canonical_json(config)
+        values = (config["name"], text, _now(), __version__, _torch_version())
         with self._transaction():
+            held = self._conn.execute(
+                "SELECT config_json FROM sweeps WHERE name = ?", (config["name"],)
+            ).fetchall()
+            if held and all(h != text for (h,) in held):
+                raise ValueError(
+                    f"sweep {config['name']!r} is already in '{self.path}' with a different "
+                    "config; give the changed sweep a new name or use another store"
+                )
             cur = self._conn.execute(
                 "INSERT OR IGNORE INTO sweeps"
                 " (name, config_json, created_at, robustlab_version, torch_version)"

@@ -46,6 +46,9 @@ class Regime:
         keeps_init_function: whether the fitted predictor contains f(x; w0), i.e. whether
             it can test a claim about the initialization (False for centred predictors).
         lazy_by_construction: the predictor is linear in w, so training is lazy exactly.
+        twin_of: a regime whose runs this one pairs with (same w0, same data): a sweep trains
+            both in one group and reports, for each run of ``twin_of``, how far it is from
+            this regime's run (``linearized`` pairs with ``standard``).
     """
 
     name: str
@@ -56,6 +59,7 @@ class Regime:
     mean_field: bool = False
     keeps_init_function: bool = True
     lazy_by_construction: bool = False
+    twin_of: str = ""
 
     @property
     def predictor_label(self) -> str:
@@ -91,6 +95,14 @@ class Regime:
         if self.linearized:
             return Linearized(model, initial)
         return model
+
+    def laziness_pair(self, model, initial, alpha) -> tuple[nn.Module, nn.Module]:
+        """(before, after) whose parameters the laziness diagnostics compare: the Taylor
+        models under ``linearized`` (their NTK is constant by construction, and measured),
+        the networks f(x; w0), f(x; w_T) otherwise."""
+        if self.linearized:
+            return Linearized(initial, initial), Linearized(model, initial)
+        return initial, model
 
     def measured_models(self, model, initial, alpha) -> dict[str, nn.Module]:
         """``{label: module}`` for every function measured after training."""
@@ -129,22 +141,25 @@ class AlphaScaled(nn.Module):
 class Linearized(nn.Module):
     """``f_lin(x; w) = f(x; w0) + J_w f(x; w0) (w - w0)`` (Lee et al., NeurIPS 2019).
 
-    ``model`` holds w (its parameters are this module's trainable parameters), ``initial``
-    w0 (frozen). The product J_w f(x; w0) (w - w0) is one forward-mode JVP
-    (``torch.func.jvp``); the Jacobian is never built. Input gradients flow through it
-    (reverse over forward), so every metric of robustlab applies.
+    ``model`` holds w: its parameters are this module's only parameters, so parameter
+    metrics (weight change, the empirical NTK, which is J_w f(x; w0) and so constant) see
+    the Taylor model's own variables. w0 is copied from ``initial`` into buffers. The product
+    J_w f(x; w0) (w - w0) is one forward-mode JVP (``torch.func.jvp``, the Jacobian is never
+    built); input gradients flow through it (reverse over forward).
     """
 
     def __init__(self, model: nn.Module, initial: nn.Module) -> None:
         super().__init__()
         self.model = model
-        self.initial = _frozen_copy(initial)
+        self._names = [name for name, _ in initial.named_parameters()]
+        for i, (_, p) in enumerate(initial.named_parameters()):
+            self.register_buffer(f"w0_{i}", p.detach().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, ...) -> (N, k)."""
-        p0 = dict(self.initial.named_parameters())
+        p0 = {name: getattr(self, f"w0_{i}") for i, name in enumerate(self._names)}
         p = dict(self.model.named_parameters())
-        return _REGISTRY["linearized"].output(self.initial, p, p0, x, 1.0, None)
+        return _REGISTRY["linearized"].output(self.model, p, p0, x, 1.0, None)
 
 
 _REGISTRY: dict[str, Regime] = {
@@ -169,6 +184,7 @@ _REGISTRY: dict[str, Regime] = {
             measured=("linearized",),
             linearized=True,
             lazy_by_construction=True,
+            twin_of="standard",
         ),
     )
 }

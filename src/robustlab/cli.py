@@ -76,6 +76,17 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _float_list(text: str) -> list[float]:
+    """'0.1,1,3' -> [0.1, 1.0, 3.0] (finite numbers)."""
+    try:
+        out = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 0.1,1,3, got {text!r}") from None
+    if not all(math.isfinite(v) for v in out):
+        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
+    return out
+
+
 def _positive_int(text: str) -> int:
     try:
         v = int(text)
@@ -110,61 +121,91 @@ def _progress(total: int, desc: str, quiet: bool):
 
 
 # ----------------------------------------------------------------------------- measure
-def _unlabelled_points(path: str):
-    """Points of an .npz holding only ``x`` (P needs no labels); None for anything else."""
-    import numpy as np
+def _device(text: str):
+    """--device: auto (CUDA when available, else CPU), cpu, cuda or cuda:N."""
     import torch
 
-    if not path.endswith(".npz") or not os.path.isfile(path):
-        return None
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if set(z.files) != {"x"}:
-                return None
-            x = z["x"]
-    except (OSError, ValueError) as err:
-        raise ValueError(f"cannot read {path!r}: {err}") from None
-    if x.ndim < 2 or not np.issubdtype(x.dtype, np.number):
-        raise ValueError(f"{path!r}: x must be a numeric array of shape (N, ...), got {x.shape}")
-    return torch.from_numpy(np.ascontiguousarray(x)).float()
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, got {text!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {text}: CUDA is not available here; use --device cpu")
+    return device
 
 
-def cmd_measure(a: argparse.Namespace) -> int:
+def _output_selector(text: str):
+    """--output: 'margin', 'label', a dict key, an index, or several joined by commas."""
+    parts = [p.strip() for p in text.split(",")]
+    if not all(parts):
+        raise argparse.ArgumentTypeError(
+            f"expected e.g. 0, logits, margin or logits,margin: {text!r}"
+        )
+    steps = tuple(int(p) if p.lstrip("-").isdigit() else p for p in parts)
+    return steps[0] if len(steps) == 1 else steps
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    """--input-shape '1,28,28' -> (1, 28, 28)."""
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected e.g. 1,28,28, got {text!r}") from None
+    if not all(v >= 1 for v in shape):
+        raise argparse.ArgumentTypeError(f"expected positive sizes, got {text!r}")
+    return shape
+
+
+def _clip(text: str) -> tuple[float, float]:
+    """--clip '0,1' -> (0.0, 1.0)."""
+    bits = text.split(",")
+    try:
+        lo, hi = (float(v) for v in bits)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI like 0,1, got {text!r}") from None
+    return lo, hi
+
+
+def _measure_saved(a: argparse.Namespace, dtype, device) -> list[dict]:
+    """P of a saved model (any format models.load_model reads) on the points of --data."""
     import torch
 
+    from .data import load_points
     from .metrics import perturbation_stability
-    from .metrics.at_init import stability_at_init
+    from .metrics.outputs import check_output, needs_labels
+    from .models import load_model
 
-    dtype = torch.float64 if a.dtype == "float64" else torch.float32
+    if a.data is None:
+        raise UsageError("--model needs --data FILE (.npz, .npy, .pt or .csv) with the points")
+    spec = None
+    if a.in_dim is not None and a.width is not None and a.depth is not None:
+        if len(a.width) != 1 or len(a.depth) != 1:
+            raise UsageError("--model takes one --width and one --depth (the saved shape)")
+        spec = dict(
+            in_dim=a.in_dim,
+            width=a.width[0],
+            depth=a.depth[0],
+            out_dim=a.out_dim,
+            init=None if a.init is None else init_list(a.init)[0],
+            bias=a.bias,
+            mean_field=a.mean_field,
+        )
+    if a.model_class is not None and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # package.module:Class relative to here, as python -m
+    model = load_model(a.model, spec, model_class=a.model_class, model_kwargs=a.model_kwargs)
+    model = model.to(device=device, dtype=dtype)
+    x, y = load_points(a.data, split=a.split, input_shape=a.input_shape)
+    if a.points is not None:
+        x, y = x[: a.points], None if y is None else y[: a.points]
+    labelled = needs_labels(check_output(a.output))
+    if labelled and y is None:
+        raise UsageError(f"--output {a.output!r} needs labels; {a.data!r} holds inputs only")
     rows = []
-    if a.model is not None:
-        from .data import load as load_data
-        from .models import load_model
-
-        if a.data is None:
-            raise UsageError("--model needs --data FILE (.npz or .csv) with the points")
-        spec = None
-        if a.in_dim is not None and a.width is not None and a.depth is not None:
-            if len(a.width) != 1 or len(a.depth) != 1:
-                raise UsageError("--model takes one --width and one --depth (the saved shape)")
-            spec = dict(
-                in_dim=a.in_dim,
-                width=a.width[0],
-                depth=a.depth[0],
-                out_dim=a.out_dim,
-                init=init_list(a.init)[0],
-                bias=a.bias,
-            )
-        model = load_model(a.model, spec).to(dtype)
-        x = _unlabelled_points(a.data)
-        if x is None:  # labelled data set: any format rl.data.load reads
-            ds = load_data(a.data, seed=0)
-            x = {"train": ds.x_train, "test": ds.x_test}.get(a.split)
-            if x is None:
-                x = torch.cat([ds.x_train, ds.x_test])
-        if a.points is not None:
-            x = x[: a.points]
+    with _progress(len(a.eps) * x.shape[0], "points", a.quiet) as bar:
         for eps in a.eps:
+            start = bar.n
             r = perturbation_stability(
                 model,
                 x,
@@ -172,27 +213,41 @@ def cmd_measure(a: argparse.Namespace) -> int:
                 method=a.method,
                 region=a.region,
                 n_samples=a.samples,
-                generator=torch.Generator().manual_seed(0),
+                generator=torch.Generator(device=device).manual_seed(0),
+                output=a.output,
+                y=y if labelled else None,
+                clip=a.clip,
+                progress=lambda done, _n, start=start: bar.update(start + done - bar.n),
             )
-            rows.append(
-                {
-                    "model": a.model,
-                    "data": a.data,
-                    "eps": eps,
-                    "method": r.method,
-                    "region": a.region,
-                    "points": r.n_points,
-                    "p_value": r.value,
-                    "p_stderr": r.stderr,
-                }
-            )
+            row = {"model": a.model, "data": a.data, "eps": eps, "method": r.method}
+            if a.output is not None:
+                steps = a.output if isinstance(a.output, tuple) else (a.output,)
+                row["output"] = ",".join(map(str, steps))
+            row.update(region=a.region, points=r.n_points, p_value=r.value, p_stderr=r.stderr)
+            rows.append(row)
+    return rows
+
+
+def cmd_measure(a: argparse.Namespace) -> int:
+    import torch
+
+    from .metrics.at_init import stability_at_init
+
+    dtype = torch.float64 if a.dtype == "float64" else torch.float32
+    device = _device(a.device)
+    rows = []
+    if a.model is not None:
+        rows = _measure_saved(a, dtype, device)
         _emit(rows, a.format, rows[0].keys())
         return 0
     if a.in_dim is None or a.width is None or a.depth is None:
         raise UsageError(
             "measure needs --in-dim, --width and --depth (or --model FILE --data FILE)"
         )
-    inits = init_list(a.init)
+    for flag in ("model_class", "model_kwargs", "output", "input_shape", "clip"):
+        if getattr(a, flag) is not None:
+            raise UsageError(f"--{flag.replace('_', '-')} applies to --model FILE")
+    inits = init_list(a.init or "lecun")
     combos = [(i, w, L, e) for i in inits for w in a.width for L in a.depth for e in a.eps]
     bar = _progress(len(combos) * a.seeds, "measure", a.quiet)
     for init, width, depth, eps in combos:
@@ -209,6 +264,7 @@ def cmd_measure(a: argparse.Namespace) -> int:
             n_samples=a.samples,
             out_dim=a.out_dim,
             dtype=dtype,
+            device=device,
             progress=lambda *_: bar.update(1),
         )
         r.pop("runs")
@@ -235,8 +291,29 @@ def cmd_measure(a: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- theory
 def cmd_theory(a: argparse.Namespace) -> int:
     from .init import get_init
-    from .theory import expected_grad_sq_norm, init_stability_bound, kappa
+    from .theory import after_training_table, expected_grad_sq_norm, init_stability_bound, kappa
 
+    if a.after_training:
+        rows = after_training_table(
+            data=a.data,
+            n_train=a.n_train,
+            n_test=a.n_test,
+            in_dim=a.in_dim,
+            seed=a.seed,
+            data_options=None if a.teacher is None else {"teacher": a.teacher},
+            inits=init_list(a.init),
+            depths=a.depth,
+            eps=a.eps,
+            label_scales=a.label_scale,
+            steps=a.steps,
+            lr=a.lr,
+            widths=a.width or [None],
+            region=a.region,
+        )
+        _emit(rows, a.format, rows[0].keys())
+        return 0
+    if a.in_dim is None or a.width is None:
+        raise UsageError("theory needs --in-dim and --width (or --after-training)")
     rows = []
     for name in init_list(a.init):
         scheme = get_init(name)
@@ -328,8 +405,11 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 
 def _claims_table(df) -> str:
-    cols = ["claim", "verdict", "slope", "ci_low", "ci_high", "n", "median_rel_weight_change"]
-    view = df[cols].rename(columns={"median_rel_weight_change": "rel_dw"})
+    cols = ["claim", "verdict", "slope", "ci_low", "ci_high", "effect", "monotone", "n_runs",
+            "n_excluded", "train_loss_max", "robust_share"]  # fmt: skip
+    view = df[cols].rename(
+        columns={"n_excluded": "excl", "train_loss_max": "loss_max", "robust_share": "robust"}
+    )
     return view.to_string(index=False, float_format=lambda v: f"{v:+.3g}")
 
 
@@ -344,6 +424,8 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
             workers=a.workers,
             address=a.address,
             progress=update,
+            lazy_threshold=a.lazy_threshold,
+            nonlazy_threshold=a.nonlazy_threshold,
         )
     print(_summary_line(res.summary))
     print()
@@ -353,6 +435,7 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
             print(f"  {row['claim']}: {row['reason']}")
     print()
     print(f"claims: {res.claims_csv}")
+    print(f"sensitivity: {res.sensitivity_csv}")
     print(f"report: {res.report}")
     return 0
 
@@ -390,6 +473,14 @@ def _register_sweeps(sub) -> None:
     p.add_argument("--executor", choices=["local", "serial", "ray"], default="local")
     p.add_argument("--address", default=None)
     p.add_argument("--workers", type=_positive_int, default=None)
+    p.add_argument(
+        "--lazy-threshold", type=_positive_float, default=0.1,
+        help="C3/C4 on standard runs: max weight and NTK change of a lazy run (default 0.1)",
+    )  # fmt: skip
+    p.add_argument(
+        "--nonlazy-threshold", type=_positive_float, default=0.3,
+        help="C5: min weight change of every mean-field run (default 0.3)",
+    )  # fmt: skip
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_reproduce)
 
@@ -398,13 +489,14 @@ def _register_sweeps(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``robustlab`` command."""
     from ._version import __version__
+    from .metrics import METHODS, REGIONS
 
     p = _Parser(prog="robustlab", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"robustlab {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     m = sub.add_parser("measure", help="P of random networks at init, or of a saved model on data")
-    m.add_argument("--init", default="lecun", help="scheme(s), comma-separated (default lecun)")
+    m.add_argument("--init", default=None, help="scheme(s), comma-separated (default lecun)")
     m.add_argument("--in-dim", type=_positive_int)
     m.add_argument("--width", type=int_list, help="e.g. 256 or 16,64,256 or 16:64:16")
     m.add_argument("--depth", type=int_list, help="e.g. 5 or 2:8")
@@ -413,12 +505,27 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--eps", type=_positive_float, nargs="+", default=[0.1])
     m.add_argument("--seeds", type=_positive_int, default=10)
     m.add_argument("--points", type=_positive_int, default=None, help="evaluation points (1000)")
-    m.add_argument("--method", choices=["auto", "exact", "mc", "finite_difference"], default="auto")
-    m.add_argument("--region", choices=["ball", "sphere"], default="ball")
-    m.add_argument("--samples", type=_positive_int, default=64, help="perturbations per point (mc)")
+    m.add_argument("--method", choices=list(METHODS), default="auto")
+    m.add_argument("--region", choices=list(REGIONS), default="ball")
+    m.add_argument(
+        "--samples", type=_positive_int, default=None, help="per point (mc 64, jacobian 1024)"
+    )
     m.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    m.add_argument("--model", help="saved model (robustlab .pt, state dict, or TorchScript)")
-    m.add_argument("--data", help="points for --model: .npz (x or x_train/x_test) or .csv")
+    m.add_argument("--device", default="auto", help="auto (default: cuda if available), cpu, cuda")
+    m.add_argument(
+        "--model", help="saved model: robustlab .pt, state dict, TorchScript or torch.export .pt2"
+    )
+    m.add_argument("--model-class", help="package.module:Class for a state dict of your network")
+    m.add_argument("--model-kwargs", help="JSON object of Class arguments, e.g. '{\"width\": 64}'")
+    m.add_argument(
+        "--mean-field", action="store_true", help="a bare state dict's MLP is mean-field"
+    )
+    m.add_argument(
+        "--output", type=_output_selector, help="what to measure: index, key, margin, label"
+    )
+    m.add_argument("--input-shape", type=_shape, help="one input's shape, e.g. 1,28,28")
+    m.add_argument("--clip", type=_clip, help="input box LO,HI (finite_difference), e.g. 0,1")
+    m.add_argument("--data", help="points for --model: .npz, .npy, .pt (tensors) or .csv")
     m.add_argument("--split", choices=["train", "test", "all"], default="all")
     m.add_argument("--format", choices=["table", "csv", "json"], default="table")
     m.add_argument("--quiet", action="store_true")
@@ -426,12 +533,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("theory", help="init-time predictions (closed forms of DESIGN §1)")
     t.add_argument("--init", default="lecun,he,ntk")
-    t.add_argument("--in-dim", type=_positive_int, required=True)
-    t.add_argument("--width", type=int_list, required=True)
+    t.add_argument("--in-dim", type=_positive_int, help="required at init; data dim after")
+    t.add_argument("--width", type=int_list, help="required at init; default inf after")
     t.add_argument("--depth", type=int_list, required=True)
     t.add_argument("--eps", type=_positive_float, default=0.1)
     t.add_argument("--region", choices=["ball", "sphere"], default="ball")
     t.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    t.add_argument(
+        "--after-training", action="store_true", help="P of the infinite-width lazy limit"
+    )
+    t.add_argument("--data", default="sphere", help="--after-training data (default sphere)")
+    t.add_argument("--teacher", default=None, help="sphere teacher (default relu)")
+    t.add_argument("--n-train", type=_positive_int, default=100)
+    t.add_argument("--n-test", type=_positive_int, default=500, help="points P is measured on")
+    t.add_argument("--seed", type=int, default=0, help="data seed")
+    t.add_argument("--label-scale", type=_float_list, default=[1.0], help="e.g. 0.1,1,3")
+    t.add_argument("--steps", type=_positive_int, default=None, help="GD steps (converged)")
+    t.add_argument("--lr", type=_positive_float, default=None, help="GD step (auto)")
     t.set_defaults(func=cmd_theory)
 
     _register_sweeps(sub)

@@ -1,8 +1,9 @@
 """``robustlab reproduce``: the paper's claims end to end (presets -> sweep -> claims -> report).
 
-The presets shipped in ``robustlab/presets/{quick,full}/c1..c5.yaml`` are one sweep per
-claim (DESIGN §1 table). Everything lands in ``OUT/``: ``results.db`` (resumable),
-``claims.csv``, ``figures/*.png|pdf`` and ``report.html``.
+The presets shipped in ``robustlab/presets/{quick,full}/`` are three sweeps: ``c12`` (one
+width sweep across p = N for C1 and C2), ``c34`` (depth, linearized runs with standard twins,
+for C3 and C4) and ``c5`` (mean-field width). Everything lands in ``OUT/``: ``results.db``
+(resumable), ``claims.csv``, ``sensitivity.csv``, ``figures/*.png|pdf`` and ``report.html``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ._atomic import atomic_write
-from .claims import evaluate
+from .claims import evaluate, sensitivity
 from .report import write_html
 from .sweep import Progress, SweepSummary, load, load_config, load_configs, run
 
@@ -32,6 +33,7 @@ class ReproduceResult:
     out_dir: Path
     store: Path
     claims_csv: Path
+    sensitivity_csv: Path
     report: Path
     figures: list[Path]
     claims: pd.DataFrame
@@ -39,7 +41,7 @@ class ReproduceResult:
 
 
 def preset_paths(mode: str = "quick") -> list[Path]:
-    """The preset sweep configs of ``mode`` (``quick`` or ``full``), one per claim, C1..C5."""
+    """The preset sweep configs of ``mode`` (``quick`` or ``full``), in file-name order."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choices: {', '.join(MODES)}")
     folder = resources.files("robustlab") / "presets" / mode
@@ -54,12 +56,19 @@ def reproduce(
     workers: int | None = None,
     address: str | None = None,
     progress: Callable[[Progress], None] | None = None,
+    lazy_threshold: float = 0.1,
+    nonlazy_threshold: float = 0.3,
 ) -> ReproduceResult:
-    """Run the presets of ``mode`` into ``out_dir`` and write claims.csv, figures, report.html.
+    """Run the presets of ``mode`` into ``out_dir``; write claims.csv, sensitivity.csv,
+    figures and report.html.
 
-    Resumable: rerunning skips finished cells. Claims are judged on the rows of this mode's
-    sweeps only (a store may also hold the other mode's runs).
+    Resumable: rerunning skips finished cells (and on a finished store only re-judges).
+    Claims are judged on the rows of this mode's sweeps only (a store may also hold the other
+    mode's runs). The thresholds are those of :func:`robustlab.claims.evaluate`.
     """
+    for name, v in (("lazy_threshold", lazy_threshold), ("nonlazy_threshold", nonlazy_threshold)):
+        if not (isinstance(v, (int, float)) and 0 < v < float("inf")):
+            raise ValueError(f"{name} must be a positive number, got {v!r}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {str(out)!r} exists and is not a directory")
@@ -72,9 +81,13 @@ def reproduce(
     names = {c.name for c in configs}
     df = load(store)
     df = df[df["sweep"].isin(names)]
-    claims = evaluate(df)
+    thresholds = {"lazy_threshold": lazy_threshold, "nonlazy_threshold": nonlazy_threshold}
+    claims = evaluate(df, **thresholds)
     claims_csv = out / "claims.csv"
     atomic_write(claims_csv, lambda tmp: claims.to_csv(tmp, index=False))
+    sens = sensitivity(df, **thresholds)
+    sens_csv = out / "sensitivity.csv"
+    atomic_write(sens_csv, lambda tmp: sens.to_csv(tmp, index=False))
     fig_dir = out / "figures"
     fig_dir.mkdir(exist_ok=True)
     sweep_configs = [c for c in load_configs(store) if c.get("name") in names]
@@ -83,8 +96,10 @@ def reproduce(
         out / "report.html",
         claims=claims,
         configs=sweep_configs,
+        sensitivity=sens,
+        thresholds=thresholds,
         title=f"robustlab: reproduction of Zhu et al. (NeurIPS 2022), {mode}",
         figures_dir=fig_dir,
     )
     figures = sorted(fig_dir.glob("*.png")) + sorted(fig_dir.glob("*.pdf"))
-    return ReproduceResult(out, store, claims_csv, report, figures, claims, summary)
+    return ReproduceResult(out, store, claims_csv, sens_csv, report, figures, claims, summary)

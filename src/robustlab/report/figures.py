@@ -28,7 +28,7 @@ from matplotlib.ticker import (
     NullLocator,
 )
 
-from ..claims.evaluate import _numpy_dtypes  # the store's nullable dtypes -> numpy
+from ..claims.judge import _numpy_dtypes  # the store's nullable dtypes -> numpy
 from ..theory import kappa
 
 __all__ = ["FIGURES", "figures"]

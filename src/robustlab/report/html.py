@@ -24,7 +24,7 @@ import yaml
 from .._atomic import atomic_write
 from .._version import __version__
 from ..claims import evaluate
-from ..claims.evaluate import _numpy_dtypes
+from ..claims.judge import _numpy_dtypes
 from .figures import figures
 
 __all__ = ["build", "write_html"]
@@ -205,6 +205,8 @@ def write_html(
     configs: Iterable[Mapping] = (),
     title: str = "robustlab report",
     figures_dir: str | Path | None = None,
+    sensitivity: pd.DataFrame | None = None,
+    thresholds: Mapping[str, float] | None = None,
 ) -> Path:
     """Write the report for result rows ``df`` to ``path`` and return it.
 
@@ -214,7 +216,23 @@ def write_html(
     """
     path = Path(path)
     df = _numpy_dtypes(df)
-    claims = evaluate(df) if claims is None else claims
+    thresholds = dict(thresholds or {})
+    claims = evaluate(df, **thresholds) if claims is None else claims
+    sens = ""
+    if sensitivity is not None and len(sensitivity):
+        share = (
+            sensitivity.merge(claims[["claim", "primary_verdict"]], on="claim")
+            .assign(same=lambda t: t["verdict"] == t["primary_verdict"])
+            .groupby(["claim", "points", "fit", "range"], sort=False)["same"]
+            .mean()
+            .reset_index()
+        )
+        sens = _table(
+            ["claim", "points", "fit", "range", "share of seed variants with the main verdict"],
+            [[f"<td>{_e(v)}</td>" for v in r[:4]] + [f'<td class="num">{_num(r[4])}</td>']
+             for r in share.itertuples(index=False)],
+            ' id="sensitivity"',
+        )  # fmt: skip
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     cfgs = (
         "".join(
@@ -233,6 +251,7 @@ def write_html(
 <h1>{_e(title)}</h1><p>Generated {now} by robustlab {_e(__version__)}.</p>
 <h2>Claims</h2>{_claims_html(claims)}
 <h2>What each verdict means</h2><ul>{meaning}</ul>
+<h2>Sensitivity of the verdicts</h2>{sens or "<p>No sensitivity table.</p>"}
 <h2>Definitions</h2><pre>{_e(_DEFINITIONS)}</pre>
 <h2>Figures</h2>{_figures_html(df, figures_dir)}
 <h2>Sweep configs</h2>{cfgs}

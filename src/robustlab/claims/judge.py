@@ -1,0 +1,384 @@
+"""Claims C1..C5 judged on tidy result rows: verdicts a reviewer can check.
+
+The protocol, fixed before any verdict is looked at:
+
+1. Rows: status ``ok``, measured at the end of training (``at = final``) on test points,
+   of the function each regime fits (``network``; ``linearized`` for the Taylor model).
+   Groups never pool experiments: they are keyed by sweep and its config hash.
+2. Regime: C1/C2 by p vs N (one width sweep across p = N); C3/C4 on ``linearized`` runs,
+   lazy by construction (standard runs of the same shapes are reported beside, with how far
+   their input gradients are from their linearization's); C5 on mean-field runs whose
+   measured weight change is at least ``nonlazy_threshold``. A measured regime is tested per
+   sweep: all its runs qualify, or the verdict is ``regime not reached``. Centred
+   (alpha-scaled) rows never judge an initialization claim.
+3. Matched fit: a run whose training loss did not reach its ``target_loss`` is excluded and
+   counted (``n_excluded``); if more than a fifth of a claim's runs are excluded, the
+   verdict is ``not converged``.
+4. Statistics (:mod:`robustlab.claims.stats`): per-seed fixed-effects slopes, t interval
+   over seeds; ``supported`` / ``contradicted`` when the interval excludes 0 on the
+   claimed / other side, else ``inconclusive``.
+5. Sensitivity (:mod:`robustlab.claims.sensitivity`): a directional verdict that does not
+   hold in at least 80% of the re-judged variants is reported as ``fragile``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from ..train.regimes import get_regime
+from .catalog import CLAIMS, Claim
+from .stats import CI_T_SEEDS, effect, monotone, plateau_fit, seed_slopes, t_interval
+
+__all__ = ["COLUMNS", "base_rows", "evaluate", "judge"]
+
+MAX_EXCLUDED = 0.2  # more than this share of runs missing the target loss: "not converged"
+ROBUST_SHARE = 0.8  # a directional verdict must hold in this share of sensitivity variants
+
+_NEEDED = ("status", "at", "p_value", "seed", "width", "depth", "init", "regime", "alpha",
+           "dataset", "eps", "method", "n_params", "n_train", "rel_weight_change")  # fmt: skip
+_KEYS = ("sweep", "sweep_hash", "dataset", "n_train", "init", "regime", "alpha", "eps", "method")
+
+COLUMNS = [
+    "claim", "statement", "verdict", "slope", "ci_low", "ci_high", "ci_method", "level", "fit",
+    "effect", "effect_low", "effect_high", "monotone", "n", "n_runs", "n_seeds", "n_groups",
+    "groups_supported", "groups_contradicted", "n_excluded", "train_loss_max", "robust_share",
+    "primary_verdict", "x", "x_min", "x_max", "expected_sign", "median_rel_weight_change",
+    "median_ntk_change", "regime", "sweeps", "peak_p_over_n", "p_inf", "plateau_c",
+    "plateau_gamma", "beside_regime", "beside_slope", "beside_ci_low", "beside_ci_high",
+    "beside_verdict", "beside_grad_lin_dev", "beside_ntk_change", "y_f0_ratio", "reason",
+]  # fmt: skip
+
+
+def _numpy_dtypes(df: pd.DataFrame) -> pd.DataFrame:
+    """Nullable columns (the store's ``Int64`` / ``string``) -> numpy ones, so comparisons
+    give plain booleans: integers with NA become float (NaN), pd.NA strings become None."""
+    cols = {}
+    for name, s in df.items():
+        if isinstance(s.dtype, pd.StringDtype) and s.dtype.na_value is pd.NA:
+            cols[name] = s.astype(object).where(s.notna(), None)
+        elif pd.api.types.is_extension_array_dtype(s.dtype) and pd.api.types.is_numeric_dtype(s):
+            kind = "int64" if pd.api.types.is_integer_dtype(s) and s.notna().all() else "float64"
+            cols[name] = pd.Series(s.to_numpy(dtype=kind, na_value=np.nan), index=s.index)
+    return df.assign(**cols) if cols else df
+
+
+def _predictor_label(regime: object) -> str | None:
+    try:
+        return get_regime(str(regime)).predictor_label
+    except ValueError:
+        return None
+
+
+def base_rows(df: pd.DataFrame, *, at: str = "final", points: str = "test") -> pd.DataFrame:
+    """The rows claims are judged on: ok, measured ``at`` on ``points``, of the function
+    each regime fitted, with P > 0 (log P). For ``at="checkpoint"`` the runs that never
+    reached the checkpoint loss appear with their final rows and ``reached_target = 0`` (so
+    the matched-fit rule excludes and counts them). Columns added since older stores default:
+    ``sweep`` "", ``sweep_hash`` "", ``points`` "test", ``reached_target`` from
+    ``train_loss <= target_loss`` (or 1 when neither is known)."""
+    df = _numpy_dtypes(df)
+    missing = [c for c in _NEEDED if c not in df.columns]
+    if missing and len(df):
+        raise ValueError(f"result rows lack columns {missing} (see robustlab.sweep.schema)")
+    if missing:  # an empty frame without columns: no data for any claim
+        return pd.DataFrame(columns=[*_NEEDED, *_KEYS, "cell"])
+    fill = {"sweep": "", "sweep_hash": "", "points": "test", "model": None, "cell": None}
+    for col, value in fill.items():
+        if col not in df.columns:
+            df = df.assign(**{col: value})
+    df = df.assign(
+        sweep_hash=df["sweep_hash"].fillna(""), points=df["points"].fillna("test"),
+        sweep=df["sweep"].fillna(""),
+    )  # fmt: skip
+    if df["cell"].isna().any():  # rows from elsewhere: a run is one (sweep, shape, seed)
+        ident = df[["sweep", "init", "regime", "alpha", "width", "depth", "seed"]].astype(str)
+        df = df.assign(cell=df["cell"].where(df["cell"].notna(), ident.agg("/".join, axis=1)))
+    d = df[(df["status"] == "ok") & (df["at"] == at) & (df["points"] == points)]
+    if at != "final":  # runs that never reached this level: their final rows, to be counted
+        fin = df[(df["status"] == "ok") & (df["at"] == "final") & (df["points"] == points)]
+        missing = fin[~fin["cell"].isin(d["cell"])].assign(reached_target=0.0)
+        d = pd.concat([d.assign(reached_target=1.0), missing])
+    label = d["regime"].map(_predictor_label)
+    if d["model"].notna().any():
+        d = d[(d["model"] == label) | d["model"].isna()]
+    d = d[label.loc[d.index].notna()]
+    p = pd.to_numeric(d["p_value"], errors="coerce")
+    d = d[np.isfinite(p) & (p > 0)]
+    reached = _reached(d)
+    return d.assign(reached_target=reached)
+
+
+def _reached(d: pd.DataFrame) -> pd.Series:
+    known = d["reached_target"] if "reached_target" in d.columns else pd.Series(np.nan, d.index)
+    if "target_loss" in d.columns and "train_loss" in d.columns:
+        by_loss = (d["train_loss"] <= d["target_loss"]).astype(float)
+        by_loss = by_loss.where(d["target_loss"].notna() & d["train_loss"].notna())
+        known = known.where(known.notna(), by_loss)
+    return known.fillna(1.0).astype(float)
+
+
+def _x(c: Claim, d: pd.DataFrame) -> np.ndarray:
+    return np.log(d["width"].to_numpy(float)) if c.axis == "width" else d["depth"].to_numpy(float)
+
+
+def _keys(c: Claim) -> list[str]:
+    return [*_KEYS, "depth" if c.axis == "width" else "width"]
+
+
+def _verdict(sign: int, lo: float, hi: float) -> str:
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "inconclusive"
+    if (sign > 0 and lo > 0) or (sign < 0 and hi < 0):
+        return "supported"
+    if (sign > 0 and hi < 0) or (sign < 0 and lo > 0):
+        return "contradicted"
+    return "inconclusive"
+
+
+def _slope(c: Claim, d: pd.DataFrame, level: float) -> dict:
+    """Slope, t interval over per-seed slopes and verdict of the rows ``d``."""
+    gid = d.groupby(_keys(c), dropna=False, sort=True).ngroup().to_numpy()
+    seeds, slopes = seed_slopes(_x(c, d), np.log(d["p_value"].to_numpy(float)), d["seed"], gid)
+    slope, lo, hi = t_interval(slopes, level)
+    reason = "" if len(slopes) >= 2 else f"{len(slopes)} seed(s) with a slope: no interval"
+    return {"verdict": _verdict(c.sign, lo, hi), "slope": slope, "ci_low": lo, "ci_high": hi,
+            "ci_method": CI_T_SEEDS, "n_seeds": len(seeds), "reason": reason}  # fmt: skip
+
+
+def _candidates(c: Claim, base: pd.DataFrame) -> tuple[pd.DataFrame, str, str]:
+    """(rows, regime used, why-not) for claim ``c``: the first regime of ``c.regimes`` with
+    rows of the claim's inits; empty rows with the reason when there is none."""
+    d = base if c.inits is None else base[base["init"].isin(c.inits)]
+    for name in c.regimes:
+        rows = d[d["regime"] == name]
+        if len(rows):
+            return rows, name, ""
+    if c.about_init and len(d):
+        centred = [r for r in d["regime"].unique() if not get_regime(r).keeps_init_function]
+        if centred:
+            return (
+                d.iloc[:0],
+                "",
+                (
+                    f"refused: only {', '.join(centred)} (alpha-scaled, centred) rows; the "
+                    "centred predictor alpha (f - f0) removes the initialization's function "
+                    "f(x; w0), so it cannot test an initialization claim; use regime linearized"
+                ),
+            )
+    return d.iloc[:0], "", "no rows for this claim"
+
+
+def _side(c: Claim, d: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    if c.side is None:
+        return d, ""
+    under = c.side == "under"
+    keep = d[d["n_params"] < d["n_train"]] if under else d[d["n_params"] > d["n_train"]]
+    r = d.sort_values("n_params", ascending=under).iloc[0]
+    p, n = int(r["n_params"]), int(r["n_train"])
+    what = f"no widths with p < N (smallest p={p}, N={n})" if under else (
+        f"no widths with p > N (largest p={p}, N={n})")  # fmt: skip
+    return keep, what
+
+
+def _measured_regime(c: Claim, d: pd.DataFrame, regime: str, lazy: float, nonlazy: float):
+    """Per-sweep regime test: a sweep counts only when all of its runs are in the regime."""
+    if c.two_layer:
+        if not (d["depth"] == 2).any():
+            return d.iloc[:0], "no two-layer (depth 2) runs"
+        d = d[d["depth"] == 2]
+    if c.laziness is None or get_regime(regime).lazy_by_construction:
+        return d, ""
+    ok_sweeps, why = [], []
+    for (sweep, _), g in d.groupby(["sweep", "sweep_hash"], sort=True):
+        w = g["rel_weight_change"]
+        if c.laziness == "lazy":
+            k = g["ntk_change"] if "ntk_change" in g.columns else pd.Series(np.nan, g.index)
+            fine = bool((w <= lazy).all() and ((k <= lazy) | k.isna()).all())
+            why.append(f"{sweep or 'rows'}: max rel_weight_change {w.max():.3g}, max "
+                       f"ntk_change {k.max():.3g} (lazy needs both <= {lazy:g})")  # fmt: skip
+        else:
+            fine = bool((w >= nonlazy).all())
+            why.append(f"{sweep or 'rows'}: min rel_weight_change {w.min():.3g} "
+                       f"(non-lazy needs >= {nonlazy:g} on every run)")  # fmt: skip
+        if fine:
+            ok_sweeps.append(sweep)
+    return d[d["sweep"].isin(ok_sweeps)], "; ".join(why)
+
+
+def _empty(verdict: str, reason: str, **facts) -> dict:
+    return {"verdict": verdict, "reason": reason, "ci_method": CI_T_SEEDS, "n": 0} | facts
+
+
+def _matched(d: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
+    """Rows of runs that reached their target loss, excluded runs and all runs."""
+    runs = d.groupby("cell")["reached_target"].min()
+    bad = set(runs.index[runs < 1])
+    return d[~d["cell"].isin(bad)], len(bad), len(runs)
+
+
+def judge(
+    c: Claim, base: pd.DataFrame, *, lazy: float = 0.1, nonlazy: float = 0.3, level: float = 0.95
+) -> tuple[dict, pd.DataFrame]:
+    """Verdict of claim ``c`` on ``base`` rows (from :func:`base_rows`), and its rows used.
+
+    Returns the claim-level facts (verdict, slope, interval, ...) without the sensitivity
+    check, and the rows the slope was fitted on (empty when there is no verdict).
+    """
+    cand, regime, why = _candidates(c, base)
+    if cand.empty:
+        return _empty("no data", why), cand
+    med = {"median_rel_weight_change": cand["rel_weight_change"].median(), "regime": regime}
+    d, why = _side(c, cand)
+    if not d.empty:
+        d, why = _measured_regime(c, d, regime, lazy, nonlazy)
+    if d.empty:
+        return _empty("regime not reached", why, **med), d
+    d, n_excl, n_runs = _matched(d)
+    facts = med | {"n_excluded": n_excl, "n_runs": n_runs}
+    if n_excl > MAX_EXCLUDED * n_runs:
+        why = (f"{n_excl} of {n_runs} runs did not reach their target training loss "
+               f"(more than {MAX_EXCLUDED:.0%})")  # fmt: skip
+        return _empty("not converged", why, **facts), d.iloc[:0]
+    if d[c.axis].nunique() < 2:
+        why = f"needs >= 2 distinct {c.axis}s after filters, got {d[c.axis].nunique()}"
+        return _empty("inconclusive", why, **facts), d.iloc[:0]
+    out = facts | _slope(c, d, level) | {"n": len(d)}
+    return out, d
+
+
+def _describe(c: Claim, d: pd.DataFrame, out: dict) -> dict:
+    """Effect, shape, fit control and provenance of a judged claim."""
+    x = _x(c, d)
+    span = float(x.max() - x.min())
+    eff = effect(out["slope"], out["ci_low"], out["ci_high"], span)
+    gid = d.groupby(_keys(c), dropna=False).ngroup().to_numpy()
+    facts = {
+        "effect": eff[0], "effect_low": min(eff[1:]), "effect_high": max(eff[1:]),
+        "monotone": monotone(x, np.log(d["p_value"].to_numpy(float)), gid, out["slope"]),
+        "x_min": float(d[c.axis].min()), "x_max": float(d[c.axis].max()),
+        "train_loss_max": float(d["train_loss"].max()) if "train_loss" in d else math.nan,
+        "sweeps": ",".join(sorted(set(d["sweep"].astype(str)))),
+        "median_ntk_change": d["ntk_change"].median() if "ntk_change" in d else math.nan,
+        "y_f0_ratio": d["y_f0_ratio"].median() if "y_f0_ratio" in d else math.nan,
+        "n_groups": int(gid.max()) + 1,
+    }  # fmt: skip
+    if c.plateau:
+        facts |= dict(zip(("p_inf", "plateau_c", "plateau_gamma"),
+                          plateau_fit(d["width"], d["p_value"]), strict=True))  # fmt: skip
+    return facts
+
+
+def _peak(c: Claim, base: pd.DataFrame, d: pd.DataFrame) -> float:
+    """p / N at the width where the mean P of the claim's sweep peaks (C1/C2)."""
+    if c.side is None or d.empty:
+        return math.nan
+    rows = base[base["sweep"].isin(d["sweep"].unique()) & base["regime"].isin(d["regime"])]
+    means = rows.groupby("width").agg(p=("p_value", "mean"), n_params=("n_params", "first"),
+                                      n_train=("n_train", "first"))  # fmt: skip
+    top = means["p"].idxmax()
+    return float(means.loc[top, "n_params"] / means.loc[top, "n_train"])
+
+
+def _beside(c: Claim, base: pd.DataFrame, d: pd.DataFrame, level: float) -> dict:
+    """The slope of the ``beside`` regime's runs of the same sweeps and inits (not judged)."""
+    if not c.beside or d.empty:
+        return {}
+    rows = base[base["sweep"].isin(d["sweep"].unique()) & base["regime"].isin(c.beside)]
+    rows = rows[rows["init"].isin(d["init"].unique())]
+    if rows.empty or rows[c.axis].nunique() < 2:
+        return {}
+    s = _slope(c, rows, level)
+    dev = rows["grad_lin_dev"].median() if "grad_lin_dev" in rows else math.nan
+    ntk = rows["ntk_change"].median() if "ntk_change" in rows else math.nan
+    return {"beside_regime": ",".join(c.beside), "beside_slope": s["slope"],
+            "beside_ci_low": s["ci_low"], "beside_ci_high": s["ci_high"],
+            "beside_verdict": s["verdict"], "beside_grad_lin_dev": dev,
+            "beside_ntk_change": ntk}  # fmt: skip
+
+
+def _group_rows(c: Claim, d: pd.DataFrame, level: float) -> list[dict]:
+    out = []
+    for key, g in d.groupby(_keys(c), dropna=False, sort=True):
+        row = dict(zip(_keys(c), key, strict=True))
+        if g[c.axis].nunique() < 2:
+            why = f"needs >= 2 distinct {c.axis}s, got {g[c.axis].nunique()}"
+            out.append(row | _empty("inconclusive", why, n=len(g)))
+            continue
+        s = _slope(c, g, level)
+        out.append(row | s | {"n": len(g)} | _describe(c, g, s))
+    return out
+
+
+def evaluate(
+    df: pd.DataFrame,
+    *,
+    lazy_threshold: float = 0.1,
+    nonlazy_threshold: float = 0.3,
+    level: float = 0.95,
+    sensitivity: bool = True,
+    by_group: bool = False,
+) -> pd.DataFrame:
+    """Judge the claims (:data:`robustlab.claims.CLAIMS`) on result rows.
+
+    Args:
+        df: rows with the columns of :mod:`robustlab.sweep.schema` (e.g. ``rl.sweep.load``).
+        lazy_threshold: C3/C4 judged on measured (standard) runs need every run's relative
+            weight change and NTK change at or below this (linearized runs are lazy exactly).
+        nonlazy_threshold: C5 needs every mean-field run's weight change at or above this.
+        level: confidence level of the t interval over seeds.
+        sensitivity: re-judge each claim on the variants of
+            :func:`robustlab.claims.sensitivity` and mark a directional verdict holding in
+            fewer than 80% of them ``fragile`` (``robust_share``).
+        by_group: one row per (claim, group) instead of one per claim.
+
+    Returns:
+        One row per claim, in :data:`CLAIMS` order, with the columns of :data:`COLUMNS`.
+    """
+    from .sensitivity import robust_share
+    from .sensitivity import sensitivity as variants
+
+    bases = {level: base_rows(df, at=level) for level in {c.fit for c in CLAIMS}}
+    table = None
+    if sensitivity:
+        table = variants(df, lazy_threshold=lazy_threshold,
+                         nonlazy_threshold=nonlazy_threshold, level=level)  # fmt: skip
+    rows, groups = [], []
+    for c in CLAIMS:
+        base = bases[c.fit]
+        out, used = judge(c, base, lazy=lazy_threshold, nonlazy=nonlazy_threshold, level=level)
+        head = {"claim": c.id, "statement": c.statement, "x": c.x_label, "level": level,
+                "fit": c.fit,
+                "expected_sign": "+" if c.sign > 0 else "-"}  # fmt: skip
+        if len(used):
+            out |= _describe(c, used, out) | _beside(c, base, used, level)
+            out["peak_p_over_n"] = _peak(c, base, used)
+            per = _group_rows(c, used, level)
+            verdicts = [g["verdict"] for g in per]
+            out |= {"groups_supported": verdicts.count("supported"),
+                    "groups_contradicted": verdicts.count("contradicted")}  # fmt: skip
+            groups += [head | g for g in per]
+        else:
+            groups.append(head | out)
+        out["primary_verdict"] = out["verdict"]
+        if table is not None and out["verdict"] in ("supported", "contradicted", "inconclusive"):
+            share = robust_share(table, c.id, out["verdict"])
+            out["robust_share"] = share
+            if out["verdict"] != "inconclusive" and share < ROBUST_SHARE:
+                out["reason"] = (
+                    f"{out['verdict']} on the main protocol, but in only "
+                    f"{share:.0%} of sensitivity variants (< {ROBUST_SHARE:.0%})"
+                )
+                out["verdict"] = "fragile"  # fmt: skip
+        rows.append(head | out)
+    if by_group:
+        cols = COLUMNS[:2] + list(dict.fromkeys([*_KEYS, "width", "depth"])) + COLUMNS[2:]
+        return pd.DataFrame(groups).reindex(columns=[c for c in cols if c != "statement"])
+    out = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    for col in ("n", "n_runs", "n_seeds", "n_groups", "groups_supported", "groups_contradicted",
+                "n_excluded"):  # fmt: skip
+        out[col] = out[col].fillna(0).astype(int)
+    out["reason"] = out["reason"].fillna("")
+    return out

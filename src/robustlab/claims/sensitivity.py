@@ -79,7 +79,9 @@ def sensitivity(
     seeds) with its verdict, slope and interval."""
     bases = _bases(df)
     rows = [
-        r for c in claims for r in _variants(c, bases, lazy_threshold, nonlazy_threshold, level)
+        r
+        for c in claims
+        for r in _variants(c, _claim_bases(c, bases), lazy_threshold, nonlazy_threshold, level)
     ]
     cols = ["claim", "points", "fit", "range", "seeds", "verdict", "slope", "ci_low", "ci_high"]
     return pd.DataFrame(rows, columns=cols)

@@ -76,15 +76,18 @@ def base_rows(df: pd.DataFrame, *, at: str = "final", points: str = "test") -> p
     """The rows claims are judged on: ok, measured ``at`` on ``points``, of the function
     each regime fitted, with P > 0 (log P). For ``at="checkpoint"`` the runs that never
     reached the checkpoint loss appear with their final rows and ``reached_target = 0`` (so
-    the matched-fit rule excludes and counts them). Columns added since older stores default:
-    ``sweep`` "", ``sweep_hash`` "", ``points`` "test", ``reached_target`` from
+    the matched-fit rule excludes and counts them); sweeps that recorded no checkpoint level
+    (no ``train.checkpoint_loss``) contribute their final rows. Columns added since older
+    stores default: ``sweep`` "", ``sweep_hash`` "", ``points`` "test", ``reached_target`` from
     ``train_loss <= target_loss`` (or 1 when neither is known)."""
-    df = _numpy_dtypes(df)
+    df = _numpy_dtypes(df).reset_index(drop=True)  # a concatenation may repeat labels
     missing = [c for c in _NEEDED if c not in df.columns]
     if missing and len(df):
         raise ValueError(f"result rows lack columns {missing} (see robustlab.sweep.schema)")
     if missing:  # an empty frame without columns: no data for any claim
-        return pd.DataFrame(columns=[*_NEEDED, *_KEYS, "cell"])
+        return pd.DataFrame(
+            columns=list(dict.fromkeys([*_NEEDED, *_KEYS, "cell", "reached_target"]))
+        )
     fill = {"sweep": "", "sweep_hash": "", "points": "test", "model": None, "cell": None}
     for col, value in fill.items():
         if col not in df.columns:
@@ -97,18 +100,21 @@ def base_rows(df: pd.DataFrame, *, at: str = "final", points: str = "test") -> p
         ident = df[["sweep", "init", "regime", "alpha", "width", "depth", "seed"]].astype(str)
         df = df.assign(cell=df["cell"].where(df["cell"].notna(), ident.agg("/".join, axis=1)))
     d = df[(df["status"] == "ok") & (df["at"] == at) & (df["points"] == points)]
-    if at != "final":  # runs that never reached this level: their final rows, to be counted
+    if at != "final":
         fin = df[(df["status"] == "ok") & (df["at"] == "final") & (df["points"] == points)]
-        missing = fin[~fin["cell"].isin(d["cell"])].assign(reached_target=0.0)
-        d = pd.concat([d.assign(reached_target=1.0), missing])
+        recorded = fin["sweep"].isin(d["sweep"]) & fin["sweep_hash"].isin(d["sweep_hash"])
+        # runs that never reached this level: their final rows, to be excluded and counted
+        missing = fin[recorded & ~fin["cell"].isin(d["cell"])].assign(reached_target=0.0)
+        # sweeps that recorded no such level are judged at their final level
+        d = pd.concat([d.assign(reached_target=1.0), missing, fin[~recorded]], ignore_index=True)
     label = d["regime"].map(_predictor_label)
+    keep = label.notna()
     if d["model"].notna().any():
-        d = d[(d["model"] == label) | d["model"].isna()]
-    d = d[label.loc[d.index].notna()]
+        keep &= (d["model"] == label) | d["model"].isna()
+    d = d[keep]
     p = pd.to_numeric(d["p_value"], errors="coerce")
     d = d[np.isfinite(p) & (p > 0)]
-    reached = _reached(d)
-    return d.assign(reached_target=reached)
+    return d.assign(reached_target=_reached(d))
 
 
 def _reached(d: pd.DataFrame) -> pd.Series:

@@ -4,6 +4,7 @@ readers during writes, failed and diverged cells."""
 from __future__ import annotations
 
 import math
+import os
 import signal
 import sqlite3
 import subprocess
@@ -335,3 +336,57 @@ def test_diverging_cells_are_recorded_with_a_reason(tmp_path):
     assert len(ok) == 4 * len(expected_keys("standard"))
     assert not ok["p_value"].isna().any()
     assert all(math.isfinite(v) for v in ok["p_value"])
+
+
+def _children(pid: int) -> set[int]:
+    """Process ids of ``pid``'s children (Linux /proc)."""
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        text = (task / "children").read_text().split()
+        out |= {int(c) for c in text}
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has exited; only its exit status is left
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_killed_driver_leaves_no_worker_process(tmp_path):
+    config = {**CONFIG, "name": "orphans", "seeds": 6, "train": {"steps": 3000}}
+    source = tmp_path / "sweep.yaml"
+    source.write_text(yaml.safe_dump(config))
+    script = (
+        "import sys; from robustlab.sweep import run; "
+        "run(sys.argv[1], sys.argv[2], executor='local', workers=2)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(source), str(tmp_path / "o.db")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    workers: set[int] = set()
+    while time.monotonic() < deadline and proc.poll() is None:
+        # spawned workers run python with multiprocessing's spawn entry point
+        workers = {
+            c for c in _children(proc.pid)
+            if b"multiprocessing" in Path(f"/proc/{c}/cmdline").read_bytes()
+        }  # fmt: skip
+        if len(workers) >= 2:
+            break
+        time.sleep(0.05)
+    assert len(workers) >= 2, "the sweep never started its two workers"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.1)
+    left = [w for w in workers if _alive(w)]
+    for w in left:  # do not leave them behind even when the test fails
+        os.kill(w, signal.SIGKILL)
+    assert not left, f"worker processes {left} outlived their killed driver"

@@ -2,14 +2,20 @@
 
 - ``serial``: in this process (one worker);
 - ``local``: worker processes (spawned), default one per core, each with an equal share of
-  the cores' threads;
-- ``ray``: each group is a Ray task on a local instance or a cluster (``address``).
+  the cores' threads; a worker exits by itself when its driver dies, even by SIGKILL (it
+  watches its parent's pid), so no ~500 MB process is left orphaned;
+- ``ray``: each group is a Ray task on a local instance or a cluster (``address``). A local
+  instance started by the sweep is shut down when the driver exits normally; if the driver is
+  killed, Ray's own raylet notices the dead driver and stops its workers (a cluster started
+  with ``ray start`` keeps running, as it should).
 All yield ``(group_index, outcomes)`` as groups finish.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
@@ -24,8 +30,24 @@ __all__ = ["EXECUTORS", "execute"]
 EXECUTORS = ("local", "ray", "serial")
 
 
-def _worker_init(threads: int) -> None:
+PARENT_POLL_S = 0.5  # how often a worker checks that its driver is alive
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Exit this worker as soon as the process that spawned it is gone (re-parenting changes
+    ``getppid``); a daemon thread, so it never blocks a normal shutdown."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="robustlab-parent-watch", daemon=True).start()
+
+
+def _worker_init(threads: int, parent: int) -> None:
     torch.set_num_threads(threads)
+    _exit_with_parent(parent)
 
 
 def _serial(groups, dtype, device) -> Iterator[tuple[int, list[CellOutcome]]]:
@@ -37,7 +59,7 @@ def _local(groups, workers, dtype, device):
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = get_context("spawn")
     pool = ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)
+        workers, mp_context=ctx, initializer=_worker_init, initargs=(threads, os.getpid())
     )
     try:
         pending = {

@@ -1,0 +1,133 @@
+"""An ensemble's parameters and data: stacked weights, shared or per-model training sets.
+
+Parameters live in stacked dicts ``{name: (E, ...)}`` (``torch.func.stack_module_state``);
+the data are one (N, ...) set shared by the E models or one set per model (E, N, ...).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+__all__ = ["EnsembleData", "check_same_forward", "ensemble_data", "stack", "unstack_into"]
+
+# MLPSpec fields that change the forward function (init and variances only change weights)
+_FORWARD_FIELDS = ("in_dim", "width", "depth", "out_dim", "bias", "mean_field", "multipliers")
+
+
+@dataclass
+class EnsembleData:
+    """Training inputs of an ensemble: shared (N, ...) or one set per model (E, N, ...)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    per_model: bool
+    f0: torch.Tensor | None  # (E, N, k) f(x; w0) for alpha-scaled regimes
+
+    @property
+    def n(self) -> int:
+        """Points per model."""
+        return self.x.shape[1] if self.per_model else self.x.shape[0]
+
+    def first(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, y) of model 0, for checks."""
+        return (self.x[0], self.y[0]) if self.per_model else (self.x, self.y)
+
+    def batch(self, idx):
+        """The minibatch ``idx`` (None = everything), keeping the model axis if per model."""
+        if idx is None:
+            return self.x, self.y, self.f0
+        f0 = None if self.f0 is None else self.f0[:, idx]
+        if self.per_model:
+            return self.x[:, idx], self.y[:, idx], f0
+        return self.x[idx], self.y[idx], f0
+
+    def member(self, i: int) -> EnsembleData:
+        """The data of model ``i`` alone, as a one-model ensemble."""
+        f0 = None if self.f0 is None else self.f0[i : i + 1]
+        if self.per_model:
+            return EnsembleData(self.x[i : i + 1], self.y[i : i + 1], True, f0)
+        return EnsembleData(self.x, self.y, False, f0)
+
+
+def _as_xy(dataset, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = dataset.x_train, dataset.y_train
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"x_train has {x.shape[0]} points but y_train has {y.shape[0]} labels")
+    y = y.to(device) if not y.is_floating_point() else y.to(device=device, dtype=dtype)
+    return x.to(device=device, dtype=dtype), y
+
+
+def ensemble_data(dataset, E: int, base, regime, stacked, dtype, device) -> EnsembleData:
+    """Shared (one dataset) or per-model (a list of E) training data, with f(x; w0) where
+    the regime needs it."""
+    if isinstance(dataset, (list, tuple)):
+        if len(dataset) != E:
+            raise ValueError(f"got {len(dataset)} datasets for {E} models; pass one per model")
+        xy = [_as_xy(ds, dtype, device) for ds in dataset]
+        shapes = {(tuple(x.shape), tuple(y.shape)) for x, y in xy}
+        if len(shapes) != 1:
+            raise ValueError(f"per-model datasets must have equal shapes, got {sorted(shapes)}")
+        data = EnsembleData(
+            torch.stack([x for x, _ in xy]), torch.stack([y for _, y in xy]), True, None
+        )
+    else:
+        data = EnsembleData(*_as_xy(dataset, dtype, device), False, None)
+    if regime.alpha_scaled:
+
+        def out(p, x):
+            return functional_call(base, p, (x,)).reshape(x.shape[0], -1)
+
+        with torch.no_grad():
+            data.f0 = vmap(out, in_dims=(0, 0 if data.per_model else None))(stacked, data.x)
+    return data
+
+
+def check_same_forward(models: list[nn.Module]) -> None:
+    """All members must compute the same function of their parameters (one vmapped forward).
+
+    Seeds and variances may differ; parameter shapes and, for MLPs, the architecture and
+    forward multipliers (which differ under the NTK parameterization) may not.
+    """
+    first = models[0]
+    shapes0 = [(k, tuple(v.shape)) for k, v in first.named_parameters()]
+    spec0 = getattr(first, "spec", None)
+    for i, m in enumerate(models[1:], start=1):
+        if (
+            type(m) is not type(first)
+            or [(k, tuple(v.shape)) for k, v in m.named_parameters()] != shapes0
+        ):
+            raise ValueError(
+                f"train_ensemble: model {i} has a different architecture from model 0; "
+                "train them in separate ensembles"
+            )
+        spec = getattr(m, "spec", None)
+        if spec0 is None or spec is None:
+            continue
+        for f in _FORWARD_FIELDS:
+            a, b = getattr(spec0, f, None), getattr(spec, f, None)
+            if a != b:
+                raise ValueError(
+                    f"train_ensemble: model {i} has {f}={b!r} (init {spec.init!r}) but "
+                    f"model 0 has {f}={a!r} (init {spec0.init!r}); they need different "
+                    "forward functions, so train them in separate ensembles"
+                )
+
+
+def stack(models: list[nn.Module]) -> dict[str, torch.Tensor]:
+    """``{name: (E, ...)}`` detached copies of the models' parameters."""
+    params, _ = stack_module_state(models)
+    return {k: v.detach() for k, v in params.items()}
+
+
+def unstack_into(template: nn.Module, params, i: int) -> nn.Module:
+    """A copy of ``template`` holding member ``i`` of the stacked ``params``."""
+    m = copy.deepcopy(template)
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            p.copy_(params[name][i])
+    return m

@@ -1,0 +1,95 @@
+"""One training step as a pure function, shared by single models and vmapped ensembles.
+
+Gradients come from ``torch.func.grad_and_value`` over ``functional_call`` of the regime's
+predictor (vmapped over the E models of an ensemble, plain for one model), so training an
+ensemble equals training its members one by one up to float rounding.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.func import grad_and_value, vmap
+
+from .config import TrainConfig
+from .ensemble import EnsembleData
+from .losses import accuracy, loss_value
+from .regimes import get_regime
+
+__all__ = ["Batches", "Step"]
+
+
+def _objective(model: nn.Module, loss_name: str, regime):
+    """(params, params0, x, y, alpha, f0) -> (scaled loss, (loss, accuracy)) of the regime's
+    predictor; the gradient is taken of the scaled loss (loss / alpha^2 under alpha-scaling)."""
+
+    def fn(params, params0, x, y, alpha, f0):
+        out = regime.output(model, params, params0, x, alpha, f0)  # (B, k)
+        loss = loss_value(loss_name, out, y)
+        return loss * regime.loss_scale(alpha), (loss.detach(), accuracy(out.detach(), y))
+
+    return fn
+
+
+class Step:
+    """``grads(params, x, y, f0)`` and ``value(params, x, y, f0)`` of E stacked models.
+
+    Both return per-model (loss, accuracy) of shape (E,); ``grads`` also the stacked
+    gradients ``{name: (E, ...)}``. ``params0`` (w0) feeds the linearized regime.
+    """
+
+    def __init__(self, model, cfg: TrainConfig, data: EnsembleData, stacked, alphas, batched):
+        regime = get_regime(cfg.regime)
+        objective = _objective(model, cfg.loss, regime)
+        step = grad_and_value(objective, has_aux=True)
+        if batched:
+            xd = 0 if data.per_model else None
+            in_dims = (0, 0 if regime.linearized else None, xd, xd, 0,
+                       0 if data.f0 is not None else None)  # fmt: skip
+            step, objective = vmap(step, in_dims=in_dims), vmap(objective, in_dims=in_dims)
+        self._step, self._objective = step, objective
+        self._batched, self._per_model = batched, data.per_model
+        self._params0 = stacked if regime.linearized else None
+        self._alphas = alphas
+
+    def _args(self, params, x, y, f0):
+        if self._batched:
+            return params, self._params0, x, y, self._alphas, f0
+        one = lambda d: None if d is None else {k: v[0] for k, v in d.items()}  # noqa: E731
+        if self._per_model:
+            x, y = x[0], y[0]
+        return one(params), one(self._params0), x, y, self._alphas[0], None if f0 is None else f0[0]
+
+    def grads(self, params, x, y, f0):
+        """(grads, loss, accuracy) at ``params``."""
+        grads, (_, (loss, acc)) = self._step(*self._args(params, x, y, f0))
+        if not self._batched:
+            grads = {k: v.unsqueeze(0) for k, v in grads.items()}
+        return grads, loss.reshape(-1), acc.reshape(-1)
+
+    def value(self, params, x, y, f0):
+        """(loss, accuracy) at ``params``, without gradients."""
+        with torch.no_grad():
+            _, (loss, acc) = self._objective(*self._args(params, x, y, f0))
+        return loss.reshape(-1), acc.reshape(-1)
+
+
+class Batches:
+    """Minibatch indices for step t: full batch for ``gd``; for sgd/adam with a batch size,
+    a fresh permutation from ``generator`` every epoch (shared by all members)."""
+
+    def __init__(self, cfg: TrainConfig, data: EnsembleData, generator) -> None:
+        n = data.n
+        bs = cfg.batch_size if cfg.optimizer != "gd" and cfg.batch_size else n
+        self._n, self._bs, self._data, self._gen = n, min(bs, n), data, generator
+        self._perm = None
+
+    def at(self, t: int):
+        """(x, y, f0) of step t."""
+        if self._bs >= self._n:
+            return self._data.batch(None)
+        per_epoch = self._n // self._bs
+        if t % per_epoch == 0:
+            self._perm = torch.randperm(self._n, generator=self._gen).to(self._data.x.device)
+        i = t % per_epoch
+        return self._data.batch(self._perm[i * self._bs : (i + 1) * self._bs])

@@ -22,6 +22,19 @@ Network: bias-free ReLU MLP, d = 784, width m = 1024, depth L = 4, k = 1, float3
 with exact FLOPs = 2 (multiply-add) * 2 (forward + input-gradient backward) * N
 * (d m + (L - 2) m^2 + m k).
 
+A second case, a 10-class CNN (k = 10, where ``exact`` does not apply):
+
+    rl.cnn((3, 16, 16), width 32, depth 4 (3 convolutions + head), out_dim 10, He init,
+    float32 CPU; 200 points uniform in [0, 1]^(3x16x16) (d = 768); eps = 0.1, ball.
+
+``jacobian`` (10 reverse passes per point, then Monte Carlo on J) against ``mc`` (JVPs) at
+equal per-point accuracy: both estimate the same E ||J delta||, whose per-point coefficient
+of variation CV a jacobian pilot measures; both then use n = ceil((CV / 0.01)^2) samples,
+a 1% relative standard error per point. jacobian runs on all points (best of R after a
+warm-up); mc is timed on a subset in the same run and scaled linearly to all points.
+
+    cnn_ratio = mc time for all points / jacobian time                (target >= 10)
+
 Usage: python benchmarks/bench_stability.py [--quick] [--json PATH] [--threads T]
 """
 
@@ -40,6 +53,7 @@ import robustlab as rl
 from robustlab.metrics.at_init import sphere_points
 
 TARGET_SPEEDUP = 50.0
+TARGET_CNN_RATIO = 10.0
 TARGET_PEAK = 0.70
 REL_SE_TARGET = 0.01
 
@@ -79,6 +93,74 @@ def gemms(n: int, d: int, m: int, depth: int, k: int) -> tuple[Callable[[], None
             torch.mm(g, w)
 
     return run, flops
+
+
+def cnn_case(quick: bool, repeats: int) -> dict:
+    """jacobian against mc at equal per-point accuracy on a 10-class CNN (docstring above)."""
+    shape, width, depth, k, eps = (3, 16, 16), 32, 4, 10, 0.1
+    n_points, mc_points = (50, 4) if quick else (200, 8)
+    net = rl.cnn(shape, width, depth, k, init="he", generator=torch.Generator().manual_seed(0))
+    x = torch.rand(n_points, *shape, generator=torch.Generator().manual_seed(1))
+
+    def run(method: str, pts: torch.Tensor, n: int, seed: int) -> rl.StabilityResult:
+        gen = torch.Generator().manual_seed(seed)
+        return rl.perturbation_stability(net, pts, eps, method=method, n_samples=n, generator=gen)
+
+    pilot = run("jacobian", x, 1024, 2)  # cheap: no network pass per sample
+    cv = float((pilot.per_point_stderr * math.sqrt(1024) / pilot.per_point).median())
+    n = math.ceil((cv / REL_SE_TARGET) ** 2)
+    res: dict[str, rl.StabilityResult] = {}
+
+    def jac() -> None:
+        res["jacobian"] = run("jacobian", x, n, 3)
+
+    def mc() -> None:
+        res["mc"] = run("mc", x[:mc_points], n, 4)
+
+    jac_t, jac_times = best_times({"jacobian": jac}, repeats, warmup=1)["jacobian"]
+    run("mc", x[:1], 8, 5)  # warm-up of forward-mode AD
+    mc_sub_t, mc_times = best_times({"mc": mc}, 1 if quick else 2, warmup=0)["mc"]
+    mc_t = mc_sub_t * n_points / mc_points
+    ratio = mc_t / jac_t
+    j, m = res["jacobian"], res["mc"]
+    rel = {name: float((r.per_point_stderr / r.per_point).median()) for name, r in res.items()}
+    se = (m.per_point_stderr.pow(2) + j.per_point_stderr[:mc_points].pow(2)).sum().sqrt()
+    z = float((m.per_point - j.per_point[:mc_points]).mean() / (se / mc_points))
+    print()
+    print(
+        f"CNN case: rl.cnn({shape}, width={width}, depth={depth}, out_dim={k}) d=768 k={k}, "
+        f"eps={eps}, ball; pilot CV {cv:.4f} -> n_samples = {n} for a 1% per-point SE"
+    )
+    print(f"{'method':<22}{'points':>8}{'samples':>9}{'time (s)':>12}{'rel SE/pt':>12}")
+    for name, pts, t, r in (
+        ("jacobian", n_points, jac_t, rel["jacobian"]),
+        ("mc (timed)", mc_points, mc_sub_t, rel["mc"]),
+        ("mc (extrapolated)", n_points, mc_t, rel["mc"]),
+    ):
+        print(f"{name:<22}{pts:>8}{n:>9}{t:>12.4f}{r:>12.2%}")
+    print(f"mc - jacobian on the timed points: {z:+.2f} SE")
+    verdict = "PASS" if ratio >= TARGET_CNN_RATIO else "FAIL"
+    print(f"{verdict} cnn_ratio {ratio:.0f}x (target >= {TARGET_CNN_RATIO:g}x)")
+    return {
+        "cnn_ratio": ratio,
+        "cnn_ratio_target": TARGET_CNN_RATIO,
+        "cnn_ratio_pass": ratio >= TARGET_CNN_RATIO,
+        "jacobian_time_s": jac_t,
+        "jacobian_times_s": jac_times,
+        "mc_time_s": mc_t,
+        "mc_extrapolated": True,
+        "mc_points_timed": mc_points,
+        "mc_time_timed_points_s": mc_sub_t,
+        "mc_times_timed_points_s": mc_times,
+        "n_samples": n,
+        "pilot_cv_median": cv,
+        "jacobian_rel_stderr_median": rel["jacobian"],
+        "mc_rel_stderr_median": rel["mc"],
+        "mc_minus_jacobian_z": z,
+        "jacobian_value": j.value,
+        "config": {"in_shape": shape, "width": width, "depth": depth, "out_dim": k,
+                   "points": n_points, "eps": eps, "region": "ball"},
+    }  # fmt: skip
 
 
 def main() -> None:
@@ -198,6 +280,7 @@ def main() -> None:
         f"{verdict[ok_peak]} peak_fraction {peak_fraction:.3f} "
         f"(target >= {TARGET_PEAK:.2f}; exact {exact_rate:.3g} FLOP/s / matmul {rate:.3g} FLOP/s)"
     )
+    cnn = cnn_case(a.quick, repeats)
 
     if a.json:
         out = {
@@ -247,6 +330,7 @@ def main() -> None:
                 "processor": platform.processor(),
             },
         }
+        out["cnn"] = cnn
         with open(a.json, "w") as f:
             json.dump(out, f, indent=2)
         print(f"wrote {a.json}")

@@ -102,11 +102,11 @@ def test_measure_json_is_strict_json(capsys):
     assert row["grad_sq_theory"] == pytest.approx(0.25, rel=1e-12)  # LeCun: 2^(1-L)
     bound = init_stability_bound("lecun", 5, 16, 3, 0.1, "sphere")
     assert row["p_bound_theory"] == pytest.approx(bound, rel=1e-12)
-    # k = 3: Monte Carlo; the k = 1 columns do not apply and are null, never NaN
+    # k = 3: the Jacobian method; the k = 1 columns do not apply and are null, never NaN
     code, out, err = run(capsys, *argv, "--out-dim", "3", "--samples", "8")
     assert (code, err) == (0, "")
     (row,) = strict_json(out)
-    assert row["method"] == "mc" and math.isfinite(row["p_mean"])
+    assert row["method"] == "jacobian" and math.isfinite(row["p_mean"])
     assert row["p_bound_theory"] is None and row["grad_sq_measured"] is None
     assert row["grad_sq_theory"] == pytest.approx(3 * 0.25, rel=1e-12)
 
@@ -256,10 +256,10 @@ def test_measure_on_unlabelled_points(capsys, files):
 
 def test_measure_bare_state_dict_needs_the_shape(capsys, files):
     tmp, net, data = files
-    torch.save(net.state_dict(), tmp / "sd.pt")
+    torch.save(dict(net.state_dict()), tmp / "sd.pt")  # a plain dict: no robustlab record
     with_shape = measured(
         capsys, "--model", str(tmp / "sd.pt"), "--data", str(tmp / "d.npz"),
-        "--in-dim", str(D), "--width", str(M), "--depth", str(L),
+        "--in-dim", str(D), "--width", str(M), "--depth", str(L), "--init", "he",
     )  # fmt: skip
     full = measured(capsys, "--model", str(tmp / "m.pt"), "--data", str(tmp / "d.npz"))
     assert with_shape["p_value"] == pytest.approx(full["p_value"], rel=1e-12)
@@ -270,7 +270,7 @@ def test_measure_bare_state_dict_needs_the_shape(capsys, files):
     # a shape that does not fit the weights
     code, out, err = run(
         capsys, "measure", "--model", str(tmp / "sd.pt"), "--data", str(tmp / "d.npz"),
-        "--in-dim", str(D), "--width", str(M + 1), "--depth", str(L),
+        "--in-dim", str(D), "--width", str(M + 1), "--depth", str(L), "--init", "he",
     )  # fmt: skip
     assert code == 2 and "do not fit the network" in err
 
@@ -320,7 +320,7 @@ def assert_usage_error(capsys, *argv: str) -> str:
         (["--eps", "0"], "argument --eps: must be a positive number, got 0"),
         (["--eps", "nan"], "argument --eps: must be a positive number"),
         (["--seeds", "0"], "argument --seeds: expected a positive integer, got 0"),
-        (["--method", "jacobian"], "argument --method: invalid choice: 'jacobian'"),
+        (["--method", "hessian"], "argument --method: invalid choice: 'hessian'"),
         (["--init", "glorot"], "unknown init scheme 'glorot'; choices: he, lecun, ntk, ntk_param"),
         (["--init", "custom(1,-1,1)"], "positive finite number"),
     ],

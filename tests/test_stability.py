@@ -115,13 +115,17 @@ def test_mc_multi_output_against_jacobian_reference_and_rms_identity(region):
     assert torch.all((lib_sq - rms**2).abs() < Z * sq.std(1) / math.sqrt(n_lib))
 
 
-def test_auto_picks_exact_for_scalar_and_mc_for_vector_outputs():
+def test_auto_picks_exact_for_scalar_jacobian_for_small_k_and_mc_beyond():
     net1, x = net_and_points(k=1, n=5)
     assert rl.perturbation_stability(net1, x, 0.1).method == "exact"
     assert rl.perturbation_stability(net1, x, 0.1).n_samples == 0
     net3, _ = net_and_points(k=3, n=5)
     res = rl.perturbation_stability(net3, x, 0.1, n_samples=8, generator=seeded(0))
-    assert (res.method, res.n_samples) == ("mc", 8)
+    assert (res.method, res.n_samples) == ("jacobian", 8)
+    # min(k, d) = 65 > AUTO_JACOBIAN_MAX_PASSES = 64: Monte Carlo
+    net65, x65 = net_and_points(d=65, m=8, k=65, n=2)
+    res = rl.perturbation_stability(net65, x65, 0.1, n_samples=4, generator=seeded(0))
+    assert (res.method, res.n_samples) == ("mc", 4)
 
 
 def test_exact_refuses_vector_outputs():
@@ -284,7 +288,7 @@ def test_bad_inputs_name_the_problem():
         ({"x": torch.randn(6)}, r"x must have shape \(N, ...\).*got shape \(6,\)"),
         ({"x": torch.randn(0, 6)}, r"N >= 1"),
         ({"x": x.numpy()}, "x must be a torch.Tensor"),
-        ({"method": "jacobian"}, "unknown method 'jacobian'; choices: auto, exact, mc"),
+        ({"method": "hessian"}, "unknown method 'hessian'; choices: auto, exact, mc"),
         ({"region": "cube"}, "unknown region 'cube'; choices: ball, sphere"),
         ({"n_samples": 0}, "n_samples must be a positive integer, got 0"),
         ({"n_samples": 2.0, "method": "mc"}, "n_samples must be a positive integer"),
@@ -334,7 +338,7 @@ def test_stability_at_init_is_seeded_and_handles_vector_outputs():
     b = stability_at_init("he", 5, 16, 3, 0.1, seeds=2, points=20)
     assert a["runs"] == b["runs"]
     r = stability_at_init("he", 5, 16, 3, 0.1, seeds=2, points=20, out_dim=3, n_samples=8)
-    assert r["method"] == "mc"
+    assert r["method"] == "jacobian"
     assert math.isnan(r["grad_sq_measured"]) and math.isnan(r["p_bound_theory"])
     assert r["grad_sq_theory"] == pytest.approx(3 * 2.0)
     with pytest.raises(ValueError, match="seeds must be a positive integer"):

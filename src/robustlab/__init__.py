@@ -7,19 +7,44 @@ Implements and extends Zhu, Liu, Chrysos & Cevher, "Robustness in deep learning:
 from . import claims, data, metrics, report, sweep, theory
 from ._version import __version__
 from .init import InitScheme, custom, get_init, init_schemes
-from .metrics import StabilityResult, laziness, perturbation_stability
-from .models import MLP, MLPSpec, load_model, mlp, save_model
+from .metrics import (
+    AdversarialResult,
+    StabilityResult,
+    adversarial,
+    laziness,
+    perturbation_stability,
+)
+from .models import (
+    CNN,
+    MLP,
+    CNNSpec,
+    MLPSpec,
+    ResNet,
+    ResNetSpec,
+    cnn,
+    load_model,
+    mlp,
+    resnet,
+    save_model,
+)
 from .train import TrainConfig, TrainResult, train, train_ensemble
 
 __all__ = [
+    "CNN",
     "MLP",
+    "AdversarialResult",
+    "CNNSpec",
     "InitScheme",
     "MLPSpec",
+    "ResNet",
+    "ResNetSpec",
     "StabilityResult",
     "TrainConfig",
     "TrainResult",
     "__version__",
+    "adversarial",
     "claims",
+    "cnn",
     "custom",
     "data",
     "get_init",
@@ -30,6 +55,7 @@ __all__ = [
     "mlp",
     "perturbation_stability",
     "report",
+    "resnet",
     "save_model",
     "sweep",
     "theory",

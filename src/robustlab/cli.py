@@ -244,8 +244,9 @@ def cmd_measure(a: argparse.Namespace) -> int:
         raise UsageError(
             "measure needs --in-dim, --width and --depth (or --model FILE --data FILE)"
         )
-    for flag in ("model_class", "model_kwargs", "output", "input_shape", "clip"):
-        if getattr(a, flag) is not None:
+    for flag in ("model_class", "model_kwargs", "output", "input_shape", "clip", "mean_field"):
+        value = getattr(a, flag)
+        if value is not None and value is not False:
             raise UsageError(f"--{flag.replace('_', '-')} applies to --model FILE")
     inits = init_list(a.init or "lecun")
     combos = [(i, w, L, e) for i in inits for w in a.width for L in a.depth for e in a.eps]
@@ -308,6 +309,7 @@ def cmd_theory(a: argparse.Namespace) -> int:
             steps=a.steps,
             lr=a.lr,
             widths=a.width or [None],
+            models=a.model.split(","),
             region=a.region,
         )
         _emit(rows, a.format, rows[0].keys())
@@ -525,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m.add_argument("--input-shape", type=_shape, help="one input's shape, e.g. 1,28,28")
     m.add_argument("--clip", type=_clip, help="input box LO,HI (finite_difference), e.g. 0,1")
-    m.add_argument("--data", help="points for --model: .npz, .npy, .pt (tensors) or .csv")
+    m.add_argument("--data", help="points for --model: .npz, .npy, .pt, .csv or a data set")
     m.add_argument("--split", choices=["train", "test", "all"], default="all")
     m.add_argument("--format", choices=["table", "csv", "json"], default="table")
     m.add_argument("--quiet", action="store_true")
@@ -550,6 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--label-scale", type=_float_list, default=[1.0], help="e.g. 0.1,1,3")
     t.add_argument("--steps", type=_positive_int, default=None, help="GD steps (converged)")
     t.add_argument("--lr", type=_positive_float, default=None, help="GD step (auto)")
+    t.add_argument("--model", default="network", help="network and/or linearized (Taylor)")
     t.set_defaults(func=cmd_theory)
 
     _register_sweeps(sub)

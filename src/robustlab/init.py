@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 
 Variance = float | Callable[[int, int, int], float]
 
-__all__ = ["InitScheme", "custom", "get_init", "init_schemes", "register"]
+__all__ = ["ROLES", "InitScheme", "custom", "get_init", "init_schemes", "register"]
+
+ROLES = ("first", "hidden", "last")  # a layer's place: W_1, W_2..W_{L-1}, W_L
 
 
 def _eval(v: Variance, d: int, m: int, k: int) -> float:
@@ -76,6 +78,40 @@ class InitScheme:
         if self.parameterization == "ntk":
             return tuple(math.sqrt(s) for s in self.variances(in_dim, width, out_dim))  # type: ignore[return-value]
         return (1.0, 1.0, 1.0)
+
+    def layer_variance(self, role: str, fan_in: int, fan_out: int) -> float:
+        """Effective variance of one layer's weights (of ``multiplier * W``), any layer type.
+
+        The scheme's functions of (d, m, k) are read per layer, with the layer's own fans in
+        the places they take in an MLP (where they reproduce :meth:`variances` exactly):
+
+        - ``"first"``: s1(d=fan_in, m=fan_out, k=fan_out)
+        - ``"hidden"``: s2(d=fan_in, m=fan_in, k=fan_out)
+        - ``"last"``: s3(d=fan_in, m=fan_in, k=fan_out)
+
+        For a convolution, fan_in = C_in * kh * kw and fan_out = C_out * kh * kw (He et al.,
+        ICCV 2015; Glorot & Bengio, AISTATS 2010): He gives 2 / (C_in kh kw), LeCun
+        1 / (C_in kh kw). A linear layer has fan_in = in_features, fan_out = out_features.
+        """
+        if role not in ROLES:
+            raise ValueError(f"unknown layer role {role!r}; choices: {', '.join(ROLES)}")
+        for name, value in (("fan_in", fan_in), ("fan_out", fan_out)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        i = ROLES.index(role)
+        d, m, k = (fan_in, fan_out, fan_out) if i == 0 else (fan_in, fan_in, fan_out)
+        return _eval((self.s1, self.s2, self.s3)[i], d, m, k)
+
+    def layer_init(self, role: str, fan_in: int, fan_out: int) -> tuple[float, float]:
+        """(variance of the stored weights, forward multiplier) of one layer.
+
+        Standard parameterization: (s, 1); NTK parameterization: (1, sqrt(s)), with s the
+        :meth:`layer_variance`. Either way ``multiplier * W`` has entries of variance s.
+        """
+        s = self.layer_variance(role, fan_in, fan_out)
+        if self.parameterization == "ntk":
+            return 1.0, math.sqrt(s)
+        return s, 1.0
 
 
 _REGISTRY: dict[str, InitScheme] = {}

@@ -6,7 +6,8 @@
 from .dataset import Dataset
 from .images import read_idx
 from .loader import load
+from .points import load_points
 from .registry import datasets
 from .synthetic import sample_sphere
 
-__all__ = ["Dataset", "datasets", "load", "read_idx", "sample_sphere"]
+__all__ = ["Dataset", "datasets", "load", "load_points", "read_idx", "sample_sphere"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import torch
@@ -14,8 +15,11 @@ TASKS = ("binary", "multiclass", "regression")
 class Dataset:
     """A train/test split of a supervised dataset, as tensors.
 
-    Inputs are ``x_train`` (N, d) and ``x_test`` (M, d), floating point (float32 unless
-    ``dtype=torch.float64`` was asked for). Labels follow the task:
+    Inputs are ``x_train`` (N, d) and ``x_test`` (M, d), flattened, floating point (float32
+    unless ``dtype=torch.float64`` was asked for); ``x_shape`` is the shape of one input as
+    the source has it (e.g. (1, 28, 28) for MNIST, (3, 32, 32) for CIFAR-10, (d,) for
+    tables), and :meth:`inputs` returns a split in that shape, (N, *x_shape), for models
+    that take images. Labels follow the task:
 
     - ``"binary"``: float tensor of shape (N,) with values in {-1.0, +1.0};
       ``n_classes == 2``.
@@ -35,10 +39,15 @@ class Dataset:
     n_classes: int
     task: str
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+    x_shape: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}; got {self.task!r}")
+        shape = (self.in_dim,) if self.x_shape is None else tuple(int(s) for s in self.x_shape)
+        if math.prod(shape) != self.in_dim:
+            raise ValueError(f"x_shape {shape} does not hold in_dim = {self.in_dim} values")
+        object.__setattr__(self, "x_shape", shape)
         for split in ("train", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if x.ndim != 2 or x.shape[1] != self.in_dim:
@@ -50,6 +59,15 @@ class Dataset:
                     f"y_{split} must have shape ({x.shape[0]},) to match x_{split}; "
                     f"got {tuple(y.shape)}"
                 )
+
+    def inputs(self, split: str = "train") -> torch.Tensor:
+        """The inputs of ``split`` ("train", "test" or "all": train then test) in their own
+        shape: (N, *x_shape)."""
+        parts = {"train": [self.x_train], "test": [self.x_test], "all": [self.x_train, self.x_test]}
+        if split not in parts:
+            raise ValueError(f"unknown split {split!r}; choices: train, test, all")
+        x = torch.cat(parts[split]) if split == "all" else parts[split][0]
+        return x.reshape(x.shape[0], *self.x_shape)
 
     @property
     def n_train(self) -> int:
@@ -87,6 +105,7 @@ class Dataset:
     def __repr__(self) -> str:
         return (
             f"Dataset(name={self.name!r}, task={self.task!r}, in_dim={self.in_dim}, "
+            f"x_shape={self.x_shape}, "
             f"n_classes={self.n_classes}, n_train={self.n_train}, n_test={self.n_test}, "
             f"dtype={self.x_train.dtype}, device={self.x_train.device})"
         )

@@ -1,8 +1,9 @@
-"""User data files: ``.npz`` archives and ``.csv`` tables."""
+"""User data files: ``.npz`` archives, ``.pt`` tensor files and ``.csv`` tables."""
 
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 from .raw import Raw, Request, split
 
 NPZ_OPTIONS = {"test_fraction": 0.2}
+PT_OPTIONS = {"test_fraction": 0.2}
 CSV_OPTIONS = {"test_fraction": 0.2, "label_column": -1, "header": None, "delimiter": ","}
 SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
@@ -35,15 +37,64 @@ def load_npz(req: Request) -> Raw:
             arrays = {key: archive[key] for key in archive.files}
     except ValueError as err:  # e.g. object arrays, which would need pickle
         raise ValueError(f"cannot read {path} as a plain .npz archive: {err}") from err
-    if all(key in arrays for key in SPLIT_KEYS):
-        parts = [arrays[key] for key in SPLIT_KEYS]
-    elif "x" in arrays and "y" in arrays:
-        parts = list(split(arrays["x"], arrays["y"], req.options["test_fraction"], req.seed))
-    else:
-        raise ValueError(
-            f"{path} has keys {sorted(arrays)}; expected x_train, y_train, x_test, y_test or x, y"
-        )
+    parts = _split_arrays(arrays, path, req.options["test_fraction"], req.seed)
     return Raw(*parts, source=str(path.resolve()))
+
+
+def _split_arrays(arrays: dict[str, Any], path: Path, test_fraction: float, seed: int) -> list:
+    if all(key in arrays for key in SPLIT_KEYS):
+        return [arrays[key] for key in SPLIT_KEYS]
+    if "x" in arrays and "y" in arrays:
+        return list(split(arrays["x"], arrays["y"], test_fraction, seed))
+    raise ValueError(
+        f"{path} has keys {sorted(arrays)}; expected x_train, y_train, x_test, y_test or x, y"
+    )
+
+
+def read_pt(path: Path) -> object:
+    """``torch.load(path, weights_only=True)``: tensors and plain containers, never objects."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", str(err)).strip()  # no terminal codes
+        first = text.splitlines()[0] if text else type(err).__name__
+        if first.startswith("Weights only load failed"):
+            first = "it holds Python objects besides tensors, which are never unpickled"
+        raise ValueError(
+            f"cannot read {path} as a tensor file (torch.load with weights_only=True): "
+            f"{first[:200]}"
+        ) from None
+
+
+def load_pt(req: Request) -> Raw:
+    """A ``.pt`` file saved with ``torch.save`` holding a dict of tensors (or arrays) with
+    keys ``x_train, y_train, x_test, y_test`` or ``x, y``, as for ``.npz``.
+
+    Read with ``weights_only=True``: a file holding pickled objects is refused. Inputs keep
+    their shape (N, ...) as ``x_shape``.
+    """
+    path = _existing(req.target)
+    obj = read_pt(path)
+    if not isinstance(obj, dict):
+        raise ValueError(
+            f"{path} holds a {type(obj).__name__}; rl.data.load needs a dict with x and y "
+            "(inputs alone can be measured with robustlab measure --data)"
+        )
+    arrays = {k: v.numpy() if hasattr(v, "numpy") else np.asarray(v) for k, v in obj.items()}
+    parts = _split_arrays(arrays, path, req.options["test_fraction"], req.seed)
+    return Raw(*parts, source=str(path.resolve()))
+
+
+def load_npy(req: Request) -> Raw:
+    """A ``.npy`` file holds one array: inputs without labels, which P needs no labels for,
+    but a data set does."""
+    raise ValueError(
+        f"{req.target} is a .npy file: inputs without labels; measure a model on it with "
+        "robustlab measure --data FILE.npy (or rl.data.load_points), or save x and y "
+        "together in a .npz or .pt file for rl.data.load"
+    )
 
 
 def _is_number(text: str) -> bool:

@@ -60,14 +60,14 @@ def load_mnist(req: Request) -> Raw:
 
     Files: ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
     ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``. Images (N, 28, 28) uint8 are
-    flattened to (N, 784) and divided by 255 into [0, 1]; 10 classes.
+    divided by 255 into [0, 1]; x_shape (1, 28, 28), flattened d = 784; 10 classes.
     """
     directory = _directory(req.target, "MNIST")
     arrays = []
     for split in ("train", "t10k"):
         images = read_idx(_find_mnist(directory, f"{split}-images-idx3-ubyte"))
         labels = read_idx(_find_mnist(directory, f"{split}-labels-idx1-ubyte"))
-        arrays += [images.reshape(len(images), -1) / 255.0, labels.astype(np.int64)]
+        arrays += [images[:, None] / 255.0, labels.astype(np.int64)]  # (N, 1, 28, 28)
     return Raw(*arrays, source=str(directory.resolve()), classes=TEN_CLASSES)
 
 
@@ -111,8 +111,8 @@ def load_cifar10(req: Request) -> Raw:
     ``DIR`` is ``cifar-10-batches-py`` itself or its parent; it holds ``data_batch_1`` ..
     ``data_batch_5`` and ``test_batch``, pickled dicts with ``b"data"`` (N, 3072) uint8
     in channel-major (3, 32, 32) order and ``b"labels"``. Inputs are divided by 255 into
-    [0, 1] keeping that order (d = 3072); 10 classes. Unpickling accepts numpy arrays and
-    plain containers only, so a tampered file cannot run code.
+    [0, 1] keeping that order: x_shape (3, 32, 32), d = 3072; 10 classes. Unpickling
+    accepts numpy arrays and plain containers only, so a tampered file cannot run code.
     """
     directory = _directory(req.target, "CIFAR-10")
     if (directory / "cifar-10-batches-py").is_dir():
@@ -125,7 +125,7 @@ def load_cifar10(req: Request) -> Raw:
                 raise missing_file("CIFAR-10", name, str(directory), CIFAR_URL)
             parts.append(_read_batch(directory / name))
         arrays += [
-            np.concatenate([p[0] for p in parts]) / 255.0,
+            np.concatenate([p[0] for p in parts]).reshape(-1, 3, 32, 32) / 255.0,
             np.concatenate([p[1] for p in parts]),
         ]
     return Raw(*arrays, source=str(directory.resolve()), classes=TEN_CLASSES)

@@ -27,7 +27,9 @@ def load(
 
     ``name``: ``"sphere"``, ``"mnist1d"``, ``"digits"`` (see `datasets()`),
     ``"mnist:DIR"`` / ``"cifar10:DIR"`` (standard files in a local directory), or a path
-    to a ``.npz`` / ``.csv`` file. Nothing is ever downloaded.
+    to a ``.npz`` / ``.pt`` (tensors, read with weights_only=True) / ``.csv`` file. Nothing
+    is ever downloaded. Inputs come flattened (N, d); ``Dataset.x_shape`` and
+    ``Dataset.inputs(split)`` give them in their own shape (N, C, H, W) for image models.
 
     Labels: two classes -> float (N,) in {-1.0, +1.0}; more -> int64 (N,) indices
     0..C-1; regression -> float (N,). ``classes=[a, b]`` keeps those two classes with

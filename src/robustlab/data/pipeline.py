@@ -15,7 +15,9 @@ from .dataset import Dataset
 from .raw import STREAM_SUB_TEST, STREAM_SUB_TRAIN, Raw, Request, rng
 
 
-def _validate(raw: Raw) -> None:
+def _validate(raw: Raw) -> tuple[int, ...]:
+    """Check and flatten the arrays in place; returns the shape of one input, x[0].shape."""
+    x_shape = tuple(int(s) for s in raw.x_train.shape[1:])
     for split in ("train", "test"):
         x, y = getattr(raw, f"x_{split}"), getattr(raw, f"y_{split}")
         if x.ndim < 2:
@@ -44,6 +46,7 @@ def _validate(raw: Raw) -> None:
             f"x_train has {raw.x_train.shape[1]} features but x_test has "
             f"{raw.x_test.shape[1]}; they must match"
         )
+    return x_shape
 
 
 def _plain(value: Any) -> Any:
@@ -139,7 +142,7 @@ def _encode(y: np.ndarray, task: str, classes: list[Any], dtype: torch.dtype) ->
 
 def build(name: str, raw: Raw, req: Request, classes: Any, sphere: bool) -> Dataset:
     """Apply the common options to ``raw`` and return the final `Dataset`."""
-    _validate(raw)
+    x_shape = _validate(raw)
     opts = req.options
     task, found = _resolve_task(raw, opts["task"], classes)
     parts = {s: (getattr(raw, f"x_{s}"), getattr(raw, f"y_{s}")) for s in ("train", "test")}
@@ -181,4 +184,5 @@ def build(name: str, raw: Raw, req: Request, classes: Any, sphere: bool) -> Data
         n_classes=0 if task == "regression" else len(found),
         task=task,
         meta=meta,
+        x_shape=x_shape,
     )

@@ -64,13 +64,14 @@ def load_mnist1d(req: Request) -> Raw:
 def load_digits(req: Request) -> Raw:
     """scikit-learn's 8x8 handwritten digits (1797 images, ships with sklearn).
 
-    d = 64, 10 classes; pixel intensities 0..16 are divided by 16 into [0, 1]. There is
-    no official split: a seeded random ``test_fraction`` (default 0.2) is held out.
+    x_shape (1, 8, 8), d = 64, 10 classes; pixel intensities 0..16 are divided by 16 into
+    [0, 1]. There is no official split: a seeded random ``test_fraction`` (default 0.2) is
+    held out.
     """
     from sklearn.datasets import load_digits as sklearn_digits
 
     bunch = sklearn_digits()
-    x = np.asarray(bunch.data, dtype=np.float64) / 16.0
+    x = np.asarray(bunch.images, dtype=np.float64)[:, None] / 16.0  # (N, 1, 8, 8)
     y = np.asarray(bunch.target, dtype=np.int64)
     x_train, y_train, x_test, y_test = split(x, y, req.options["test_fraction"], req.seed)
     return Raw(

@@ -89,6 +89,8 @@ PREFIXES: dict[str, Source] = {
 SUFFIXES: dict[str, Source] = {
     ".npz": Source("npz", files.load_npz, files.NPZ_OPTIONS, "a .npz archive"),
     ".csv": Source("csv", files.load_csv, files.CSV_OPTIONS, "a .csv table"),
+    ".pt": Source("pt", files.load_pt, files.PT_OPTIONS, "a .pt file of tensors (weights_only)"),
+    ".npy": Source("npy", files.load_npy, {}, "a .npy array (inputs only: see load_points)"),
 }
 
 
@@ -114,5 +116,5 @@ def resolve(name: str | os.PathLike[str]) -> tuple[Source, str]:
     suffix = os.path.splitext(text)[1].lower()
     if suffix in SUFFIXES:
         return SUFFIXES[suffix], text
-    choices = [*datasets(), *(f"{p}:DIR" for p in PREFIXES), "a path to a .npz or .csv file"]
+    choices = [*datasets(), *(f"{p}:DIR" for p in PREFIXES), "a path to a .npz, .pt or .csv file"]
     raise ValueError(f"unknown dataset {text!r}; choose one of: {', '.join(choices)}")

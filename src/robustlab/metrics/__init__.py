@@ -1,7 +1,12 @@
-"""Measurements on a model: perturbation stability, input gradients, laziness."""
+"""Measurements on a model: perturbation stability, worst case (PGD), input gradients and
+Jacobians, laziness."""
 
+from .adversarial import AdversarialResult, adversarial
+from .jacobian import input_jacobians
 from .laziness import empirical_ntk, laziness
 from .stability import (
+    METHODS,
+    REGIONS,
     StabilityResult,
     input_gradients,
     perturbation_stability,
@@ -9,9 +14,14 @@ from .stability import (
 )
 
 __all__ = [
+    "METHODS",
+    "REGIONS",
+    "AdversarialResult",
     "StabilityResult",
+    "adversarial",
     "empirical_ntk",
     "input_gradients",
+    "input_jacobians",
     "laziness",
     "perturbation_stability",
     "sample_perturbations",

@@ -32,7 +32,7 @@ def stability_at_init(
     points: int = 1000,
     method: str = "auto",
     region: str = "ball",
-    n_samples: int = 64,
+    n_samples: int | None = None,
     out_dim: int = 1,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,

@@ -1,86 +1,309 @@
-"""Saving and loading models without unpickling arbitrary objects."""
+"""Saving and loading models without unpickling arbitrary objects.
+
+Formats :func:`load_model` reads, found by content (not by file name):
+
+- a robustlab model file (:func:`save_model`): ``{"family", "spec", "state_dict"}``;
+- a state dict (``torch.save(model.state_dict(), path)``, also nested under a
+  ``"state_dict"`` / ``"model_state_dict"`` key): rebuilt from robustlab's record in its
+  metadata (every robustlab network adds one), or from a robustlab MLP shape, or as the
+  user's own class (``model_class="package.module:Class"`` with ``model_kwargs``);
+- TorchScript (``torch.jit.script(model).save(path)`` or ``torch.jit.trace``);
+- a ``torch.export`` archive (``torch.export.save(program, "model.pt2")``), run through
+  ``torch.export.load(path).module()``.
+
+Files are opened with ``torch.load(weights_only=True)``: a pickled Python object (a whole
+model saved with ``torch.save(model)``) is refused, never unpickled, with a message saying
+how to save it instead.
+"""
 
 from __future__ import annotations
 
+import importlib
+import json
 import os
+import re
 import warnings
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .._atomic import atomic_write
-from .mlp import MLP, mlp_from_spec
+from ..init import get_init
+from ._layers import METADATA_KEY
+from ._pickles import foreign_globals, unsafe_export_parts
+from .conv import CNNSpec, cnn_from_spec
+from .mlp import MLPSpec, mlp, mlp_from_spec
+from .resnet import ResNetSpec, resnet_from_spec
 
-__all__ = ["load_model", "save_model"]
+__all__ = ["FAMILIES", "load_model", "save_model"]
+
+# family name -> (spec class, rebuild from spec or spec dict)
+FAMILIES = {
+    "mlp": (MLPSpec, mlp_from_spec),
+    "cnn": (CNNSpec, cnn_from_spec),
+    "resnet": (ResNetSpec, resnet_from_spec),
+}
+HOW_TO_SAVE = (
+    "save the weights with torch.save(model.state_dict(), 'model.pt') and pass "
+    "--model-class package.module:Class [--model-kwargs JSON], or save TorchScript "
+    "(torch.jit.script(model).save('model.pt')) or torch.export "
+    "(torch.export.save(torch.export.export(model, (x,)), 'model.pt2'))"
+)
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def save_model(model: MLP, path: str | os.PathLike) -> Path:
-    """Write ``{"spec": spec dict, "state_dict": tensors}`` atomically (temp file + rename).
+def _first_line(err: BaseException) -> str:
+    """The first line of an error, without terminal escape codes."""
+    text = _ANSI.sub("", str(err)).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
-    The file loads with ``torch.load(path, weights_only=True)``: plain containers and tensors.
+
+def save_model(model: nn.Module, path: str | os.PathLike) -> Path:
+    """Write ``{"family", "spec": spec dict, "state_dict": tensors}`` atomically.
+
+    ``model`` is a robustlab network (:func:`robustlab.mlp`, :func:`robustlab.cnn`,
+    :func:`robustlab.resnet`); its spec records everything needed to rebuild it, forward
+    multipliers (NTK parameterization, mean field) included. The file loads with
+    ``torch.load(path, weights_only=True)``: plain containers and tensors.
     """
+    spec = getattr(model, "spec", None)
+    if getattr(spec, "family", None) not in FAMILIES:
+        raise ValueError(
+            "save_model saves robustlab networks (mlp, cnn, resnet); for another module, "
+            "save torch.save(model.state_dict(), path) and load it with its class"
+        )
     path = Path(path)
-    payload = {"spec": model.spec.to_dict(), "state_dict": model.state_dict()}
+    payload = {"family": spec.family, "spec": spec.to_dict(), "state_dict": model.state_dict()}
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
-def _is_torchscript(path: Path) -> bool:
+def _zip_names(path: Path) -> list[str]:
     if not zipfile.is_zipfile(path):
-        return False
+        return []
     with zipfile.ZipFile(path) as z:
-        return any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist())
+        return z.namelist()
 
 
-def load_model(path: str | os.PathLike, spec: dict | None = None) -> nn.Module:
-    """Load a model saved by :func:`save_model`, a bare state dict (with ``spec``), or TorchScript.
+def _is_export(names: list[str]) -> bool:
+    return any(n.endswith("archive_format") for n in names) and any(
+        "/models/" in n and n.endswith(".json") for n in names
+    )
 
-    ``torch.load(..., weights_only=True)`` only; a TorchScript archive goes through
-    ``torch.jit.load``. ``spec`` is a dict of :func:`robustlab.mlp` arguments (in_dim, width,
-    depth, out_dim, init, bias) used when the file holds only a state dict.
+
+def _is_torchscript(names: list[str]) -> bool:
+    return any(n.endswith("constants.pkl") or "/code/" in n for n in names)
+
+
+def _load_torchscript(path: Path) -> nn.Module:
+    try:
+        with warnings.catch_warnings():
+            # torch >= 2.10 deprecates TorchScript; loading a user's archive is still
+            # supported and the warning is noise on the CLI (and an error under -W error)
+            warnings.filterwarnings(
+                "ignore", message=r"`torch\.jit\.load` is", category=DeprecationWarning
+            )
+            return torch.jit.load(str(path), map_location="cpu")
+    except Exception as err:  # corrupt archive: report, don't trace
+        raise ValueError(
+            f"cannot load TorchScript model {str(path)!r}: {_first_line(err)}"
+        ) from None
+
+
+def _load_export(path: Path) -> nn.Module:
+    """``torch.export.load(path).module()``, after checking that torch will unpickle nothing
+    outside weights_only (it falls back to full unpickling for some payloads)."""
+    unsafe = unsafe_export_parts(path)
+    if unsafe:
+        raise ValueError(
+            f"cannot load model file {str(path)!r}: the torch.export archive holds pickled "
+            f"objects ({unsafe[0]}), which robustlab never unpickles; export a program whose "
+            "weights and constants are plain tensors"
+        )
+    try:
+        return torch.export.load(str(path)).module()
+    except Exception as err:
+        raise ValueError(
+            f"cannot load torch.export model {str(path)!r}: {_first_line(err)}"
+        ) from None
+
+
+def _load_weights_only(path: Path) -> object:
+    try:
+        with warnings.catch_warnings():
+            # protocol-4 pickles: torch warns before refusing them; the refusal is ours
+            warnings.filterwarnings(
+                "ignore", message=r"Detected pickle protocol", category=UserWarning
+            )
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        found = foreign_globals(path)
+        if found:
+            raise ValueError(
+                f"cannot load model file {str(path)!r}: it holds a pickled Python object "
+                f"({found[0]}; a whole model saved with torch.save(model)?), which robustlab "
+                f"never unpickles; {HOW_TO_SAVE}"
+            ) from None
+        raise ValueError(f"cannot load model file {str(path)!r}: {_first_line(err)}") from None
+
+
+def _state_dict(obj: object) -> Mapping[str, torch.Tensor] | None:
+    """The state dict in a loaded object: itself, or under a conventional key."""
+
+    def is_state(o: object) -> bool:
+        return isinstance(o, Mapping) and all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in o.items()
+        )
+
+    if is_state(obj):
+        return obj  # type: ignore[return-value]
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model_state_dict"):
+            if is_state(obj.get(key)):
+                return obj[key]
+    return None
+
+
+def _user_class(model_class: str | type, model_kwargs: object) -> nn.Module:
+    """Instantiate ``package.module:Class`` (or a class) with keyword arguments."""
+    cls = model_class
+    if isinstance(model_class, str):
+        module_name, sep, attr = model_class.partition(":")
+        if not sep or not module_name or not attr:
+            raise ValueError(
+                f"model class must look like package.module:Class, got {model_class!r}"
+            )
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as err:
+            raise ValueError(
+                f"cannot import {module_name!r} for model class {model_class!r}: {_first_line(err)}"
+            ) from None
+        cls = module
+        for part in attr.split("."):
+            if not hasattr(cls, part):
+                raise ValueError(f"module {module_name!r} has no attribute {attr!r}")
+            cls = getattr(cls, part)
+    if not callable(cls):
+        raise ValueError(f"model class {model_class!r} is not callable")
+    if isinstance(model_kwargs, str):
+        try:
+            model_kwargs = json.loads(model_kwargs)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"model kwargs are not valid JSON: {err}") from None
+    kwargs = {} if model_kwargs is None else model_kwargs
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"model kwargs must be a JSON object (a dict), got {kwargs!r}")
+    try:
+        model = cls(**kwargs)
+    except Exception as err:
+        name = getattr(cls, "__name__", str(cls))
+        raise ValueError(f"{name}(**{kwargs!r}) failed: {_first_line(err)}") from None
+    if not isinstance(model, nn.Module):
+        raise ValueError(
+            f"model class {model_class!r} built a {type(model).__name__}, not a torch.nn.Module"
+        )
+    return model
+
+
+def _from_record(record: object, where: str) -> nn.Module:
+    """Rebuild a robustlab network from ``{"family", "spec"}``."""
+    if not isinstance(record, Mapping):
+        raise ValueError(f"{where}: robustlab's record of the network is not a dict")
+    family = record.get("family", "mlp")
+    if family not in FAMILIES:
+        raise ValueError(
+            f"{where}: unknown network family {family!r}; choices: {', '.join(FAMILIES)}"
+        )
+    try:
+        return FAMILIES[family][1](record["spec"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{where}: bad {family} spec: {_first_line(err)}") from None
+
+
+def _check_shape_flags(model: nn.Module, spec: dict, where: str) -> None:
+    """The network recorded in the file against the shape given by the caller."""
+    recorded = model.spec
+    for key in ("in_dim", "width", "depth", "out_dim"):
+        given = spec.get(key)
+        if given is not None and getattr(recorded, key, given) != given:
+            raise ValueError(
+                f"the weights in {where} do not fit the network given: the file records "
+                f"{key}={getattr(recorded, key)}, not {given}"
+            )
+    init = spec.get("init")
+    if init is not None and get_init(init).name != recorded.init:
+        raise ValueError(f"{where} records init={recorded.init!r}, not {init!r}")
+
+
+def load_model(
+    path: str | os.PathLike,
+    spec: dict | None = None,
+    *,
+    model_class: str | type | None = None,
+    model_kwargs: dict | str | None = None,
+) -> nn.Module:
+    """Load a saved model of any format in the module docstring; see there.
+
+    Args:
+        path: the model file.
+        spec: :func:`robustlab.mlp` arguments (in_dim, width, depth, out_dim, init, bias,
+            mean_field) for a state dict that carries no robustlab record. ``init`` is
+            required then: the weights do not say which forward multipliers (NTK
+            parameterization, mean field) they need. With a record, given keys must agree.
+        model_class: for a state dict of the user's own network: ``"package.module:Class"``
+            (imported) or the class itself, built as ``Class(**model_kwargs)``.
+        model_kwargs: a dict or a JSON object string.
 
     Raises:
-        ValueError: missing, unreadable or corrupt file; a state dict that does not fit.
+        ValueError: missing, unreadable, corrupt or pickled-object file; a state dict that
+            does not fit; a bad class or kwargs.
     """
     path = Path(path)
+    where = repr(str(path))
     if not path.is_file():
-        raise ValueError(f"model file {str(path)!r} not found")
-    if _is_torchscript(path):
-        try:
-            with warnings.catch_warnings():
-                # torch >= 2.10 deprecates TorchScript; loading a user's archive is still
-                # supported and the warning is noise on the CLI (and an error under -W error)
-                warnings.filterwarnings(
-                    "ignore", message=r"`torch\.jit\.load` is", category=DeprecationWarning
-                )
-                return torch.jit.load(str(path), map_location="cpu")
-        except Exception as err:  # corrupt archive: report, don't trace
-            raise ValueError(f"cannot load TorchScript model {str(path)!r}: {err}") from None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"cannot load model file {str(path)!r}: {first}") from None
-    if isinstance(obj, dict) and "state_dict" in obj and "spec" in obj:
-        model = mlp_from_spec(obj["spec"])
-        state = obj["state_dict"]
-    elif isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        if spec is None:
-            raise ValueError(
-                f"{str(path)!r} holds only a state dict: give the network's shape "
-                "(--in-dim, --width, --depth, --out-dim)"
-            )
-        from .mlp import mlp
-
-        model = mlp(**spec)
-        state = obj
+        raise ValueError(f"model file {where} not found")
+    names = _zip_names(path)
+    kind = "torch.export" if _is_export(names) else "TorchScript" if _is_torchscript(names) else ""
+    if kind and model_class is not None:
+        raise ValueError(f"{where} is a {kind} archive; --model-class applies to state dicts")
+    if kind == "torch.export":
+        return _load_export(path)
+    if kind == "TorchScript":
+        return _load_torchscript(path)
+    obj = _load_weights_only(path)
+    state = _state_dict(obj)
+    record = getattr(state, "_metadata", {}).get("", {}).get(METADATA_KEY) if state else None
+    if isinstance(obj, Mapping) and "state_dict" in obj and "spec" in obj and model_class is None:
+        model, state = _from_record(obj, where), obj["state_dict"]
+    elif state is None:
+        raise ValueError(f"{where} holds neither a robustlab model nor a state dict of tensors")
+    elif model_class is not None:
+        model = _user_class(model_class, model_kwargs)
+    elif record is not None:
+        model = _from_record(record, where)
+        if spec:
+            _check_shape_flags(model, spec, where)
+    elif spec is None:
+        raise ValueError(
+            f"{where} holds only a state dict: give the network's shape (--in-dim, --width, "
+            "--depth, --out-dim, --init) or its class (--model-class package.module:Class)"
+        )
+    elif spec.get("init") is None:
+        raise ValueError(
+            f"{where} holds a state dict without robustlab's record of the network: give "
+            "--init (the weights do not carry the forward multipliers of ntk_param or mean "
+            "field), or save it with robustlab.save_model"
+        )
     else:
-        raise ValueError(f"{str(path)!r} is neither a robustlab model nor a state dict")
+        model = mlp(**spec)
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
-        raise ValueError(f"the weights in {str(path)!r} do not fit the network: {first}") from None
-    dtype = next(iter(state.values())).dtype if state else torch.float32
-    return model.to(dtype)
+        raise ValueError(
+            f"the weights in {where} do not fit the network: {_first_line(err)}"
+        ) from None
+    floats = [t for t in state.values() if t.is_floating_point()]
+    return model.to(floats[0].dtype if floats else torch.float32)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..init import InitScheme, get_init
+from ._layers import attach_spec
 
 __all__ = ["MLP", "MLPSpec", "mlp", "check_positive_int"]
 
@@ -36,7 +37,8 @@ class MLPSpec:
     """Everything needed to rebuild an MLP (travels with saved models and result rows).
 
     ``variances`` are the effective (s1, s2, s3) of DESIGN §1, i.e. of ``c * W``;
-    ``weight_variances`` those of the stored weights; ``multipliers`` the forward c's.
+    ``weight_variances`` those of the stored weights; ``multipliers`` the forward c's;
+    ``parameterization`` the scheme's (``"standard"`` or ``"ntk"``).
     """
 
     in_dim: int
@@ -49,6 +51,9 @@ class MLPSpec:
     variances: tuple[float, float, float]
     weight_variances: tuple[float, float, float]
     multipliers: tuple[float, float, float]
+    parameterization: str = "standard"
+
+    family = "mlp"
 
     @property
     def n_params(self) -> int:
@@ -79,6 +84,7 @@ class MLP(nn.Module):
         )
         c1, c2, c3 = spec.multipliers
         self._mult = [c1] + [c2] * (L - 2) + [c3] if L > 1 else [c1]
+        attach_spec(self, "mlp")
 
     def layer_roles(self) -> list[int]:
         """Index into (s1, s2, s3) of each layer: 0 first, 1 hidden, 2 last."""
@@ -149,7 +155,19 @@ def mlp(
         wv = (wv[0], wv[1], 1.0)
         mult = (mult[0], mult[1], 1.0 / m)
     eff = tuple(c * c * v for c, v in zip(mult, wv, strict=True))
-    spec = MLPSpec(d, m, L, k, scheme.name, bool(bias), bool(mean_field), eff, wv, mult)  # type: ignore[arg-type]
+    spec = MLPSpec(
+        d,
+        m,
+        L,
+        k,
+        scheme.name,
+        bool(bias),
+        bool(mean_field),
+        eff,
+        wv,
+        mult,
+        scheme.parameterization,
+    )  # type: ignore[arg-type]
     model = MLP(spec).to(dtype=dtype, device=device)
     reinit(model, generator)
     return model

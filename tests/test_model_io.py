@@ -1,0 +1,260 @@
+"""Every way of saving a model, through ``robustlab measure --model`` (robustlab.cli.main).
+
+The CLI must print the P the library computes on the same model in memory: robustlab files
+(MLP incl. ntk_param and mean-field, CNN, ResNet), bare state dicts (with robustlab's record,
+or of the user's own class via --model-class), TorchScript, torch.export .pt2. A pickled
+whole model is refused in one line that says how to save it. Bad input: exit 2, one line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import robustlab as rl
+from robustlab.cli import main
+
+USER_MODULE = '''
+import torch
+from torch import nn
+
+
+class TwoHead(nn.Module):
+    """A user's network: a conv trunk returning logits and features in a dict."""
+
+    def __init__(self, width=4, classes=3):
+        super().__init__()
+        self.conv = nn.Conv2d(1, width, 3, padding=1)
+        self.fc = nn.Linear(width, classes)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x)).mean((2, 3))
+        return {"logits": self.fc(h), "features": h}
+
+
+def broken(**kwargs):
+    raise RuntimeError("this factory always fails")
+'''
+
+
+def seeded(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A folder with the user's module, image data (x (N, 1, 5, 5), labels 0..2) and only
+    inputs (.npy, .pt); the CLI runs from there (module imports are undone after)."""
+    (tmp_path / "usernet_io.py").write_text(textwrap.dedent(USER_MODULE))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "usernet_io", raising=False)
+    rng = np.random.default_rng(0)
+    x = rng.random((30, 1, 5, 5)).astype(np.float32)
+    y = rng.integers(0, 3, 30)
+    np.savez(tmp_path / "img.npz", x_train=x[:20], y_train=y[:20], x_test=x[20:], y_test=y[20:])
+    np.save(tmp_path / "img.npy", x)
+    torch.save(torch.from_numpy(x), tmp_path / "img.pt")
+    return tmp_path, torch.from_numpy(x), torch.from_numpy(y)
+
+
+def measure(capsys, *argv: str) -> dict:
+    code = main(["measure", *argv, "--format", "json"])
+    out, err = capsys.readouterr()
+    assert (code, err) == (0, ""), err
+    (row,) = json.loads(out)
+    return row
+
+
+def usage_error(capsys, *argv: str) -> str:
+    code = main(["measure", *argv])
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert (code, out, len(lines)) == (2, "", 1), (code, err)
+    assert lines[0].startswith("robustlab: error: ") and "\x1b" not in err
+    return lines[0]
+
+
+def p_of(model, x, **kw) -> float:
+    kw.setdefault("generator", torch.Generator().manual_seed(0))
+    return rl.perturbation_stability(model, x, 0.1, **kw).value
+
+
+# ----------------------------------------------------------------------------- robustlab files
+@pytest.mark.parametrize("how", ["save_model", "state_dict"])
+@pytest.mark.parametrize(("init", "mean_field"), [("ntk_param", False), ("he", True)])
+def test_ntk_param_and_mean_field_mlps_give_the_p_in_memory(
+    capsys, tmp_path, how, init, mean_field
+):
+    """The forward multipliers (sqrt(2/d), ..., or 1/m) are not in the weights: the file's
+    record carries them, so the loaded P equals the in-memory P (it was 10-100x off when a
+    bare state dict was rebuilt as a standard-parameterization MLP)."""
+    net = rl.mlp(
+        8, 64, 2 if mean_field else 3, init=init, mean_field=mean_field, generator=seeded(0)
+    )
+    x = torch.randn(25, 8, generator=seeded(1))
+    np.savez(tmp_path / "x.npz", x=x.numpy())
+    if how == "save_model":
+        rl.save_model(net, tmp_path / "m.pt")
+    else:
+        torch.save(net.state_dict(), tmp_path / "m.pt")
+    row = measure(capsys, "--model", str(tmp_path / "m.pt"), "--data", str(tmp_path / "x.npz"))
+    assert row["p_value"] == pytest.approx(p_of(net, x), rel=1e-6)
+    # the same weights in a standard-parameterization MLP (what a rebuild without the
+    # multipliers gives) is far off
+    wrong = rl.mlp(8, 64, 2 if mean_field else 3, init="he")
+    wrong.load_state_dict(net.state_dict())
+    assert p_of(wrong, x) > 10 * p_of(net, x)
+
+
+def test_bare_state_dict_without_record_needs_init(capsys, tmp_path):
+    net = rl.mlp(8, 64, 3, init="ntk_param", generator=seeded(0))
+    x = torch.randn(25, 8, generator=seeded(1))
+    np.savez(tmp_path / "x.npz", x=x.numpy())
+    torch.save(dict(net.state_dict()), tmp_path / "sd.pt")  # a plain dict: no record
+    shape = ["--in-dim", "8", "--width", "64", "--depth", "3"]
+    args = ["--model", str(tmp_path / "sd.pt"), "--data", str(tmp_path / "x.npz"), *shape]
+    assert "give --init" in usage_error(capsys, *args)
+    row = measure(capsys, *args, "--init", "ntk_param")
+    assert row["p_value"] == pytest.approx(p_of(net, x), rel=1e-6)
+    # a record that disagrees with the flags is an error, not a silent choice
+    torch.save(net.state_dict(), tmp_path / "rec.pt")
+    args[1] = str(tmp_path / "rec.pt")
+    assert "records init='ntk_param', not 'he'" in usage_error(capsys, *args, "--init", "he")
+
+
+@pytest.mark.parametrize("family", ["cnn", "resnet"])
+def test_cnn_and_resnet_files(capsys, workdir, family):
+    tmp, x, y = workdir
+    build = {"cnn": rl.cnn, "resnet": rl.resnet}[family]
+    kw = {"norm": "batch"} if family == "resnet" else {}
+    net = build((1, 5, 5), 4, 2, out_dim=3, init="he", generator=seeded(2), **kw)
+    rl.save_model(net, tmp / "net.pt")
+    row = measure(capsys, "--model", "net.pt", "--data", "img.npz", "--split", "test")
+    assert row["method"] == "jacobian" and row["points"] == 10
+    assert row["p_value"] == pytest.approx(p_of(net, x[20:]), rel=1e-5)
+    # margin of the true class: labels come from the data set
+    row = measure(capsys, "--model", "net.pt", "--data", "img.npz", "--output", "margin")
+    assert row["method"] == "exact" and row["output"] == "margin"
+    ref = p_of(net, torch.cat([x[:20], x[20:]]), output="margin", y=y)
+    assert row["p_value"] == pytest.approx(ref, rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- users' models
+def test_state_dict_of_the_users_class(capsys, workdir):
+    tmp, x, _ = workdir
+    sys.path.insert(0, str(tmp))
+    from usernet_io import TwoHead
+
+    net = TwoHead(width=6)
+    torch.save(net.state_dict(), tmp / "user.pt")
+    args = ["--model", "user.pt", "--model-class", "usernet_io:TwoHead", "--data", "img.npy"]
+    row = measure(capsys, *args, "--model-kwargs", '{"width": 6}', "--output", "logits")
+    assert row["p_value"] == pytest.approx(p_of(net, x, output="logits"), rel=1e-5)
+    row = measure(capsys, *args, "--model-kwargs", '{"width": 6}', "--output", "features")
+    assert row["p_value"] == pytest.approx(p_of(net, x, output="features"), rel=1e-5)
+    # input files: .pt tensor, flattened by --input-shape for a model taking (N, 25)
+    flat = torch.nn.Sequential(torch.nn.Linear(25, 2))
+    torch.save(flat.state_dict(), tmp / "flat.pt")
+    sys.modules["usernet_io"].Flat = lambda: torch.nn.Sequential(torch.nn.Linear(25, 2))
+    row = measure(
+        capsys, "--model", "flat.pt", "--model-class", "usernet_io:Flat", "--data", "img.pt",
+        "--input-shape", "25",
+    )  # fmt: skip
+    assert row["p_value"] == pytest.approx(p_of(flat, x.reshape(30, 25)), rel=1e-5)
+    bad = [
+        (["--model-class", "usernet_io"], "must look like package.module:Class"),
+        (["--model-class", "nowhere_xyz:Net"], "cannot import 'nowhere_xyz'"),
+        (["--model-class", "usernet_io:Missing"], "has no attribute 'Missing'"),
+        (["--model-class", "usernet_io:TwoHead", "--model-kwargs", "{width: 6}"], "not valid JSON"),
+        (["--model-class", "usernet_io:TwoHead", "--model-kwargs", "[6]"], "must be a JSON object"),
+        (["--model-class", "usernet_io:broken"], "always fails"),
+        (["--model-class", "usernet_io:TwoHead", "--model-kwargs", '{"width": 5}'], "do not fit"),
+        (["--model-class", "usernet_io:TwoHead", "--model-kwargs", '{"width": 6}'], "choose one"),
+    ]
+    for extra, message in bad:
+        line = usage_error(capsys, "--model", "user.pt", "--data", "img.npy", *extra)
+        assert message in line, line
+
+
+def test_torchscript_and_torch_export(capsys, workdir):
+    tmp, x, _ = workdir
+    net = rl.cnn((1, 5, 5), 4, 3, out_dim=3, init="he", generator=seeded(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # creating the archive only
+        torch.jit.script(net).save(str(tmp / "scripted.pt"))
+    dynamic = torch.export.export(net, (x[:4],), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(dynamic, tmp / "dynamic.pt2")
+    torch.export.save(torch.export.export(net, (x[:4],)), tmp / "static.pt2")
+    ref = p_of(net, x)
+    for name in ("scripted.pt", "dynamic.pt2"):
+        row = measure(capsys, "--model", name, "--data", "img.npy", "--device", "cpu")
+        assert row["p_value"] == pytest.approx(ref, rel=1e-5), name
+    line = usage_error(capsys, "--model", "static.pt2", "--data", "img.npy")
+    assert "takes one batch size only" in line and "torch.export.Dim" in line
+    line = usage_error(
+        capsys, "--model", "dynamic.pt2", "--data", "img.npy", "--model-class", "a:B"
+    )
+    assert "is a torch.export archive; --model-class applies to state dicts" in line
+
+
+def test_whole_pickled_model_is_refused_with_the_fix(capsys, workdir):
+    tmp, _, _ = workdir
+    sys.path.insert(0, str(tmp))
+    from usernet_io import TwoHead
+
+    torch.save(TwoHead(), tmp / "whole.pt")
+    line = usage_error(capsys, "--model", "whole.pt", "--data", "img.npy")
+    assert "holds a pickled Python object (usernet_io.TwoHead" in line
+    assert "never unpickles" in line and "torch.save(model.state_dict()" in line
+    assert "--model-class" in line and "torch.export" in line
+
+
+def test_bad_input_on_the_new_options(capsys, workdir):
+    tmp, _, _ = workdir
+    net = rl.cnn((1, 5, 5), 4, 2, out_dim=3, generator=seeded(0))
+    rl.save_model(net, tmp / "net.pt")
+    base = ["--model", "net.pt", "--data", "img.npz"]
+    cases = [
+        (["--device", "tpu9"], "--device must be auto, cpu, cuda or cuda:N"),
+        (["--input-shape", "2,3"], "input shape (2, 3) holds 6 values"),
+        (["--input-shape", "0,5"], "expected positive sizes"),
+        (["--output", "logits"], "output='logits' does not apply"),
+        (["--output", "7"], "output=7 but the output has k = 3 columns"),
+        (["--output", "a,,b"], "expected e.g. 0, logits, margin"),
+        (["--clip", "0,1", "--method", "mc"], "clip applies to method='finite_difference'"),
+        (["--clip", "1"], "expected LO,HI"),
+        (["--method", "exact"], "needs a scalar output (k = 1), the model has k = 3"),
+        (["--region", "cube"], "invalid choice: 'cube'"),
+    ]
+    for extra, message in cases:
+        assert message in usage_error(capsys, *base, *extra), extra
+    line = usage_error(capsys, "--model", "net.pt", "--data", "img.npy", "--output", "margin")
+    assert "needs labels" in line
+    torch.save({"x": torch.zeros(2, 25), "f": print}, tmp / "evil.pt")
+    assert "weights_only" in usage_error(capsys, "--model", "net.pt", "--data", "evil.pt")
+    line = usage_error(capsys, "--in-dim", "5", "--width", "8", "--depth", "2", "--output", "0")
+    assert "--output applies to --model FILE" in line
+    (tmp / "x.npy").write_bytes(b"not an array")
+    assert "cannot read" in usage_error(capsys, "--model", "net.pt", "--data", "x.npy")
+
+
+def test_linf_region_and_clip_on_the_command_line(capsys, workdir):
+    tmp, x, _ = workdir
+    net = rl.cnn((1, 5, 5), 4, 2, out_dim=1, init="he", generator=seeded(4))
+    rl.save_model(net, tmp / "net.pt")
+    row = measure(capsys, "--model", "net.pt", "--data", "img.npy", "--region", "linf_ball")
+    assert row["method"] == "jacobian" and row["region"] == "linf_ball"
+    assert row["p_value"] == pytest.approx(p_of(net, x, region="linf_ball"), rel=1e-5)
+    row = measure(
+        capsys, "--model", "net.pt", "--data", "img.npy", "--method", "finite_difference",
+        "--clip", "0,1", "--samples", "16",
+    )  # fmt: skip
+    ref = p_of(net, x, method="finite_difference", clip=(0, 1), n_samples=16)
+    assert row["p_value"] == pytest.approx(ref, rel=1e-5)

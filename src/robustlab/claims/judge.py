@@ -99,6 +99,7 @@ def base_rows(df: pd.DataFrame, *, at: str = "final", points: str = "test") -> p
     if df["cell"].isna().any():  # rows from elsewhere: a run is one (sweep, shape, seed)
         ident = df[["sweep", "init", "regime", "alpha", "width", "depth", "seed"]].astype(str)
         df = df.assign(cell=df["cell"].where(df["cell"].notna(), ident.agg("/".join, axis=1)))
+    df = df[df["method"] != "pgd"]  # worst-case rows are reported beside P, never judged
     d = df[(df["status"] == "ok") & (df["at"] == at) & (df["points"] == points)]
     if at != "final":
         fin = df[(df["status"] == "ok") & (df["at"] == "final") & (df["points"] == points)]

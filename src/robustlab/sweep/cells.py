@@ -17,7 +17,7 @@ from functools import lru_cache
 import torch
 
 from .. import data as rl_data
-from ..metrics import input_gradients, laziness, perturbation_stability
+from ..metrics import adversarial, input_gradients, laziness, perturbation_stability
 from ..models import mlp
 from ..theory import expected_grad_sq_norm, kappa
 from ..train import TrainConfig, train_ensemble
@@ -119,7 +119,8 @@ class _Gradients:
 
 def _measure(model, points: dict, cell: Cell, moment: str, which: str, grads, key) -> list[dict]:
     """Rows of P for every point set x eps x method; ``exact`` from one gradient per point:
-    per point eps kappa_d ||grad f(x)|| (the identity E|g . delta| = eps kappa_d ||g||)."""
+    per point eps kappa_d ||grad f(x)|| (the identity E|g . delta| = eps kappa_d ||g||).
+    ``pgd`` rows hold the worst case mean_x max ||f(x') - f(x)|| over the same region."""
     m = cell.measure
     rows = []
     for on, x in points.items():
@@ -136,6 +137,10 @@ def _measure(model, points: dict, cell: Cell, moment: str, which: str, grads, ke
                     n = per_point.numel()
                     value = float(per_point.mean())
                     se = float(per_point.std(unbiased=True)) / math.sqrt(n) if n > 1 else 0.0
+                elif method == "pgd":  # worst case over the same region (L2 or L-infinity)
+                    norm = "linf" if m.region == "linf_ball" else "l2"
+                    r = adversarial(model, x, eps, norm=norm, generator=gen)
+                    value, se = r.value, r.stderr
                 else:
                     r = perturbation_stability(
                         model, x, eps, method=method, region=m.region,

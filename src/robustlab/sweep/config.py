@@ -39,6 +39,7 @@ from typing import Any
 
 import yaml
 
+from ..metrics.regions import get_region
 from ..metrics.stability import METHODS as _METHODS
 from ..metrics.stability import REGIONS
 from ..train.config import LOSSES, OPTIMIZERS, REGIMES
@@ -84,7 +85,9 @@ __all__ = [
     "load_config",
 ]
 
-METHODS = tuple(m for m in _METHODS if m != "auto")
+# the average-case methods of perturbation_stability, and "pgd": the worst case over the same
+# region by projected gradient ascent (rl.metrics.adversarial, 20 steps, 3 restarts)
+METHODS = (*(m for m in _METHODS if m != "auto"), "pgd")
 MOMENTS = ("init", "final")  # plus "checkpoint" rows when train.checkpoint_loss is set
 POINT_SETS = ("test", "train")
 MODEL_FAMILIES = ("mlp",)
@@ -306,6 +309,11 @@ class MeasureSpec(_Section):
         _set(self, "methods", _ordered(methods, METHODS))
         _set(self, "points", _int("measure.points", self.points))
         _choice(REGIONS)("measure.region", self.region)
+        if "exact" in self.methods and get_region(self.region).kappa is None:
+            _fail(
+                "measure.methods",
+                f"'exact' has no closed form on region {self.region!r}; use 'jacobian' or 'mc'",
+            )
         _set(self, "n_samples", _int("measure.n_samples", self.n_samples))
         _set(self, "at", _ordered(_items("measure.at", self.at, _choice(MOMENTS)), MOMENTS))
         _bool("measure.laziness", self.laziness)

@@ -34,7 +34,7 @@ COLUMNS: dict[str, str] = {
     # the measurement
     "at": "TEXT",  # init | checkpoint (looser loss level) | final
     "eps": "REAL",
-    "method": "TEXT",  # exact | mc | finite_difference
+    "method": "TEXT",  # exact | jacobian | mc | finite_difference | pgd (worst case)
     "region": "TEXT",  # ball | sphere
     "model": "TEXT",  # network f(x; w) | centred alpha (f - f0) | linearized (Taylor model)
     "p_value": "REAL",  # perturbation stability P

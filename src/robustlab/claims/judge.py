@@ -219,6 +219,12 @@ def _empty(verdict: str, reason: str, **facts) -> dict:
     return {"verdict": verdict, "reason": reason, "ci_method": CI_T_SEEDS, "n": 0} | facts
 
 
+def _swept(c: Claim, d: pd.DataFrame) -> pd.DataFrame:
+    """Only the groups (see :data:`_KEYS`) with at least two values of the claim's axis."""
+    n = d.groupby(_keys(c), dropna=False)[c.axis].transform("nunique")
+    return d[n >= 2]
+
+
 def _matched(d: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
     """Rows of runs that reached their target loss, excluded runs and all runs."""
     runs = d.groupby("cell")["reached_target"].min()
@@ -243,6 +249,9 @@ def judge(
         d, why = _measured_regime(c, d, regime, lazy, nonlazy)
     if d.empty:
         return _empty("regime not reached", why, **med), d
+    d = _swept(c, d)  # sweeps that do not vary the claim's axis say nothing about it
+    if d.empty:
+        return _empty("inconclusive", f"no group with >= 2 distinct {c.axis}s", **med), d
     d, n_excl, n_runs = _matched(d)
     facts = med | {"n_excluded": n_excl, "n_runs": n_runs}
     if n_excl > MAX_EXCLUDED * n_runs:
@@ -381,8 +390,9 @@ def evaluate(
                 out["verdict"] = "fragile"  # fmt: skip
         rows.append(head | out)
     if by_group:
-        cols = COLUMNS[:2] + list(dict.fromkeys([*_KEYS, "width", "depth"])) + COLUMNS[2:]
-        return pd.DataFrame(groups).reindex(columns=[c for c in cols if c != "statement"])
+        keys = list(dict.fromkeys([*_KEYS, "width", "depth"]))
+        cols = COLUMNS[:1] + keys + [c for c in COLUMNS[2:] if c not in keys]
+        return pd.DataFrame(groups).reindex(columns=cols)
     out = pd.DataFrame(rows).reindex(columns=COLUMNS)
     for col in ("n", "n_runs", "n_seeds", "n_groups", "groups_supported", "groups_contradicted",
                 "n_excluded"):  # fmt: skip

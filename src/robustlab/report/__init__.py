@@ -1,11 +1,23 @@
 """Reports: publication figures and a self-contained HTML page from tidy result rows.
 
-``figures(df, out_dir)`` writes PNG/PDF figures; ``write_html(df, path)`` writes one HTML
-file with the claims table, definitions, embedded figures, configs and run summary;
-``build(store, out_html)`` does both from a results store.
+``figures(df, out_dir)`` writes the PNG/PDF figures (:data:`FIGURES`: the fit control, P
+against width across p = N, against depth, the regime checks, P at init); ``write_html(df,
+path)`` writes one HTML file with the claims, the evidence beside each verdict, the
+per-group verdicts, their sensitivity (variants and laziness thresholds), definitions,
+embedded figures, configs and run summary; ``build(store, out_html)`` does both from a
+results store, judging the claims there.
 """
 
-from .figures import FIGURES, figures
+from .figures import CAPTIONS, FIGURES, figures
 from .html import build, write_html
+from .robustness import sensitivity_shares, threshold_grid
 
-__all__ = ["FIGURES", "build", "figures", "write_html"]
+__all__ = [
+    "CAPTIONS",
+    "FIGURES",
+    "build",
+    "figures",
+    "sensitivity_shares",
+    "threshold_grid",
+    "write_html",
+]

@@ -1,0 +1,174 @@
+"""Figures of the claims' evidence: the fit control, and P against width and depth.
+
+Each function takes result rows and returns a ``Figure`` (or None when the rows lack its
+data). Lines are per sweep (:func:`robustlab.report.rows.line_labels`); the panels of a
+figure share one y scale; faint points are the seeds beside their mean.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ..claims import CLAIMS, base_rows
+from . import plot as pl
+from .rows import keyed, level_loss, one_measurement, predictor_rows
+
+__all__ = ["fit_control", "p_across_pn", "p_vs_depth", "p_vs_width"]
+
+# regimes whose width claims are judged on either side of p = N (C1, C2) and the level of
+# fit each side is judged at: one home, the claim catalog
+PN_REGIMES = {r for c in CLAIMS if c.side for r in c.regimes}
+_SIDE = {"under": "p < N", "over": "p > N"}
+_LEVEL = {"final": "the target loss", "checkpoint": "the checkpoint loss"}
+REGIME_LS = {"linearized": "-", "standard": "--", "mean_field": "-.", "lazy": ":"}
+REGIME_MARKER = {"linearized": "o", "standard": "s", "mean_field": "D", "lazy": "^"}
+_SHAPE = ("init", "depth", "width", "alpha", "dataset")  # what else may tell lines apart
+
+
+def _extra(x: str, *drop: str) -> list[str]:
+    return [c for c in _SHAPE if c != x and c not in drop]
+
+
+def _pn_marks(ax, d: pd.DataFrame, cmap: dict) -> None:
+    """A p = N line per (sweep, config, depth) of the width panel ``d``."""
+    for (sweep, _, _), g in d.groupby(["sweep", "sweep_hash", "depth"], sort=True):
+        pl.mark_pn(ax, g, color=cmap[g["_key"].iloc[0]], label=sweep or "rows")
+
+
+def _claim_rows(c, bases: dict) -> tuple[pd.DataFrame, str]:
+    """The rows claim ``c`` is judged on (before the p-vs-N side and the laziness tests),
+    plus its ``beside`` regime's rows; and the regime it is judged on."""
+    base = bases[c.fit]
+    if c.inits is not None:
+        base = base[base["init"].isin(c.inits)]
+    regime = next((r for r in c.regimes if (base["regime"] == r).any()), "")
+    main = base[base["regime"] == regime]
+    beside = base[base["regime"].isin(c.beside) & base["sweep"].isin(main["sweep"])]
+    rows = pd.concat([main, beside])
+    return (rows[rows["depth"] == 2] if c.two_layer else rows), regime
+
+
+def fit_control(df: pd.DataFrame, **_) -> Figure | None:
+    """Training loss against the swept axis, a panel per claim, at the claim's level of fit
+    (dotted: the loss the runs aim for; x: runs that missed it, excluded from the verdict)."""
+    bases = {c.fit: base_rows(df, at=c.fit) for c in CLAIMS}
+    panels = []
+    for c in CLAIMS:
+        rows, regime = _claim_rows(c, bases)
+        rows = rows[rows["train_loss"].gt(0)]
+        rows = rows.drop_duplicates(["cell", "regime"])  # the loss is a run-level quantity
+        rows = keyed(rows, c.axis, _extra(c.axis, "regime"), by=["regime"])
+        if len(rows):
+            panels.append((c, rows, regime))
+    if not panels:
+        return None
+    fig, axes = pl.new_figure(len(panels), "Fit control: training loss at each claim's level")
+    for ax, (c, d, regime) in zip(axes, panels, strict=True):
+        cmap = pl.colors(d["_key"])
+        for (key, reg), g in d.groupby(["_key", "regime"], sort=True):
+            label = key if reg == regime else f"{key}, {reg} (beside)"
+            pl.draw_line(ax, g, c.axis, "train_loss", color=cmap[key], label=label,
+                         ls=REGIME_LS.get(reg, "-") if c.beside else "-",
+                         marker=REGIME_MARKER.get(reg, "o") if c.beside else "o",
+                         xscale="log" if c.axis == "width" else "linear")  # fmt: skip
+        missed = d[(d["reached_target"] < 1) & (d["regime"] == regime)]  # the judged runs
+        if len(missed):
+            ax.scatter(missed[c.axis], missed["train_loss"], marker="x", s=22, color="k",
+                       lw=0.8, label="missed its level: excluded")  # fmt: skip
+        losses = {level_loss(g, c.fit) for _, g in d.groupby("sweep")}
+        for loss in sorted(v for v in losses if np.isfinite(v)):
+            ax.axhline(
+                loss, color="0.4", ls=":", lw=1, gid=pl.REF_GID, label=f"aimed for: {loss:g}"
+            )
+        if c.axis == "width":
+            pl.width_axis(ax, d["width"])
+            _pn_marks(ax, d, cmap)
+        else:
+            pl.depth_axis(ax)
+        side = f", {_SIDE[c.side]} side" if c.side else ""
+        pl.finish(ax, title=f"{c.id}: {regime} runs at {_LEVEL[c.fit]}{side}")
+    for ax in axes[:: min(3, len(axes))]:
+        ax.set_ylabel("training loss (MSE) of the fitted predictor", fontsize=8)
+    pl.log_y(axes)
+    return fig
+
+
+def p_across_pn(df: pd.DataFrame, **_) -> Figure | None:
+    """P against width for the sweeps judged across p = N (C1, C2): a panel per level of fit
+    the claims use, the p = N line, and a star at each line's peak (its p/N in the legend)."""
+    levels = {c.fit: [] for c in CLAIMS if c.side}
+    for c in CLAIMS:
+        if c.side:
+            levels[c.fit].append(f"{c.id} ({_SIDE[c.side]})")
+    d = predictor_rows(df, set(levels))
+    d, desc = one_measurement(d[d["regime"].isin(PN_REGIMES)])
+    d = keyed(d, "width", _extra("width"))
+    present = [at for at in ("checkpoint", "final") if at in levels and (d["at"] == at).any()]
+    if not present:
+        return None
+    fig, axes = pl.new_figure(len(present), f"P against width across p = N ({desc})")
+    cmap = pl.colors(d["_key"])
+    for ax, at in zip(axes, present, strict=True):
+        rows = d[d["at"] == at]
+        for i, (key, g) in enumerate(rows.groupby("_key", sort=True)):
+            means = g.groupby("width").agg(p=("p_value", "mean"), n_params=("n_params", "first"),
+                                           n_train=("n_train", "first"))  # fmt: skip
+            top = means["p"].idxmax()
+            ratio = means.loc[top, "n_params"] / means.loc[top, "n_train"]
+            pl.draw_line(ax, g, "width", "p_value", color=cmap[key], marker=pl.MARKERS[i % 10],
+                         label=f"{key} (peak at p/N = {ratio:.2g})")  # fmt: skip
+            ax.plot([top], [means.loc[top, "p"]], marker="*", ms=12, color=cmap[key], lw=0)
+        pl.width_axis(ax, rows["width"])
+        _pn_marks(ax, rows, cmap)
+        pl.finish(ax, title=f"at {_LEVEL[at]}: judges {', '.join(levels[at])}")
+    axes[0].set_ylabel(pl.P_LABEL, fontsize=8)
+    pl.log_y(axes)
+    return fig
+
+
+def p_vs_depth(df: pd.DataFrame, **_) -> Figure | None:
+    """P after training against depth, a panel per init; line style per regime (linearized
+    solid, standard dashed), color per sweep (and width)."""
+    d, desc = one_measurement(predictor_rows(df, "final"))
+    d = keyed(d, "depth", _extra("depth", "init"), by=["init", "regime"])
+    if d.empty:
+        return None
+    inits = sorted(d["init"].unique())
+    fig, axes = pl.new_figure(len(inits), f"P after training against depth ({desc})")
+    cmap = pl.colors(d["_key"])
+    for ax, init in zip(axes, inits, strict=True):
+        for (key, reg), g in d[d["init"] == init].groupby(["_key", "regime"], sort=True):
+            pl.draw_line(ax, g, "depth", "p_value", color=cmap[key], label=f"{key}, {reg}",
+                         ls=REGIME_LS.get(reg, "-"), marker=REGIME_MARKER.get(reg, "v"),
+                         xscale="linear")  # fmt: skip
+        pl.depth_axis(ax)
+        pl.finish(ax, title=f"init {init}")
+    axes[0].set_ylabel(pl.P_LABEL, fontsize=8)
+    pl.log_y(axes)
+    return fig
+
+
+def p_vs_width(df: pd.DataFrame, **_) -> Figure | None:
+    """P after training against width for the regimes not judged across p = N (mean-field:
+    C5; linearized or alpha-scaled width sweeps), a panel per regime, p = N marked."""
+    d, desc = one_measurement(predictor_rows(df, "final"))
+    d = d[~d["regime"].isin(PN_REGIMES)]
+    d = keyed(d, "width", _extra("width"), by=["regime"])
+    if d.empty:
+        return None
+    regimes = sorted(d["regime"].unique())
+    fig, axes = pl.new_figure(len(regimes), f"P after training against width ({desc})")
+    cmap = pl.colors(d["_key"])
+    for ax, reg in zip(axes, regimes, strict=True):
+        rows = d[d["regime"] == reg]
+        for i, (key, g) in enumerate(rows.groupby("_key", sort=True)):
+            pl.draw_line(ax, g, "width", "p_value", color=cmap[key], label=key,
+                         marker=pl.MARKERS[i % 10])  # fmt: skip
+        pl.width_axis(ax, rows["width"])
+        _pn_marks(ax, rows, cmap)
+        pl.finish(ax, title=f"regime {reg}")
+    axes[0].set_ylabel(pl.P_LABEL, fontsize=8)
+    pl.log_y(axes)
+    return fig

@@ -1,0 +1,178 @@
+"""Figures of the regime checks and of initialization: how lazy the runs were, P at init.
+
+Same conventions as :mod:`robustlab.report.claim_figures`: lines per sweep, one y scale per
+figure, seeds as faint points beside their mean.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from ..theory import kappa
+from ..train.regimes import get_regime
+from . import plot as pl
+from .rows import keyed, line_labels, one_measurement, predictor_rows
+
+__all__ = ["JENSEN", "laziness_vs_depth", "p_init_theory", "p_init_vs_final",
+           "weight_change_vs_width"]  # fmt: skip
+
+JENSEN = "Jensen bound eps*kappa_d*sqrt(E||grad||^2) (dashed)"
+_LAZINESS = (
+    ("rel_weight_change", r"weight change $\|W_T-W_0\|_F/\|W_0\|_F$"),
+    ("ntk_change", "NTK change (relative, probe batch)"),
+    ("grad_lin_dev", r"$\|g_T-g_{lin,T}\| / \|g_T-g_0\|$ (input gradients)"),
+)
+
+
+def _run_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """One final predictor row per run (the run-level quantities repeat on each row)."""
+    d, _ = one_measurement(predictor_rows(df, "final"))
+    return d.drop_duplicates("cell") if d["cell"].notna().all() else d
+
+
+def weight_change_vs_width(df: pd.DataFrame, lazy_threshold=0.1, nonlazy_threshold=0.3):
+    """Relative weight change against width, a panel per regime, the laziness thresholds
+    dashed (lazy) and dotted (non-lazy), p = N marked."""
+    d = _run_rows(df)
+    d = d[d["rel_weight_change"].gt(0)]
+    d = keyed(d, "width", ["init", "depth", "alpha", "dataset"], by=["regime"])
+    if d.empty:
+        return None
+    regimes = sorted(d["regime"].unique())
+    fig, axes = pl.new_figure(len(regimes), "Regime check: relative weight change after training")
+    cmap = pl.colors(d["_key"])
+    for ax, reg in zip(axes, regimes, strict=True):
+        rows = d[d["regime"] == reg]
+        for i, (key, g) in enumerate(rows.groupby("_key", sort=True)):
+            pl.draw_line(ax, g, "width", "rel_weight_change", color=cmap[key], label=key,
+                         marker=pl.MARKERS[i % 10])  # fmt: skip
+        ax.axhline(
+            lazy_threshold,
+            ls="--",
+            color="0.3",
+            lw=1,
+            gid=pl.REF_GID,
+            label=f"lazy <= {lazy_threshold:g}",
+        )
+        ax.axhline(nonlazy_threshold, ls=":", color="0.3", lw=1, gid=pl.REF_GID,
+                   label=f"non-lazy >= {nonlazy_threshold:g}")  # fmt: skip
+        pl.width_axis(ax, rows["width"])
+        for (sweep, _, _), g in rows.groupby(["sweep", "sweep_hash", "depth"], sort=True):
+            pl.mark_pn(ax, g, color=cmap[g["_key"].iloc[0]], label=sweep or "rows")
+        pl.finish(ax, title=f"regime {reg}")
+    axes[0].set_ylabel(r"$\|W_T-W_0\|_F / \|W_0\|_F$ (whole network)", fontsize=8)
+    pl.log_y(axes)
+    return fig
+
+
+def laziness_vs_depth(df: pd.DataFrame, lazy_threshold=0.1, **_) -> Figure | None:
+    """How far the standard runs are from lazy, against depth: weight change, NTK change and
+    the input gradient's deviation from the linearized twin's, a panel each (one y scale)."""
+    d = _run_rows(df)
+    d = d[d["regime"] == "standard"]
+    panels = []
+    for col, label in _LAZINESS:
+        rows = keyed(d[d[col].gt(0)], "depth", ["init", "width", "alpha", "dataset"])
+        if len(rows):
+            panels.append((col, label, rows))
+    if not panels:
+        return None
+    fig, axes = pl.new_figure(len(panels), "Regime check: how lazy the standard runs were")
+    cmap = pl.colors(pd.concat([rows["_key"] for _, _, rows in panels]))
+    for ax, (col, label, rows) in zip(axes, panels, strict=True):
+        for i, (key, g) in enumerate(rows.groupby("_key", sort=True)):
+            pl.draw_line(ax, g, "depth", col, color=cmap[key], label=key,
+                         marker=pl.MARKERS[i % 10], xscale="linear")  # fmt: skip
+        if col != "grad_lin_dev":
+            ax.axhline(lazy_threshold, ls="--", color="0.3", lw=1, gid=pl.REF_GID,
+                       label=f"lazy <= {lazy_threshold:g}")  # fmt: skip
+        pl.depth_axis(ax)
+        pl.finish(ax, title=label)
+    axes[0].set_ylabel("relative change during training", fontsize=8)
+    pl.log_y(axes)
+    return fig
+
+
+def _init_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """P at init with the closed form, one row per initial network: a linearized run starts
+    from its standard twin's w0, so its init rows repeat the twin's and are dropped."""
+    d, desc = one_measurement(predictor_rows(df, "init"))
+    d = d[d["theory_grad_sq"].gt(0) & (d["out_dim"] == 1)]
+    if d.empty:
+        return d, desc
+    w0 = d["regime"].map(lambda r: get_regime(r).twin_of or r)  # the regime of w0's network
+    ident = ["sweep", "sweep_hash", "init", "width", "depth", "seed", "alpha", "dataset", "regime"]
+    d = d.assign(regime=w0).drop_duplicates(ident)
+    kap = [kappa(int(n), r if isinstance(r, str) else "ball")
+           for n, r in zip(d["in_dim"], d["region"], strict=True)]  # fmt: skip
+    d = d.assign(theory=d["eps"] * np.asarray(kap) * np.sqrt(d["theory_grad_sq"]))
+    return d.assign(_key=line_labels(d, ["init", "regime", "alpha", "dataset"])), desc
+
+
+def p_init_theory(df: pd.DataFrame, **_) -> Figure | None:
+    """P at init (points, seeds faint) with the Jensen bound eps kappa_d sqrt(E||grad||^2)
+    (dashed), against depth at the largest width and against width at the smallest depth."""
+    d, desc = _init_rows(df)
+    panels = []  # (x axis, fixed axis, its value)
+    for x, fixed in (("depth", "width"), ("width", "depth")):
+        ok = [v for v, g in d.groupby(fixed) if g[x].nunique() >= 2]
+        if ok:
+            panels.append((x, fixed, ok[-1] if fixed == "width" else ok[0]))
+    if not panels:
+        return None
+    fig, axes = pl.new_figure(len(panels), f"P at initialization and theory ({desc})")
+    cmap = pl.colors(d["_key"])
+    for ax, (x, fixed, v) in zip(axes, panels, strict=True):
+        p = d[d[fixed] == v]
+        scale = "log" if x == "width" else "linear"
+        for i, (key, g) in enumerate(p.groupby("_key", sort=True)):
+            if pl.draw_line(ax, g, x, "p_value", color=cmap[key], label=key,
+                            marker=pl.MARKERS[i % 10], xscale=scale):  # fmt: skip
+                t = g.groupby(x)["theory"].mean()
+                ax.plot(t.index, t.to_numpy(), ls="--", color=cmap[key], lw=1)
+        ax.plot([], [], ls="--", color="k", lw=1, label=JENSEN)
+        if x == "width":
+            pl.width_axis(ax, p["width"])
+        else:
+            pl.depth_axis(ax)
+        pl.finish(ax, title=f"{fixed} = {v}")
+    axes[0].set_ylabel("at initialization: " + pl.P_LABEL, fontsize=8)
+    pl.log_y(axes)
+    return fig
+
+
+def p_init_vs_final(df: pd.DataFrame, **_) -> Figure | None:
+    """P at init against P after training, one point per run (same measurement)."""
+    d, desc = one_measurement(predictor_rows(df, ("init", "final")))
+    if d.empty or d["cell"].isna().any():
+        return None
+    on = ["sweep", "sweep_hash", "cell", "eps", "method", "region", "init", "regime"]
+    pair = d[d["at"] == "init"].merge(d[d["at"] == "final"], on=on, suffixes=("_0", "_T"))
+    if pair.empty:
+        return None
+    pair = pair.assign(_key=line_labels(pair, ["regime"]))
+    fig, axes = pl.new_figure(1, f"P at init against P after training, same run ({desc})")
+    ax = axes[0]
+    cmap, inits = pl.colors(pair["_key"]), sorted(pair["init"].unique())
+    for (key, init), h in pair.groupby(["_key", "init"], sort=True):
+        ax.scatter(h["p_value_0"], h["p_value_T"], s=14, alpha=0.8, color=cmap[key],
+                   marker=pl.MARKERS[inits.index(init) % 10], label=f"{key}, {init}")  # fmt: skip
+    both = pair[["p_value_0", "p_value_T"]].to_numpy()
+    ax.plot(
+        [both.min(), both.max()],
+        [both.min(), both.max()],
+        "k--",
+        lw=1,
+        label="y = x",
+        gid=pl.REF_GID,
+    )
+    ax.set(xscale="log", xlabel="P at initialization", ylabel="P after training")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide within a decade
+    pl.finish(ax, legend_title="sweep, regime, init")
+    pl.log_y(axes)
+    return fig

@@ -162,8 +162,9 @@ def test_hash_is_stable(example, tmp_path):
     assert re.fullmatch(r"[0-9a-f]{16}", cell.hash)
     # golden value: changing the canonical config form orphans every existing store.
     # Changed once on purpose: the form gained data.seed (a run's seed now draws its data),
-    # train.checkpoint_loss and measure.point_sets, so older cells are different experiments.
-    assert cell.hash == "dced18054fce68eb"
+    # train.checkpoint_loss and measure.point_sets, so older cells are different experiments
+    # (and model.in_shape / model.norm for the image families).
+    assert cell.hash == "8797a01642b4c534"
     reordered = dict(reversed(list(BASE.items())))
     assert load_config(reordered).cells()[0].hash == cell.hash
     assert Cell.from_dict(json.loads(cell.config_json())) == cell
@@ -270,15 +271,16 @@ BAD = [
     ("data.dtype", "float16", "data.dtype: expected one of float32, float64, got 'float16'"),
     ("data.teacher_width", 0, "data.teacher_width: expected a positive integer, got 0"),
     ("data", [1, 2], "data: expected a mapping of keys to values, got [1, 2]"),
-    ("model.family", "cnn", "model.family: expected one of mlp, got 'cnn'"),
-    ("model.depth", 3, "model: unknown key 'depth' (allowed: family, bias)"),
+    ("model.family", "vit", "model.family: expected one of mlp, cnn, resnet, got 'vit'"),
+    ("model.depth", 3, "model: unknown key 'depth' (allowed: family, bias, in_shape, norm)"),
+    ("model.norm", "batch", "model.norm: model family 'mlp' takes no norm"),
     ("train.optimizer", "rmsprop", "train.optimizer: expected one of gd, sgd, adam, got"),
     ("train.loss", "hinge", "train.loss: expected one of mse, logistic, cross_entropy, got"),
     ("train.steps", 0, "train.steps: expected a positive integer, got 0"),
     ("train.steps", 1.5, "train.steps: expected a positive integer, got 1.5"),
     ("train.momentum", 1.0, "train.momentum: expected a number in [0, 1), got 1.0"),
     ("train.epochs", 3, "train: unknown key 'epochs'"),
-    ("measure.methods", ["exact", "pgd"], "measure.methods[1]: expected one of exact, mc, "),
+    ("measure.methods", ["exact", "fgsm"], "measure.methods[1]: expected one of exact, mc, "),
     ("measure.region", "cube", "measure.region: expected one of ball, sphere, linf_ball, got"),
     ("measure.at", ["init", "middle"], "measure.at[1]: expected one of init, final, got"),
     ("measure.eps", [0.1, 0], "measure.eps[1]: expected a positive number, got 0"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 import robustlab as rl
 from robustlab.sweep import load, load_config, run
@@ -36,3 +37,48 @@ def test_exact_on_the_cube_is_refused_before_anything_runs(tmp_path):
         load_config(bad)
     ok = {**CONFIG, "measure": {"methods": ["jacobian", "pgd"], "region": "linf_ball"}}
     assert load_config(ok).measure.region == "linf_ball"
+
+
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        ({"name": "no-such-data"}, "sweep 'bad': unknown dataset"),
+        ({"name": "/nowhere/points.npz"}, "sweep 'bad': "),
+        ({"name": "sphere", "teacher": "banana"}, "sweep 'bad': unknown teacher 'banana'"),
+        ({"name": "digits", "classes": [0, 1], "n_test": 64}, "n_test=64 is larger"),
+    ],
+)
+def test_bad_data_fails_with_exit_2_before_any_cell_runs(tmp_path, capsys, data, message):
+    from robustlab.cli import main
+
+    cfg = {"name": "bad", "data": data, "grid": {"width": [4], "depth": [2]}, "seeds": 3}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    store = tmp_path / "bad.db"
+    assert main(["sweep", str(path), "--store", str(store), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("robustlab: error: ") and message in err and "\n" not in err
+    assert not store.exists()  # nothing written
+
+
+@pytest.mark.parametrize("family", ["cnn", "resnet"])
+def test_image_families_sweep_end_to_end(tmp_path, family):
+    cfg = {
+        "name": f"{family}-tiny",
+        "data": {"name": "digits", "classes": [0, 1], "n_train": 40, "n_test": 20},
+        "model": {"family": family},
+        "grid": {"width": [4, 8], "depth": [2], "init": ["he", "lecun"]},
+        "seeds": 2,
+        "train": {"steps": 10},
+        "measure": {"methods": ["exact", "pgd"], "points": 20},
+    }
+    summary = run(cfg, tmp_path / "f.db", executor="serial")
+    assert summary.ok == 8 and summary.failed == 0
+    df = load(tmp_path / "f.db")
+    final = df[(df["at"] == "final") & (df["method"] == "exact")]
+    assert len(final) == 8 and (final["p_value"] > 0).all()
+    built = rl.models.build_model(family, (1, 8, 8), 4, 2, init="he")
+    assert set(final.loc[final["width"] == 4, "n_params"]) == {built.spec.n_params}
+    with pytest.raises(ValueError, match="needs image inputs of shape"):
+        run({**cfg, "data": {"name": "sphere"}}, tmp_path / "g.db", executor="serial")
+    assert not (tmp_path / "g.db").exists()

@@ -18,14 +18,14 @@ import torch
 
 from .. import data as rl_data
 from ..metrics import adversarial, input_gradients, laziness, perturbation_stability
-from ..models import mlp
+from ..models import build_model
 from ..theory import expected_grad_sq_norm, kappa
 from ..train import TrainConfig, train_ensemble
 from ..train.losses import accuracy, loss_value
 from ..train.regimes import get_regime
 from .config import Cell
 
-__all__ = ["CellOutcome", "run_group"]
+__all__ = ["CellOutcome", "check_config", "run_group"]
 
 BATCH_ORDER_SEED = 12345  # minibatch order is fixed per group (shared by its members)
 PROBE_POINTS = 32  # points for the empirical-NTK change (cost grows as their square)
@@ -157,9 +157,20 @@ def _measure(model, points: dict, cell: Cell, moment: str, which: str, grads, ke
     return rows
 
 
+def _theory_grad_sq(cell: Cell, spec) -> float:
+    """Closed-form E||grad_x f||^2 at init where one exists (ReLU MLPs; biases start at 0)."""
+    if getattr(spec, "family", "mlp") != "mlp":
+        return math.nan
+    if spec.mean_field:  # (d s1 / 2) (m s3) with the effective last-layer variance 1/m^2
+        s1, _, s3 = spec.variances
+        return (spec.in_dim * s1 / 2) * (spec.width * s3) * spec.out_dim
+    return expected_grad_sq_norm(cell.init, spec.in_dim, spec.width, spec.depth, spec.out_dim)
+
+
 def _base_row(cell: Cell, ds, net) -> dict:
     spec = net.spec
-    s1, s2, s3 = spec.variances
+    v = spec.variances  # (s1, s2, s3) for MLPs; one per layer for CNNs and ResNets
+    s1, s2, s3 = v[0], v[1] if len(v) > 2 else math.nan, v[-1]
     with torch.no_grad():
         f0 = net(ds.x_train).reshape(ds.x_train.shape[0], -1)
     y = ds.y_train.to(f0.dtype).reshape(f0.shape[0], -1) if ds.y_train.is_floating_point() else None
@@ -182,11 +193,7 @@ def _base_row(cell: Cell, ds, net) -> dict:
         "s1": s1,
         "s2": s2,
         "s3": s3,
-        "theory_grad_sq": expected_grad_sq_norm(
-            cell.init, spec.in_dim, spec.width, spec.depth, spec.out_dim
-        )
-        if not spec.mean_field
-        else (spec.in_dim * s1 / 2) * (spec.width * s3) * spec.out_dim,
+        "theory_grad_sq": _theory_grad_sq(cell, spec),
         "target_loss": cell.train.target_loss,
         "y_f0_ratio": float(torch.linalg.norm(y) / torch.linalg.norm(f0))
         if y is not None
@@ -273,6 +280,30 @@ def _grad_lin_dev(g_t: torch.Tensor, g_lin: torch.Tensor, g_0: torch.Tensor) -> 
     return float(torch.linalg.norm(g_t - g_lin)) / den if den > 0 else math.nan
 
 
+def check_config(config) -> None:
+    """Resolve what a sweep needs before any cell runs: its data set (name, files, options,
+    every data seed) and its first network on that data. A ValueError names the sweep."""
+    import json
+
+    cell = config.cells()[0]
+    spec = json.dumps(config.data.to_dict(), sort_keys=True)
+    try:
+        # a split can depend on the seed (class balance of a subset): every draw is checked
+        for seed in dict.fromkeys(config.data_seed(s) for s in config.seeds):
+            ds = _dataset(spec, "float32", seed)
+        ds = _dataset(spec, "float32", config.data_seed(cell.seed))
+        net = build_model(
+            config.model.family, config.model.in_shape or ds.x_shape, cell.width, cell.depth,
+            _out_dim(ds, config.train.loss), init=cell.init, bias=config.model.bias,
+            mean_field=get_regime(cell.regime).mean_field, **config.model.options(),
+        )  # fmt: skip
+        with torch.no_grad():
+            net(ds.x_train[:1])
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"sweep {config.name!r}: {first}") from None
+
+
 def _run_group(cells: list[Cell], dtype: str, device: str, t0: float) -> list[CellOutcome]:
     import json
 
@@ -281,9 +312,11 @@ def _run_group(cells: list[Cell], dtype: str, device: str, t0: float) -> list[Ce
     seeds = [first.config.data_seed(c.seed) for c in cells]
     datasets = [_dataset(spec_json, dtype, s).to(device=device) for s in seeds]
     out_dim = _out_dim(datasets[0], first.train.loss)
+    in_shape = first.model.in_shape or datasets[0].x_shape
     nets = [
-        mlp(
-            datasets[0].in_dim,
+        build_model(
+            first.model.family,
+            in_shape,
             c.width,
             c.depth,
             out_dim,
@@ -293,6 +326,7 @@ def _run_group(cells: list[Cell], dtype: str, device: str, t0: float) -> list[Ce
             mean_field=get_regime(c.regime).mean_field,
             dtype=getattr(torch, dtype),
             device=device,
+            **c.model.options(),
         )
         for c in cells
     ]

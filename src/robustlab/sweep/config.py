@@ -42,6 +42,7 @@ import yaml
 from ..metrics.regions import get_region
 from ..metrics.stability import METHODS as _METHODS
 from ..metrics.stability import REGIONS
+from ..models.families import FAMILY_NAMES, get_family
 from ..train.config import LOSSES, OPTIMIZERS, REGIMES
 from ..train.regimes import get_regime
 from ._validate import (
@@ -90,7 +91,7 @@ __all__ = [
 METHODS = (*(m for m in _METHODS if m != "auto"), "pgd")
 MOMENTS = ("init", "final")  # plus "checkpoint" rows when train.checkpoint_loss is set
 POINT_SETS = ("test", "train")
-MODEL_FAMILIES = ("mlp",)
+MODEL_FAMILIES = FAMILY_NAMES
 DTYPES = ("float32", "float64")
 # dataset options: extra keys of the `data` section, passed through to the data loader
 DATA_OPTIONS = (
@@ -196,16 +197,33 @@ class DataSpec(_Section):
 
 @dataclass(frozen=True)
 class ModelSpec(_Section):
-    """The network family (only bias-free or biased ReLU MLPs for now)."""
+    """The network family (``mlp``, ``cnn``, ``resnet``: :mod:`robustlab.models.families`).
+
+    ``in_shape`` is the shape of one input the network takes (default: the data's own,
+    e.g. (1, 28, 28) for MNIST); image families need (C, H, W). ``norm`` is the ResNet's
+    normalisation (None or ``"batch"``).
+    """
 
     family: str = "mlp"
     bias: bool = False
+    in_shape: tuple[int, ...] | None = None
+    norm: str | None = None
 
     _path = "model"
 
     def __post_init__(self) -> None:
         _choice(MODEL_FAMILIES)("model.family", self.family)
         _bool("model.bias", self.bias)
+        if self.in_shape is not None:
+            _set(self, "in_shape", _items("model.in_shape", self.in_shape, _int))
+        if self.norm is not None:
+            if "norm" not in get_family(self.family).options:
+                _fail("model.norm", f"model family {self.family!r} takes no norm")
+            _choice(("batch",))("model.norm", self.norm)
+
+    def options(self) -> dict[str, Any]:
+        """The family's own keyword options (e.g. ``norm``) that are set."""
+        return {"norm": self.norm} if self.norm is not None else {}
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from .cells import check_config
 from .config import Cell, SweepConfig, load_config
 from .executors import execute
 from .store import Store
@@ -101,6 +102,8 @@ def run(
         raise ValueError("run needs at least one sweep config")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    for cfg in configs:  # bad data or model: an error before the store is touched
+        check_config(cfg)
     t0 = time.perf_counter()
     counts = {"ok": 0, "diverged": 0, "failed": 0}
     with Store(store) as st:

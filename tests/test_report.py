@@ -167,7 +167,10 @@ def full_df(n_seeds: int = 3) -> pd.DataFrame:
                 rel_weight_change=0.4,
             )
     bad = out[-1] | {"status": "diverged", "cell": "bad-cell", "message": "loss <nan> at step 3"}
-    return pd.DataFrame([*out, bad], columns=list(COLUMNS))
+    # the worst case beside the average on the depth sweep's final rows (PGD ~ 4.3 P)
+    worst = [r | {"method": "pgd", "p_value": 4.3 * r["p_value"]} for r in out
+             if r["sweep"] == "c34" and r["at"] == "final"]  # fmt: skip
+    return pd.DataFrame([*out, bad, *worst], columns=list(COLUMNS))
 
 
 class Tables(HTMLParser):
@@ -276,7 +279,8 @@ def test_figures_skip_what_the_rows_cannot_show(df, tmp_path):
     assert drawn(df) == set(FIGURES)
     assert drawn(df[df["at"] == "final"]) == set(FIGURES) - {"p_init_theory", "p_init_vs_final"}
     one_width = df[df["width"] == 64]  # the depth sweep and one mean-field width
-    names = {"fit_control", "p_vs_depth", "laziness_vs_depth", "p_init_theory", "p_init_vs_final"}
+    names = {"fit_control", "p_vs_depth", "laziness_vs_depth", "p_init_theory", "p_init_vs_final",
+             "worst_vs_average"}  # fmt: skip
     assert drawn(one_width) == names
     assert figures(df.iloc[:0], tmp_path / "c") == []
     written = figures(df[df["sweep"] == "c5"], tmp_path / "d", formats=("png",))

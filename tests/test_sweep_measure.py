@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import yaml
 
@@ -82,3 +83,19 @@ def test_image_families_sweep_end_to_end(tmp_path, family):
     with pytest.raises(ValueError, match="needs image inputs of shape"):
         run({**cfg, "data": {"name": "sphere"}}, tmp_path / "g.db", executor="serial")
     assert not (tmp_path / "g.db").exists()
+
+
+def test_report_draws_worst_over_average(tmp_path):
+    from robustlab.report.worst_figures import worst_vs_average
+
+    run(CONFIG, tmp_path / "m.db", executor="serial")
+    df = load(tmp_path / "m.db")
+    fig = worst_vs_average(df)
+    (ax,) = [a for a in fig.axes if a.get_title() == "against depth"]
+    final = df[(df["at"] == "final") & (df["seed"] == 0) & (df["depth"] == 3)]
+    want = float(final.set_index("method").loc["pgd", "p_value"]) / float(
+        final.set_index("method").loc["exact", "p_value"]
+    )
+    seeds = [c.get_offsets()[:, 1] for c in ax.collections]
+    assert any(np.isclose(want, ys).any() for ys in seeds)
+    assert worst_vs_average(df[df["method"] != "pgd"]) is None

@@ -111,10 +111,16 @@ def _names(cls: type) -> tuple[str, ...]:
 
 
 class _Section:
-    """from_dict/to_dict for a spec whose YAML keys are its field names."""
+    """from_dict/to_dict for a spec whose YAML keys are its field names.
+
+    ``_added`` lists fields added after a section's first release: :meth:`to_dict` writes
+    them only when they differ from their default, so a config that does not use them keeps
+    its canonical form, its cell hashes and its place in existing stores.
+    """
 
     _path = ""
     _required: tuple[str, ...] = ()
+    _added: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]):
@@ -123,7 +129,12 @@ class _Section:
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: _thaw(getattr(self, name)) for name in _names(type(self))}
+        defaults = {f.name: f.default for f in fields(self)}
+        return {
+            name: _thaw(getattr(self, name))
+            for name in _names(type(self))
+            if name not in self._added or getattr(self, name) != defaults[name]
+        }
 
 
 # --- the sections -------------------------------------------------------------------------
@@ -210,6 +221,7 @@ class ModelSpec(_Section):
     norm: str | None = None
 
     _path = "model"
+    _added = ("in_shape", "norm")
 
     def __post_init__(self) -> None:
         _choice(MODEL_FAMILIES)("model.family", self.family)
@@ -275,6 +287,7 @@ class TrainSpec(_Section):
     checkpoint_loss: float | None = None
 
     _path = "train"
+    _added = ("checkpoint_loss",)
 
     def __post_init__(self) -> None:
         _choice(OPTIMIZERS)("train.optimizer", self.optimizer)
@@ -320,6 +333,7 @@ class MeasureSpec(_Section):
     point_sets: tuple[str, ...] = ("test",)
 
     _path = "measure"
+    _added = ("point_sets",)
 
     def __post_init__(self) -> None:
         _set(self, "eps", tuple(sorted(_items("measure.eps", self.eps, _positive))))

@@ -1,6 +1,9 @@
 """Closed forms of DESIGN §1: kappa_d, the init-time gradient norm, bounds and floors.
 
-Theory knows no torch modules: everything here is a function of numbers.
+Theory knows no torch modules: everything here is a function of numbers. The
+infinite-width kernels (``nngp``, ``ntk``: :mod:`.kernels`) and the P of the lazily trained
+infinite-width network (``lazy_limit``: :mod:`.lazy`, :mod:`.lazy_moments`,
+:mod:`.after_training`) are functions of tensors of points.
 """
 
 from __future__ import annotations
@@ -9,12 +12,21 @@ import math
 
 from ..init import InitScheme, get_init
 from ..models.mlp import check_positive_int
+from .after_training import after_training_table
+from .kernels import nngp, ntk
+from .lazy import LazyLimitResult, lazy_limit, lazy_limit_p
 
 __all__ = [
+    "LazyLimitResult",
+    "after_training_table",
     "expected_grad_sq_norm",
     "init_stability_bound",
     "kappa",
     "law_of_robustness_floor",
+    "lazy_limit",
+    "lazy_limit_p",
+    "nngp",
+    "ntk",
     "rms_factor",
 ]
 

@@ -1,0 +1,327 @@
+"""Perturbation stability of the infinite-width network trained in the lazy (linearized) regime.
+
+A bias-free ReLU MLP of width m -> infinity, trained by full-batch gradient descent on
+robustlab's mse loss (1/N) sum_i 0.5 (f(x_i) - y_i)^2, is its own linearization around the
+initialization (Jacot et al., NeurIPS 2018; Lee et al., NeurIPS 2019, arXiv 1902.06720).
+Its function after t steps of size lr is, exactly,
+
+    f_t(x) = f_0(x) + Theta(x, X) A_t (y - f_0(X)),
+    A_t = Theta^{-1} (I - (I - (lr/N) Theta)^t)   (t = None: A = Theta^{-1}, converged)
+
+with Theta = Theta(X, X) the NTK (deterministic) and f_0 ~ GP(0, K), K the NNGP kernel
+(:mod:`robustlab.theory.kernels`). Its input gradient at a test point x is Gaussian over
+the initialization:
+
+    g(x) ~ N(mu(x), C(x)),   mu = G A y,   C = D_L I - H A G^T - G A H^T + G A K A G^T
+
+with G = grad_x Theta(x, X), H = grad_x K(x, X) (d x N each), K = K(X, X) and
+D_L I = Cov grad f_0(x) (isotropic for ReLU networks; D_L = K(x, x) / |x|^2).
+
+Two gradients, two limits (``model``). ``"network"``: g is the gradient of the limit
+function f_t itself; wide networks trained as initialized (robustlab's ``standard``
+regime, lazily) approach it (checked by the tests at widths 16 and 256). ``"linearized"``:
+the limit of the autograd input gradients of finite-width *Taylor models*
+f(x; w0) + J_w f(x; w0) (w - w0) (robustlab's ``linearized`` regime). In J_w f(x; w0) the
+ReLU patterns 1[h(x) > 0] are piecewise constant in x, so autograd never differentiates
+them, while their large-width average kappa_0 is smooth: G then holds the Sigmadot factors
+of the NTK fixed (:func:`~robustlab.theory.kernels.angular`, ``fixed_patterns``). The
+Taylor model's values converge to f_t, its almost-everywhere gradient to this other limit
+(the pattern jumps, O(1/m) each and O(m) of them, make up the difference). Under standard
+parameterization the two agree at depth 2 (the pattern terms are O(1/m) there) and differ
+by ~10-20% from depth 3 on; under ``ntk_param`` they differ at every depth.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from ..init import InitScheme, get_init
+from ..models.mlp import check_positive_int
+from .lazy_moments import DEFAULT_JITTER, MAX_JITTER, limit_moments, project, summarize
+
+__all__ = ["LazyLimitResult", "lazy_limit", "lazy_limit_p"]
+
+MODELS = ("network", "linearized")
+
+
+@dataclass(frozen=True)
+class LazyLimitResult:
+    """Expected perturbation stability over initialization of the trained lazy limit.
+
+    P values of ``model`` (see the module docstring; x over the test points, delta uniform
+    in the eps-ball or on its sphere, the expectation over the initialization exact):
+
+    - ``p`` = mean_x E_delta E_init |g(x).delta| with g(x) ~ N(mu, C): the mean-abs P,
+      the expectation of what ``rl.perturbation_stability(net, x_test, eps)`` returns for
+      a random network of the ensemble. E_init |N(a, s^2)| is exact; the delta average
+      is Monte Carlo over ``n_directions`` seeded unit directions per test point (the
+      radius is integrated exactly); ``p_stderr`` is its standard error (over directions,
+      for these test points).
+    - ``p_rms`` = sqrt(mean_x E_init E_delta (g.delta)^2)
+      = eps sqrt(c mean_x (|mu|^2 + tr C)), c = 1/(d+2) (ball) or 1/d (sphere): exact.
+    - ``p_kernel`` = eps kappa_d mean_x |mu(x)|: the P of the kernel-regression part alone
+      (the mean function, as if f_0 were 0); exact.
+    - ``p_init`` = mean_x E_delta sqrt(2/pi) sqrt(delta^T C delta): the P of the
+      initialization part alone (what is left of f_0 after training: y = 0); same deltas.
+    - ``rms_kernel``, ``rms_init``: the two terms of p_rms^2 = rms_kernel^2 + rms_init^2.
+    - ``p_at_init`` = eps r_d sqrt(2/pi) sqrt(D_L): P of the untrained network (t = 0),
+      r_d = d/(d+1) (ball) or 1 (sphere).
+    - ``train_loss``: the expected training loss E_init mean_i 0.5 (f_t(x_i) - y_i)^2.
+
+    ``lr`` is the step used (None when t is None) for the width-m network (m = 2^40 when
+    ``width`` is None, where only ``step_ratio`` = lr lambda_max(Theta(X, X)) / N means
+    anything: 1 for ``lr="auto"``, < 2 for stability), ``jitter`` the relative ridge added to
+    Theta(X, X) for the converged solve (``jitter_abs`` = jitter * mean diag Theta; 0 on the
+    finite-t path, which needs none). ``width`` None means the m -> infinity limit.
+    ``per_point`` (n,), ``grad_mean`` (n, d) and ``grad_cov`` (n, d, d) are the per-point
+    P, mu and C.
+    """
+
+    p: float
+    p_stderr: float
+    p_rms: float
+    p_kernel: float
+    p_init: float
+    rms_kernel: float
+    rms_init: float
+    p_at_init: float
+    train_loss: float
+    model: str
+    init: str
+    variances: tuple[float, float, float]
+    depth: int
+    width: int | None
+    eps: float
+    region: str
+    t: int | None
+    lr: float | None
+    step_ratio: float | None
+    jitter: float
+    jitter_abs: float
+    n_train: int
+    n_test: int
+    in_dim: int
+    n_directions: int
+    seed: int
+    per_point: torch.Tensor = field(repr=False, compare=False)
+    grad_mean: torch.Tensor = field(repr=False, compare=False)
+    grad_cov: torch.Tensor = field(repr=False, compare=False)
+
+    def row(self) -> dict:
+        """The scalar fields as a dict (one tidy result row)."""
+        out = asdict(self)
+        for k in ("per_point", "grad_mean", "grad_cov"):
+            out.pop(k)
+        out["variances"] = tuple(self.variances)
+        return out
+
+    def to_frame(self):
+        """A one-row pandas DataFrame of :meth:`row`."""
+        import pandas as pd
+
+        return pd.DataFrame([self.row()])
+
+
+def _as_points(name: str, x: object, dtype: torch.dtype) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor) or x.ndim < 2 or x.shape[0] < 1:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a tensor of shape (N, d) with N >= 1, got {shape}")
+    x = x.reshape(x.shape[0], -1).to(dtype)
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x
+
+
+def _as_labels(y: object, n: int, dtype: torch.dtype) -> torch.Tensor:
+    if not isinstance(y, torch.Tensor) or not y.is_floating_point():
+        raise ValueError(
+            "y_train must be a float tensor of shape (N,) or (N, 1) (one output: binary "
+            "+-1 or regression labels)"
+        )
+    if y.numel() != n or (y.ndim == 2 and y.shape[1] != 1) or y.ndim > 2:
+        raise ValueError(f"y_train must have shape ({n},) or ({n}, 1), got {tuple(y.shape)}")
+    return y.reshape(n).to(dtype)
+
+
+def check_eps_region(eps: object, region: object) -> float:
+    """eps as a float (positive, finite) after checking region is ``ball`` or ``sphere``."""
+    if region not in ("ball", "sphere"):
+        raise ValueError(f"region must be one of ball, sphere, got {region!r}")
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < math.inf:
+        raise ValueError(f"eps must be a positive finite number, got {eps!r}")
+    return float(eps)
+
+
+def check_model(model: object) -> str:
+    """``model`` if it is one of :data:`MODELS`, else a ValueError listing them."""
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
+    return str(model)
+
+
+def check_t_lr(t: object, lr: object) -> tuple[int | None, float | str]:
+    if t is not None:
+        if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 0:
+            raise ValueError(f"t must be None (converged) or an integer >= 0, got {t!r}")
+        t = int(t)
+    if lr is None or lr == "auto":
+        return t, "auto"
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (0 < lr < math.inf):
+        raise ValueError(f'lr must be a positive number, "auto" or None, got {lr!r}')
+    return t, float(lr)
+
+
+def lazy_limit(
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_test: torch.Tensor,
+    *,
+    init: str | InitScheme,
+    depth: int,
+    eps: float,
+    region: str = "ball",
+    t: int | None = None,
+    lr: float | str | None = None,
+    width: int | None = None,
+    model: str = "network",
+    n_directions: int = 1024,
+    seed: int = 0,
+    jitter: float = DEFAULT_JITTER,
+    dtype: torch.dtype = torch.float64,
+    chunk: int = 256,
+) -> LazyLimitResult:
+    """Expected P over initialization of the infinite-width linearized network after training.
+
+    See the module docstring for f_t, A_t, mu and C, and :class:`LazyLimitResult` for what
+    each number averages. The network is ``rl.mlp(d, m, depth, init=init)`` (one output, no
+    biases); training is full-batch gradient descent on the mse loss
+    mean_i 0.5 (f(x_i) - y_i)^2, i.e. f <- f - (lr/N) Theta (f - y) on the training
+    points, for ``t`` steps exactly ((I - (lr/N) Theta)^t, not the gradient-flow exponential)
+    or to convergence (``t=None``, the minimum-norm interpolant around f_0).
+
+    Width and step size. Under the standard parameterization the NTK grows linearly with m
+    (:func:`~robustlab.theory.ntk`), so a *numeric* ``lr`` only means something for a given
+    width: pass ``width`` = the network's m, and the kernels are the large-width kernels of
+    that network. ``lr=None`` / ``"auto"`` takes lr = N / lambda_max(Theta(X, X)) -- what
+    ``rl.train``'s ``lr="auto"`` computes, half the stability limit -- which makes
+    (lr/N) Theta independent of the NTK's scale; at convergence the scale does not matter
+    either. ``width=None`` is the limit m -> infinity (kernels evaluated at m = 2^40, where
+    the O(1/m) terms are ~1e-12); it needs a scheme whose NNGP has a finite nonzero limit
+    (lecun, he, ntk, ntk_param; not xavier or constant custom variances) and, for a
+    standard-parameterization scheme at finite t, ``lr="auto"``.
+
+    Args:
+        x_train: (N, d) training inputs X.
+        y_train: (N,) or (N, 1) float labels y.
+        x_test: (n, d) points where P is measured. At a training point the limit function
+            has a kink (the NTK's kappa_0 at x = x_j): ``model="network"`` takes the
+            symmetric (zero-slope) derivative of that term there; ``"linearized"`` has no
+            such term and is continuous.
+        init: scheme name or :class:`~robustlab.InitScheme`.
+        depth: L >= 1 weight layers.
+        eps: perturbation radius.
+        region: ``"ball"`` (delta uniform in the eps-ball, the default) or ``"sphere"``.
+        t: gradient-descent steps, or None for the converged network.
+        lr: step size (numeric, or None / ``"auto"``; unused when t is None).
+        width: the network's width m, or None for m -> infinity (see above).
+        model: ``"network"`` (gradient of the limit function; wide lazily trained networks)
+            or ``"linearized"`` (limit of the Taylor model's autograd gradient); see the
+            module docstring.
+        n_directions: Monte Carlo directions of delta for ``p`` and ``p_init``.
+        seed: seed of those directions (the only randomness; no network is drawn).
+        jitter: ridge added to Theta(X, X) for the converged solve, relative to its mean
+            diagonal; multiplied by 10 (up to 1e-4) while the Cholesky factorization
+            fails. The value used is reported.
+        dtype: computation dtype (float64 by default).
+        chunk: test points per block (memory ~ 3 * chunk * d * N numbers).
+
+    Returns:
+        A frozen :class:`LazyLimitResult` (``.to_frame()`` for a DataFrame row).
+
+    References: Jacot, Gabriel & Hongler, NeurIPS 2018; Lee et al., NeurIPS 2019
+    (arXiv 1902.06720), eqs. 9-11; Arora et al., NeurIPS 2019 (arXiv 1904.11955).
+    """
+    eps = check_eps_region(eps, region)
+    if not isinstance(jitter, numbers.Real) or not 0 <= jitter <= MAX_JITTER:
+        raise ValueError(f"jitter must be a number in [0, {MAX_JITTER:g}], got {jitter!r}")
+    depth = check_positive_int("depth", depth)
+    n_directions = check_positive_int("n_directions", n_directions)
+    chunk = check_positive_int("chunk", chunk)
+    t, lr = check_t_lr(t, lr)
+    model = check_model(model)
+    x = _as_points("x_train", x_train, dtype)
+    xt = _as_points("x_test", x_test, dtype).to(x.device)
+    if xt.shape[1] != x.shape[1]:
+        raise ValueError(f"x_test has dimension {xt.shape[1]}, x_train {x.shape[1]}")
+    y = _as_labels(y_train, x.shape[0], dtype).to(x.device)
+    scheme = get_init(init)
+    mom = limit_moments(x, y, xt, scheme, depth, width, t, lr, float(jitter), chunk, model)
+    out = summarize(mom, 1.0, eps, region, project(mom, n_directions, seed, chunk))
+    d = x.shape[1]
+    return LazyLimitResult(
+        **{k: v for k, v in out.items() if k not in ("per_point", "grad_mean")},
+        model=model,
+        init=scheme.name,
+        variances=scheme.variances(d, mom.width, 1),
+        depth=depth,
+        width=None if width is None else mom.width,
+        eps=eps,
+        region=region,
+        t=t,
+        lr=mom.lr,
+        step_ratio=mom.step_ratio,
+        jitter=mom.jitter,
+        jitter_abs=mom.jitter_abs,
+        n_train=x.shape[0],
+        n_test=xt.shape[0],
+        in_dim=d,
+        n_directions=n_directions,
+        seed=seed,
+        per_point=out["per_point"],
+        grad_mean=out["grad_mean"],
+        grad_cov=mom.cov,
+    )
+
+
+def lazy_limit_p(
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_eval: torch.Tensor,
+    *,
+    init: str | InitScheme,
+    depth: int,
+    eps: float,
+    region: str = "ball",
+    t: int | None = None,
+    lr: float | str | None = None,
+    width: int | None = None,
+    model: str = "network",
+    seed: int = 0,
+) -> float:
+    """The lazy limit's P (mean-abs form) for one trained cell: ``lazy_limit(...).p``.
+
+    For a sweep: the cell's training data, its evaluation points and eps; ``t`` / ``lr`` /
+    ``width`` as in :func:`lazy_limit` (default: converged, m -> infinity); ``model``
+    ``"linearized"`` for cells of the linearized regime (P of Taylor models),
+    ``"network"`` for networks trained as initialized. Cost for N
+    training and n evaluation points in dimension d: O(N^3 + n d N^2) (about 1 s on two CPU
+    cores for N = n = 1000, d = 10), no network is built.
+    """
+    return lazy_limit(
+        x_train,
+        y_train,
+        x_eval,
+        init=init,
+        depth=depth,
+        eps=eps,
+        region=region,
+        t=t,
+        lr=lr,
+        width=width,
+        model=model,
+        seed=seed,
+    ).p

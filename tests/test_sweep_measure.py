@@ -99,3 +99,46 @@ def test_report_draws_worst_over_average(tmp_path):
     seeds = [c.get_offsets()[:, 1] for c in ax.collections]
     assert any(np.isclose(want, ys).any() for ys in seeds)
     assert worst_vs_average(df[df["method"] != "pgd"]) is None
+
+
+def test_cells_record_their_infinite_width_lazy_limit(tmp_path):
+    import torch
+
+    from robustlab.report.claim_figures import p_vs_depth
+    from robustlab.theory import lazy_limit_p
+
+    cfg = {
+        "name": "limit",
+        "data": {"name": "sphere", "in_dim": 6, "n_train": 24, "n_test": 16, "teacher": "relu"},
+        "grid": {
+            "width": [32],
+            "depth": [2, 3],
+            "init": ["he"],
+            "regime": ["linearized", "standard"],
+        },  # fmt: skip
+        "seeds": 2,
+        "train": {"steps": 30},
+        "measure": {"points": 16, "lazy_limit": True},
+    }
+    run(cfg, tmp_path / "l.db", executor="serial", dtype="float64")
+    df = load(tmp_path / "l.db")
+    final = df[df["at"] == "final"]
+    assert (
+        final["p_lazy_limit"].notna().all() and df[df["at"] == "init"]["p_lazy_limit"].isna().all()
+    )
+    ds = rl.data.load("sphere", in_dim=6, n_train=24, n_test=16, teacher="relu", seed=1)
+    ds = ds.to(dtype=torch.float64)
+    for regime, model in (("linearized", "linearized"), ("standard", "network")):
+        row = final[(final["regime"] == regime) & (final["seed"] == 1) & (final["depth"] == 3)]
+        want = lazy_limit_p(ds.x_train, ds.y_train, ds.x_test, init="he", depth=3, eps=0.1,
+                            model=model, seed=1)  # fmt: skip
+        assert row["p_lazy_limit"].iloc[0] == pytest.approx(want, rel=1e-9)
+    c = rl.claims.evaluate(df, sensitivity=False).set_index("claim")
+    assert np.isfinite(c.loc["C4-he", "limit_slope"])
+    labels = [t for ax in p_vs_depth(df).axes for t in ax.get_legend_handles_labels()[1]]
+    assert any("infinite-width lazy limit" in t for t in labels)
+    mf = {**cfg, "name": "mf", "grid": {"width": [8, 16], "depth": [2], "init": ["he"],
+                                       "regime": ["mean_field"]}}  # fmt: skip
+    run(mf, tmp_path / "l.db", executor="serial")
+    rows = load(tmp_path / "l.db")
+    assert rows[(rows["sweep"] == "mf") & (rows["at"] == "final")]["p_lazy_limit"].isna().all()

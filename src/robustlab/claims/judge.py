@@ -48,7 +48,8 @@ COLUMNS = [
     "primary_verdict", "x", "x_min", "x_max", "expected_sign", "median_rel_weight_change",
     "median_ntk_change", "regime", "sweeps", "peak_p_over_n", "p_inf", "plateau_c",
     "plateau_gamma", "beside_regime", "beside_slope", "beside_ci_low", "beside_ci_high",
-    "beside_verdict", "beside_grad_lin_dev", "beside_ntk_change", "y_f0_ratio", "reason",
+    "beside_verdict", "beside_grad_lin_dev", "beside_ntk_change", "limit_slope", "y_f0_ratio",
+    "reason",
 ]  # fmt: skip
 
 
@@ -281,6 +282,10 @@ def _describe(c: Claim, d: pd.DataFrame, out: dict) -> dict:
         "y_f0_ratio": d["y_f0_ratio"].median() if "y_f0_ratio" in d else math.nan,
         "n_groups": int(gid.max()) + 1,
     }  # fmt: skip
+    if "p_lazy_limit" in d.columns and np.isfinite(d["p_lazy_limit"].to_numpy(float)).all():
+        # the same slope of the infinite-width lazy limit on the same data and points
+        _, b = seed_slopes(_x(c, d), np.log(d["p_lazy_limit"].to_numpy(float)), d["seed"], gid)
+        facts["limit_slope"] = float(np.mean(b)) if len(b) else math.nan
     if c.plateau:
         facts |= dict(zip(("p_inf", "plateau_c", "plateau_gamma"),
                           plateau_fit(d["width"], d["p_value"]), strict=True))  # fmt: skip

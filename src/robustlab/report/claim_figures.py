@@ -95,6 +95,19 @@ def fit_control(df: pd.DataFrame, **_) -> Figure | None:
     return fig
 
 
+def _limit_line(ax, g: pd.DataFrame, x: str, *, color, label: str) -> None:
+    """The infinite-width lazy limit of the same runs (``p_lazy_limit``, mean over seeds)
+    as a thin dotted line, where the rows hold it."""
+    if "p_lazy_limit" not in g.columns:
+        return
+    lim = g[np.isfinite(g["p_lazy_limit"].to_numpy(float))]
+    if lim[x].nunique() < 2:
+        return
+    means = lim.groupby(x)["p_lazy_limit"].mean().sort_index()
+    ax.plot(means.index, means.to_numpy(), ls=":", lw=1.2, color=color,
+            label=f"{label}: infinite-width lazy limit")  # fmt: skip
+
+
 def p_across_pn(df: pd.DataFrame, **_) -> Figure | None:
     """P against width for the sweeps judged across p = N (C1, C2): a panel per level of fit
     the claims use, the p = N line, and a star at each line's peak (its p/N in the legend)."""
@@ -120,6 +133,7 @@ def p_across_pn(df: pd.DataFrame, **_) -> Figure | None:
             pl.draw_line(ax, g, "width", "p_value", color=cmap[key], marker=pl.MARKERS[i % 10],
                          label=f"{key} (peak at p/N = {ratio:.2g})")  # fmt: skip
             ax.plot([top], [means.loc[top, "p"]], marker="*", ms=12, color=cmap[key], lw=0)
+            _limit_line(ax, g, "width", color=cmap[key], label=key)
         pl.width_axis(ax, rows["width"])
         _pn_marks(ax, rows, cmap)
         pl.finish(ax, title=f"at {_LEVEL[at]}: judges {', '.join(levels[at])}")
@@ -143,6 +157,8 @@ def p_vs_depth(df: pd.DataFrame, **_) -> Figure | None:
             pl.draw_line(ax, g, "depth", "p_value", color=cmap[key], label=f"{key}, {reg}",
                          ls=REGIME_LS.get(reg, "-"), marker=REGIME_MARKER.get(reg, "v"),
                          xscale="linear")  # fmt: skip
+            _limit_line(ax, g, "depth", color="0.35" if reg == "standard" else "0.1",
+                        label=f"{reg}")  # fmt: skip
         pl.depth_axis(ax)
         pl.finish(ax, title=f"init {init}")
     axes[0].set_ylabel(pl.P_LABEL, fontsize=8)
@@ -166,6 +182,7 @@ def p_vs_width(df: pd.DataFrame, **_) -> Figure | None:
         for i, (key, g) in enumerate(rows.groupby("_key", sort=True)):
             pl.draw_line(ax, g, "width", "p_value", color=cmap[key], label=key,
                          marker=pl.MARKERS[i % 10])  # fmt: skip
+            _limit_line(ax, g, "width", color=cmap[key], label=key)
         pl.width_axis(ax, rows["width"])
         _pn_marks(ax, rows, cmap)
         pl.finish(ax, title=f"regime {reg}")

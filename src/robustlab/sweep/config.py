@@ -321,6 +321,9 @@ class MeasureSpec(_Section):
 
     ``eps``, ``methods`` and ``at`` are sets: they are stored sorted (``at`` and
     ``methods`` in their canonical order), so listing them differently changes no hash.
+    ``point_sets``: measure P on the test points, the training points, or both.
+    ``lazy_limit``: also record, on each trained cell's rows, P of the infinite-width lazy
+    limit trained on the same data (``p_lazy_limit``; :func:`robustlab.theory.lazy_limit_p`).
     """
 
     eps: tuple[float, ...] = (0.1,)
@@ -331,9 +334,10 @@ class MeasureSpec(_Section):
     at: tuple[str, ...] = ("init", "final")
     laziness: bool = True
     point_sets: tuple[str, ...] = ("test",)
+    lazy_limit: bool = False
 
     _path = "measure"
-    _added = ("point_sets",)
+    _added = ("point_sets", "lazy_limit")
 
     def __post_init__(self) -> None:
         _set(self, "eps", tuple(sorted(_items("measure.eps", self.eps, _positive))))
@@ -349,6 +353,7 @@ class MeasureSpec(_Section):
         _set(self, "n_samples", _int("measure.n_samples", self.n_samples))
         _set(self, "at", _ordered(_items("measure.at", self.at, _choice(MOMENTS)), MOMENTS))
         _bool("measure.laziness", self.laziness)
+        _bool("measure.lazy_limit", self.lazy_limit)
         _set(
             self,
             "point_sets",

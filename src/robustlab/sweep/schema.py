@@ -67,6 +67,7 @@ COLUMNS: dict[str, str] = {
     "grad_lin_dev": "REAL",  # ||g_T - g_lin,T|| / ||g_T - g_0|| from the linearized twin
     "y_f0_ratio": "REAL",  # ||y_train|| / ||f(X_train; w0)||: label scale against f_0
     "data_seed": "INTEGER",  # seed of the data draw (the run seed)
+    "p_lazy_limit": "REAL",  # P of the infinite-width lazy limit on the same data (converged)
 }
 
 STATUSES = ("ok", "diverged", "failed")

@@ -16,7 +16,7 @@ import torch
 from torch.func import functional_call, jacrev
 
 import robustlab as rl
-from robustlab.metrics.laziness import empirical_ntk, laziness
+from robustlab.metrics import empirical_ntk, laziness
 
 F64 = torch.float64
 

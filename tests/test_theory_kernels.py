@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import robustlab as rl
-from robustlab.metrics.laziness import empirical_ntk
+from robustlab.metrics import empirical_ntk
 from robustlab.theory import expected_grad_sq_norm, nngp, ntk
 from robustlab.theory.kernels import angular, cosines, layer_variances
 

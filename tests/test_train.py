@@ -20,7 +20,7 @@ from torch.func import functional_call, jacrev
 
 import robustlab as rl
 from robustlab.data import load
-from robustlab.metrics.laziness import laziness
+from robustlab.metrics import laziness
 from robustlab.train import AlphaScaled, TrainConfig, train_ensemble
 
 F64 = torch.float64

@@ -3,7 +3,7 @@ Jacobians, laziness."""
 
 from .adversarial import AdversarialResult, adversarial
 from .jacobian import input_jacobians
-from .laziness import empirical_ntk, laziness
+from ._laziness import empirical_ntk, laziness
 from .stability import (
     METHODS,
     REGIONS,

@@ -13,23 +13,11 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .._checks import check_positive_int
 from ..init import InitScheme, get_init
 from ._layers import attach_spec
 
-__all__ = ["MLP", "MLPSpec", "mlp", "check_positive_int"]
-
-
-def check_positive_int(name: str, value: object) -> int:
-    """Return ``value`` as an int if it is a positive integer, else raise a ValueError naming it."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int,))
-        and not (isinstance(value, float) and value.is_integer())
-    ):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if int(value) < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+__all__ = ["MLP", "MLPSpec", "check_positive_int", "mlp"]
 
 
 @dataclass(frozen=True)

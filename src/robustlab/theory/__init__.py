@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 
+from .._checks import check_positive_int
 from ..init import InitScheme, get_init
-from ..models.mlp import check_positive_int
 from .after_training import after_training_table
 from .kernels import nngp, ntk
 from .lazy import LazyLimitResult, lazy_limit, lazy_limit_p

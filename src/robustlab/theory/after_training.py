@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 
 import torch
 
+from .._checks import check_positive_int
 from ..init import get_init
-from ..models.mlp import check_positive_int
 from .lazy import check_eps_region, check_model, check_t_lr
 from .lazy_moments import DEFAULT_JITTER, limit_moments, project, summarize
 

@@ -23,8 +23,8 @@ import math
 
 import torch
 
+from .._checks import check_positive_int
 from ..init import InitScheme, get_init
-from ..models.mlp import check_positive_int
 
 __all__ = ["nngp", "ntk"]
 

@@ -39,8 +39,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from .._checks import check_positive_int
 from ..init import InitScheme, get_init
-from ..models.mlp import check_positive_int
 from .lazy_moments import DEFAULT_JITTER, MAX_JITTER, limit_moments, project, summarize
 
 __all__ = ["LazyLimitResult", "lazy_limit", "lazy_limit_p"]

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .._checks import check_positive_int
 from ..init import get_init
-from ..models.mlp import check_positive_int
 from .kernels import angular, cosines, layer_variances, width_free
 
 __all__ = [

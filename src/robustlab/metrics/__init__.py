@@ -1,9 +1,9 @@
 """Measurements on a model: perturbation stability, worst case (PGD), input gradients and
 Jacobians, laziness."""
 
+from ._laziness import empirical_ntk, laziness
 from .adversarial import AdversarialResult, adversarial
 from .jacobian import input_jacobians
-from ._laziness import empirical_ntk, laziness
 from .stability import (
     METHODS,
     REGIONS,

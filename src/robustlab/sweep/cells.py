@@ -19,7 +19,7 @@ import torch
 from .. import data as rl_data
 from ..metrics import adversarial, input_gradients, laziness, perturbation_stability
 from ..models import build_model
-from ..theory import expected_grad_sq_norm, kappa
+from ..theory import expected_grad_sq_norm, kappa, lazy_limit_p
 from ..train import TrainConfig, train_ensemble
 from ..train.losses import accuracy, loss_value
 from ..train.regimes import get_regime
@@ -389,8 +389,11 @@ def _final_rows(i, c: Cell, res, r, base, ds, pts, common, grads) -> list[dict]:
         extra.update({k: lz[k] for k in ("rel_weight_change", "ntk_change", "pattern_flip")})
     r = [{**row, **{k: v for k, v in extra.items() if k in _CELL_FACTS}} for row in r]
     if "final" in c.measure.at:
+        limit = _lazy_limits(c, ds, pts) if c.measure.lazy_limit else {}
         for label, module in measured.items():
             ms = _measure(module, pts, c, "final", label, grads, (i, "final", label))
+            if label == reg.predictor_label:
+                ms = [m | {"p_lazy_limit": limit.get((m["points"], m["eps"]))} for m in ms]
             r += [{**base, **extra, **m} for m in ms]
     ckpt = res.checkpoint_predictor()
     if ckpt is not None:  # train.checkpoint_loss set and reached
@@ -415,3 +418,30 @@ def _add_twin_deviation(cells, results, outcomes, twins, points, grads) -> None:
         g_lin = grads.get((j, "final", twin.predictor_label, on), lin, x)
         dev = _grad_lin_dev(g_t, g_lin, g_0)
         outcomes[i].rows[:] = [{**row, "grad_lin_dev": dev} for row in outcomes[i].rows]
+
+
+def _lazy_limits(c: Cell, ds, pts: dict) -> dict:
+    """``{(point set, eps): P}`` of the cell's infinite-width lazy limit, trained on the same
+    data to convergence (:func:`robustlab.theory.lazy_limit_p`): the limit of the Taylor
+    model for ``linearized`` cells, of the network's own gradient for the others. Empty
+    where no limit applies (not a one-output MLP trained with mse under a regime that keeps
+    f(x; w0) and no mean-field parameterization, or a scheme without an infinite-width
+    limit such as xavier)."""
+    reg = get_regime(c.regime)
+    ok = (c.model.family == "mlp" and not c.model.bias and c.train.loss == "mse"
+          and reg.keeps_init_function and not reg.mean_field and ds.y_train.is_floating_point()
+          and c.measure.region in ("ball", "sphere"))  # fmt: skip
+    if not ok:
+        return {}
+    model = "linearized" if reg.linearized else "network"
+    out = {}
+    try:
+        for on, x in pts.items():
+            for eps in c.measure.eps:
+                out[(on, eps)] = lazy_limit_p(
+                    ds.x_train.double(), ds.y_train.double(), x.double(), init=c.init,
+                    depth=c.depth, eps=eps, region=c.measure.region, model=model, seed=c.seed,
+                )  # fmt: skip
+    except ValueError:  # e.g. a scheme whose function has no infinite-width limit
+        return {}
+    return out

@@ -14,7 +14,10 @@ import torch
 from torch.func import functional_call, vjp, vmap
 
 from ..metrics._state import jvp  # torch.func.jvp minus torch's own deprecation warning
+from .batched_mlp import supports
+from .eigen_cache import EigenCache
 from .losses import curvature_bound
+from .stacked_mlp import ntk_product
 
 __all__ = ["auto_lr", "ntk_top_eigenvalue"]
 
@@ -56,11 +59,15 @@ def ntk_top_eigenvalue(
     gen = torch.Generator().manual_seed(0)  # fixed: the step must not depend on training RNG
     u = torch.randn(n, k, generator=gen, dtype=torch.float64).to(x)
     u = (u / torch.linalg.vector_norm(u)).expand(E, n, k)  # (E, n, k), ||u_i|| = 1
-    batched = vmap(kv, in_dims=(0, 0 if per_model else None, 0))
+    if supports(model):  # one kept forward, then a reverse and a tangent pass per product
+        product = ntk_product(model, stacked, x, per_model)
+    else:
+        batched = vmap(kv, in_dims=(0, 0 if per_model else None, 0))
+        product = lambda u, active: batched(stacked, x, u)  # noqa: E731
     lam = torch.zeros(E, dtype=x.dtype, device=x.device)
     done = torch.zeros(E, dtype=torch.bool, device=x.device)
     for _ in range(iters):
-        ku = batched(stacked, x, u)
+        ku = product(u, ~done)  # converged members may be skipped: their values are kept
         quotient = (ku * u).reshape(E, -1).sum(1)  # Rayleigh quotient, ||u|| = 1
         converged = (quotient - lam).abs() <= rtol * quotient.abs()
         lam = torch.where(done, lam, quotient)  # a converged model keeps its value
@@ -73,16 +80,35 @@ def ntk_top_eigenvalue(
 
 
 def auto_lr(
-    model, stacked: dict, x: torch.Tensor, config, which: list[bool], *, per_model: bool = False
+    model,
+    stacked: dict,
+    x: torch.Tensor,
+    config,
+    which: list[bool],
+    *,
+    per_model: bool = False,
+    cache: EigenCache | None = None,
 ):
     """Per-model ``auto`` step sizes (None where ``which`` is False); ``x`` as in
-    :func:`ntk_top_eigenvalue`. Under ``linearized`` the NTK is that of w0, the same."""
+    :func:`ntk_top_eigenvalue`. Under ``linearized`` the NTK is that of w0, the same.
+
+    The power iteration runs only for the members that need it, once per distinct
+    (weights, probe points): equal members, and members equal to one in ``cache`` (shared
+    by the ensembles of a sweep group), reuse its value (:class:`~.eigen_cache.EigenCache`).
+    """
     if not any(which):
         return [None] * len(which)
     if config.optimizer == "adam":
         return [ADAM_AUTO_LR if w else None for w in which]
     probe = x[:, : config.lr_probe] if per_model else x[: config.lr_probe]
-    lam = ntk_top_eigenvalue(model, stacked, probe, config.power_iters, per_model=per_model)
+
+    def compute(idx: list[int]) -> list[float]:
+        sub = {k: v[idx] for k, v in stacked.items()}
+        xs = probe[idx] if per_model else probe
+        return ntk_top_eigenvalue(model, sub, xs, config.power_iters, per_model=per_model).tolist()
+
+    cache = EigenCache() if cache is None else cache
+    lam = cache.eigenvalues(compute, model, stacked, probe, which, per_model, config.power_iters)
     n_probe = probe.shape[1] if per_model else probe.shape[0]
     gn = lam.double().cpu() * curvature_bound(config.loss) / n_probe
     out = []

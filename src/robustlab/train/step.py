@@ -11,12 +11,15 @@ import torch
 from torch import nn
 from torch.func import grad_and_value, vmap
 
+from .batched_mlp import BatchedMLPStep, supports
 from .config import TrainConfig
 from .ensemble import EnsembleData
 from .losses import accuracy, loss_value
 from .regimes import get_regime
 
-__all__ = ["Batches", "Step"]
+__all__ = ["STEP_KINDS", "Batches", "Step", "check_step_kind", "make_step"]
+
+STEP_KINDS = ("auto", "vmap", "batched_mlp")
 
 
 def _objective(model: nn.Module, loss_name: str, regime):
@@ -72,6 +75,26 @@ class Step:
         with torch.no_grad():
             _, (loss, acc) = self._objective(*self._args(params, x, y, f0))
         return loss.reshape(-1), acc.reshape(-1)
+
+
+def check_step_kind(kind: str) -> str:
+    """``kind`` if it is one of :data:`STEP_KINDS`, else a ValueError naming the choices."""
+    if kind not in STEP_KINDS:
+        raise ValueError(f"step: unknown value {kind!r}; choices: {', '.join(STEP_KINDS)}")
+    return kind
+
+
+def make_step(model, cfg: TrainConfig, data, stacked, alphas, batched, kind: str = "auto"):
+    """The ensemble's step: :class:`~.batched_mlp.BatchedMLPStep` (hand-written, batched
+    products) for robustlab MLPs under ``auto``, the ``torch.func`` :class:`Step` otherwise;
+    ``vmap`` and ``batched_mlp`` force one (the latter only where it applies)."""
+    if check_step_kind(kind) == "batched_mlp" and not supports(model, cfg):
+        raise ValueError(
+            f"step 'batched_mlp' needs a robustlab MLP, got {type(model).__name__}; use 'auto'"
+        )
+    if kind != "vmap" and supports(model, cfg):
+        return BatchedMLPStep(model, cfg, data, stacked, alphas, batched)
+    return Step(model, cfg, data, stacked, alphas, batched)
 
 
 class Batches:

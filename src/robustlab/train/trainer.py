@@ -1,6 +1,6 @@
 """The trainer: ``train`` and ``train_ensemble`` over one step loop.
 
-The loop (:func:`_fit`) asks a :class:`~.step.Step` for gradients, books each run in a
+The loop (:func:`_fit`) asks a step (:func:`~.step.make_step`) for gradients, books each run in a
 :class:`~.run_state.RunState` (back-off, divergence, checkpoint, target, history) and lets
 the functional optimizer update the stacked parameters. Divergence is detected per model and
 retried alone with half the step.
@@ -15,13 +15,14 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
+from .eigen_cache import EigenCache
 from .ensemble import check_same_forward, ensemble_data, stack, unstack_into
 from .lr import auto_lr
 from .optim import init_state, update
 from .regimes import get_regime
 from .result import TrainResult
 from .run_state import RunState
-from .step import Batches, Step
+from .step import Batches, check_step_kind, make_step
 
 __all__ = ["TrainResult", "train", "train_ensemble"]
 
@@ -41,13 +42,13 @@ def _check(model: nn.Module, config: TrainConfig, x: torch.Tensor, y: torch.Tens
     return k
 
 
-def _fit(base, stacked, data, cfg: TrainConfig, lrs, alphas, generator, batched, adapt):
+def _fit(base, stacked, data, cfg: TrainConfig, lrs, alphas, generator, batched, adapt, kind):
     """Run the step loop on stacked params; returns the finished :class:`RunState`.
 
     The loss is evaluated at w_0, ..., w_T (T = ``cfg.steps``): the point after the last
     update is checked for divergence like every other, and the histories have T + 1 columns.
     """
-    step = Step(base, cfg, data, stacked, alphas, batched)
+    step = make_step(base, cfg, data, stacked, alphas, batched, kind)
     batches = Batches(cfg, data, generator)
     params = {k: v.clone() for k, v in stacked.items()}
     opt = init_state(cfg.optimizer, params)
@@ -111,6 +112,8 @@ def train_ensemble(
     alphas: list[float] | None = None,
     lrs: list[float | str] | None = None,
     generator: torch.Generator | None = None,
+    step: str = "auto",
+    lr_cache: EigenCache | None = None,
 ) -> list[TrainResult]:
     """Train models of one architecture together as a vmapped ensemble.
 
@@ -119,7 +122,12 @@ def train_ensemble(
     comes from ``config``. Minibatch indices (sgd/adam with ``batch_size``) are shared by
     all members, so member i equals ``train(models[i], ...)`` with the same generator
     state. A member that diverges is retried alone with half its step (``max_retries``).
+    ``step`` picks the step's implementation (``auto``, ``vmap``, ``batched_mlp``): ``auto`` runs
+    robustlab MLPs on the hand-written batched step, anything else on ``torch.func``.
+    ``lr_cache`` lets ensembles of one sweep group share ``lr="auto"``'s power iterations
+    where their members are equal (same w0, same data).
     """
+    check_step_kind(step)
     if not models:
         raise ValueError("train_ensemble needs at least one model")
     E = len(models)
@@ -138,12 +146,13 @@ def train_ensemble(
     _check(base, config, *data.first())
     alpha_t = torch.tensor([c.alpha for c in configs], dtype=p0.dtype, device=p0.device)
     auto = [v == "auto" for v in lrs_in]
-    lr_auto = auto_lr(base, stacked, data.x, config, auto, per_model=data.per_model)
+    lr_auto = auto_lr(base, stacked, data.x, config, auto, per_model=data.per_model,
+                      cache=lr_cache)  # fmt: skip
     lr_vals = [float(v) if v != "auto" else lr_auto[i] for i, v in enumerate(lrs_in)]
     adapt = torch.tensor([a and config.lr_backoff and config.optimizer == "gd" for a in auto])
     state = generator.get_state() if generator is not None else None
     lr_t = torch.tensor(lr_vals, dtype=p0.dtype, device=p0.device)
-    run = _fit(base, stacked, data, config, lr_t, alpha_t, generator, E > 1, adapt)
+    run = _fit(base, stacked, data, config, lr_t, alpha_t, generator, E > 1, adapt, step)
     results = []
     for i in range(E):
         retries, lr_i, run_i, j = 0, lr_vals[i], run, i
@@ -154,7 +163,7 @@ def train_ensemble(
             one = {k: v[i : i + 1] for k, v in stacked.items()}
             lr_1 = torch.tensor([lr_i], dtype=p0.dtype, device=p0.device)
             run_i = _fit(base, one, data.member(i), config, lr_1, alpha_t[i : i + 1],
-                         generator, False, adapt[i : i + 1])  # fmt: skip
+                         generator, False, adapt[i : i + 1], step)  # fmt: skip
         results.append(_result(run_i, j, initial[i], replace(configs[i], lr=lr_i), retries))
     return results
 

@@ -7,13 +7,23 @@ the data are one (N, ...) set shared by the E models or one set per model (E, N,
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-__all__ = ["EnsembleData", "check_same_forward", "ensemble_data", "stack", "unstack_into"]
+__all__ = [
+    "EnsembleData",
+    "check_same_forward",
+    "ensemble_data",
+    "evaluating",
+    "stack",
+    "stack_buffers",
+    "unstack_into",
+]
 
 # MLPSpec fields that change the forward function (init and variances only change weights)
 _FORWARD_FIELDS = ("in_dim", "width", "depth", "out_dim", "bias", "mean_field", "multipliers")
@@ -82,7 +92,7 @@ def ensemble_data(dataset, E: int, base, regime, stacked, dtype, device) -> Ense
         def out(p, x):
             return functional_call(base, p, (x,)).reshape(x.shape[0], -1)
 
-        with torch.no_grad():
+        with torch.no_grad(), evaluating(base):
             data.f0 = vmap(out, in_dims=(0, 0 if data.per_model else None))(stacked, data.x)
     return data
 
@@ -118,16 +128,39 @@ def check_same_forward(models: list[nn.Module]) -> None:
                 )
 
 
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in eval mode (BatchNorm on its running statistics, which nothing may update
+    inside a torch.func transform), its modes restored on exit."""
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        yield model.eval()
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+def stack_buffers(models: list[nn.Module]) -> dict[str, torch.Tensor]:
+    """``{name: (E, ...)}`` copies of the models' buffers (e.g. BatchNorm running statistics);
+    empty for models without buffers."""
+    _, buffers = stack_module_state(models)
+    return {k: v.detach().clone() for k, v in buffers.items()}
+
+
 def stack(models: list[nn.Module]) -> dict[str, torch.Tensor]:
     """``{name: (E, ...)}`` detached copies of the models' parameters."""
     params, _ = stack_module_state(models)
     return {k: v.detach() for k, v in params.items()}
 
 
-def unstack_into(template: nn.Module, params, i: int) -> nn.Module:
-    """A copy of ``template`` holding member ``i`` of the stacked ``params``."""
+def unstack_into(template: nn.Module, params, i: int, buffers=None) -> nn.Module:
+    """A copy of ``template`` holding member ``i`` of the stacked ``params`` (and
+    ``buffers``, when given)."""
     m = copy.deepcopy(template)
     with torch.no_grad():
         for name, p in m.named_parameters():
             p.copy_(params[name][i])
+        for name, b in m.named_buffers():
+            if buffers and name in buffers:
+                b.copy_(buffers[name][i])
     return m

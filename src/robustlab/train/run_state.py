@@ -47,6 +47,7 @@ class RunState:
         self.ckpt_params: dict | None = None
         self.ckpt_step = torch.full((E,), -1, dtype=torch.long)
         self.params: dict = {}
+        self.buffers: dict = {}  # stacked buffers after the loop (BatchNorm statistics)
         self._loss0 = self._prev = self._prev_acc = self._prev_params = None
 
     @property

@@ -23,11 +23,13 @@ STEP_KINDS = ("auto", "vmap", "batched_mlp")
 
 
 def _objective(model: nn.Module, loss_name: str, regime):
-    """(params, params0, x, y, alpha, f0) -> (scaled loss, (loss, accuracy)) of the regime's
-    predictor; the gradient is taken of the scaled loss (loss / alpha^2 under alpha-scaling)."""
+    """(params, buffers, params0, x, y, alpha, f0) -> (scaled loss, (loss, accuracy)) of the
+    regime's predictor; the gradient is taken of the scaled loss (loss / alpha^2 under
+    alpha-scaling). ``buffers`` (BatchNorm running statistics) are inputs, not captured
+    state, so a train-mode forward may update them inside the transforms."""
 
-    def fn(params, params0, x, y, alpha, f0):
-        out = regime.output(model, params, params0, x, alpha, f0)  # (B, k)
+    def fn(params, buffers, params0, x, y, alpha, f0):
+        out = regime.output(model, {**params, **buffers}, params0, x, alpha, f0)  # (B, k)
         loss = loss_value(loss_name, out, y)
         return loss * regime.loss_scale(alpha), (loss.detach(), accuracy(out.detach(), y))
 
@@ -39,15 +41,25 @@ class Step:
 
     Both return per-model (loss, accuracy) of shape (E,); ``grads`` also the stacked
     gradients ``{name: (E, ...)}``. ``params0`` (w0) feeds the linearized regime.
+    ``buffers`` (stacked, e.g. BatchNorm running statistics) are updated by each training
+    forward, as in plain PyTorch training; ``value`` leaves them as they are.
     """
 
-    def __init__(self, model, cfg: TrainConfig, data: EnsembleData, stacked, alphas, batched):
+    def __init__(self, model, cfg: TrainConfig, data: EnsembleData, stacked, alphas, batched,
+                 buffers=None):  # fmt: skip
         regime = get_regime(cfg.regime)
+        self.buffers = {k: v.clone() for k, v in (buffers or {}).items()}
+        if self.buffers and regime.linearized:
+            raise ValueError(
+                "regime 'linearized' needs a model without buffers (e.g. no BatchNorm): the "
+                "Taylor model of a network whose statistics change while it trains is undefined"
+            )
+        self._model = model
         objective = _objective(model, cfg.loss, regime)
         step = grad_and_value(objective, has_aux=True)
         if batched:
             xd = 0 if data.per_model else None
-            in_dims = (0, 0 if regime.linearized else None, xd, xd, 0,
+            in_dims = (0, 0, 0 if regime.linearized else None, xd, xd, 0,
                        0 if data.f0 is not None else None)  # fmt: skip
             step, objective = vmap(step, in_dims=in_dims), vmap(objective, in_dims=in_dims)
         self._step, self._objective = step, objective
@@ -55,25 +67,38 @@ class Step:
         self._params0 = stacked if regime.linearized else None
         self._alphas = alphas
 
-    def _args(self, params, x, y, f0):
+    def _args(self, params, x, y, f0, buffers):
         if self._batched:
-            return params, self._params0, x, y, self._alphas, f0
+            return params, buffers, self._params0, x, y, self._alphas, f0
         one = lambda d: None if d is None else {k: v[0] for k, v in d.items()}  # noqa: E731
         if self._per_model:
             x, y = x[0], y[0]
-        return one(params), one(self._params0), x, y, self._alphas[0], None if f0 is None else f0[0]
+        return (one(params), one(buffers), one(self._params0), x, y, self._alphas[0],
+                None if f0 is None else f0[0])  # fmt: skip
 
     def grads(self, params, x, y, f0):
-        """(grads, loss, accuracy) at ``params``."""
-        grads, (_, (loss, acc)) = self._step(*self._args(params, x, y, f0))
+        """(grads, loss, accuracy) at ``params``; a training forward (BatchNorm on batch
+        statistics, running statistics updated in ``buffers``)."""
+        was = self._model.training
+        self._model.train()
+        try:
+            grads, (_, (loss, acc)) = self._step(*self._args(params, x, y, f0, self.buffers))
+        finally:
+            self._model.train(was)
         if not self._batched:
             grads = {k: v.unsqueeze(0) for k, v in grads.items()}
         return grads, loss.reshape(-1), acc.reshape(-1)
 
     def value(self, params, x, y, f0):
         """(loss, accuracy) at ``params``, without gradients."""
-        with torch.no_grad():
-            _, (loss, acc) = self._objective(*self._args(params, x, y, f0))
+        held = {k: v.clone() for k, v in self.buffers.items()}  # evaluation updates nothing
+        was = self._model.training
+        self._model.train()
+        try:
+            with torch.no_grad():
+                _, (loss, acc) = self._objective(*self._args(params, x, y, f0, held))
+        finally:
+            self._model.train(was)
         return loss.reshape(-1), acc.reshape(-1)
 
 
@@ -84,7 +109,8 @@ def check_step_kind(kind: str) -> str:
     return kind
 
 
-def make_step(model, cfg: TrainConfig, data, stacked, alphas, batched, kind: str = "auto"):
+def make_step(model, cfg: TrainConfig, data, stacked, alphas, batched, kind: str = "auto",
+              buffers=None):  # fmt: skip
     """The ensemble's step: :class:`~.batched_mlp.BatchedMLPStep` (hand-written, batched
     products) for robustlab MLPs under ``auto``, the ``torch.func`` :class:`Step` otherwise;
     ``vmap`` and ``batched_mlp`` force one (the latter only where it applies)."""
@@ -92,9 +118,9 @@ def make_step(model, cfg: TrainConfig, data, stacked, alphas, batched, kind: str
         raise ValueError(
             f"step 'batched_mlp' needs a robustlab MLP, got {type(model).__name__}; use 'auto'"
         )
-    if kind != "vmap" and supports(model, cfg):
+    if kind != "vmap" and supports(model, cfg) and not buffers:
         return BatchedMLPStep(model, cfg, data, stacked, alphas, batched)
-    return Step(model, cfg, data, stacked, alphas, batched)
+    return Step(model, cfg, data, stacked, alphas, batched, buffers)
 
 
 class Batches:

@@ -16,7 +16,14 @@ from torch import nn
 
 from .config import TrainConfig
 from .eigen_cache import EigenCache
-from .ensemble import check_same_forward, ensemble_data, stack, unstack_into
+from .ensemble import (
+    check_same_forward,
+    ensemble_data,
+    evaluating,
+    stack,
+    stack_buffers,
+    unstack_into,
+)
 from .lr import auto_lr
 from .optim import init_state, update
 from .regimes import get_regime
@@ -28,7 +35,7 @@ __all__ = ["TrainResult", "train", "train_ensemble"]
 
 
 def _check(model: nn.Module, config: TrainConfig, x: torch.Tensor, y: torch.Tensor) -> int:
-    with torch.no_grad():
+    with torch.no_grad(), evaluating(model):
         k = model(x[:1]).reshape(1, -1).shape[1]
     if config.loss == "logistic" and (k != 1 or not y.is_floating_point()):
         raise ValueError("loss 'logistic' needs one output and labels in {-1, +1}")
@@ -42,13 +49,14 @@ def _check(model: nn.Module, config: TrainConfig, x: torch.Tensor, y: torch.Tens
     return k
 
 
-def _fit(base, stacked, data, cfg: TrainConfig, lrs, alphas, generator, batched, adapt, kind):
+def _fit(base, stacked, data, cfg: TrainConfig, lrs, alphas, generator, batched, adapt, kind,
+         buffers=None):  # fmt: skip
     """Run the step loop on stacked params; returns the finished :class:`RunState`.
 
     The loss is evaluated at w_0, ..., w_T (T = ``cfg.steps``): the point after the last
     update is checked for divergence like every other, and the histories have T + 1 columns.
     """
-    step = make_step(base, cfg, data, stacked, alphas, batched, kind)
+    step = make_step(base, cfg, data, stacked, alphas, batched, kind, buffers)
     batches = Batches(cfg, data, generator)
     params = {k: v.clone() for k, v in stacked.items()}
     opt = init_state(cfg.optimizer, params)
@@ -66,6 +74,7 @@ def _fit(base, stacked, data, cfg: TrainConfig, lrs, alphas, generator, batched,
         run.remember(params)
         # an undone run waits one iteration: its gradient was taken at the rejected point
         params, opt = update(cfg, params, grads, opt, run.lrs, run.active & ~undo, t)
+    run.buffers = step.buffers if hasattr(step, "buffers") else {}
     return run.finish(params)
 
 
@@ -86,9 +95,9 @@ def _result(run: RunState, j: int, initial: nn.Module, cfg: TrainConfig, retries
     steps = int(run.steps[j])
     ckpt = None
     if run.ckpt_params is not None and int(run.ckpt_step[j]) >= 0 and not reason:
-        ckpt = unstack_into(initial, run.ckpt_params, j)
+        ckpt = unstack_into(initial, run.ckpt_params, j, run.buffers)
     return TrainResult(
-        model=unstack_into(initial, run.params, j) if not reason else initial,
+        model=unstack_into(initial, run.params, j, run.buffers) if not reason else initial,
         initial_model=initial,
         config=cfg,
         diverged=bool(reason),
@@ -141,18 +150,20 @@ def train_ensemble(
     base = models[0]
     p0 = next(base.parameters())
     initial = [copy.deepcopy(m) for m in models]
-    stacked = stack(models)
+    stacked, buffers = stack(models), stack_buffers(models)
     data = ensemble_data(dataset, E, base, get_regime(config.regime), stacked, p0.dtype, p0.device)
     _check(base, config, *data.first())
     alpha_t = torch.tensor([c.alpha for c in configs], dtype=p0.dtype, device=p0.device)
     auto = [v == "auto" for v in lrs_in]
-    lr_auto = auto_lr(base, stacked, data.x, config, auto, per_model=data.per_model,
-                      cache=lr_cache)  # fmt: skip
+    with evaluating(base):  # at init; BatchNorm on its running statistics
+        lr_auto = auto_lr(base, stacked, data.x, config, auto, per_model=data.per_model,
+                          cache=lr_cache)  # fmt: skip
     lr_vals = [float(v) if v != "auto" else lr_auto[i] for i, v in enumerate(lrs_in)]
     adapt = torch.tensor([a and config.lr_backoff and config.optimizer == "gd" for a in auto])
     state = generator.get_state() if generator is not None else None
     lr_t = torch.tensor(lr_vals, dtype=p0.dtype, device=p0.device)
-    run = _fit(base, stacked, data, config, lr_t, alpha_t, generator, E > 1, adapt, step)
+    run = _fit(base, stacked, data, config, lr_t, alpha_t, generator, E > 1, adapt, step,
+               buffers)  # fmt: skip
     results = []
     for i in range(E):
         retries, lr_i, run_i, j = 0, lr_vals[i], run, i
@@ -161,9 +172,10 @@ def train_ensemble(
             if generator is not None:
                 generator.set_state(state)
             one = {k: v[i : i + 1] for k, v in stacked.items()}
+            one_buf = {k: v[i : i + 1] for k, v in buffers.items()}
             lr_1 = torch.tensor([lr_i], dtype=p0.dtype, device=p0.device)
             run_i = _fit(base, one, data.member(i), config, lr_1, alpha_t[i : i + 1],
-                         generator, False, adapt[i : i + 1], step)  # fmt: skip
+                         generator, False, adapt[i : i + 1], step, one_buf)  # fmt: skip
         results.append(_result(run_i, j, initial[i], replace(configs[i], lr=lr_i), retries))
     return results
 

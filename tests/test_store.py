@@ -31,6 +31,7 @@ def rows_for(cell: str, n: int = 3) -> list[dict]:
             "p_value": 0.5 + j,
             "n_params": 100,
             "data_seed": 0,
+            "p_lazy_limit": 0.1,
         }  # fmt: skip
         for j in range(n)
     ]

@@ -4,7 +4,9 @@ Implements and extends Zhu, Liu, Chrysos & Cevher, "Robustness in deep learning:
 (width), the bad (depth), and the ugly (initialization)", NeurIPS 2022. See DESIGN.md.
 """
 
-from . import claims, data, metrics, report, sweep, theory
+import importlib
+
+from . import metrics
 from ._version import __version__
 from .init import InitScheme, custom, get_init, init_schemes
 from .metrics import (
@@ -62,3 +64,17 @@ __all__ = [
     "train",
     "train_ensemble",
 ]
+
+# pandas, scipy, matplotlib and YAML load with these, when first used (fast start)
+_LAZY_SUBMODULES = ("claims", "data", "report", "sweep", "theory")
+
+
+def __getattr__(name: str):
+    """``rl.claims``, ``rl.data``, ``rl.report``, ``rl.sweep``, ``rl.theory`` on first use."""
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'robustlab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

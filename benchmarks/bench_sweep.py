@@ -60,7 +60,7 @@ import torch
 import robustlab as rl
 from robustlab.sweep import load, load_config
 from robustlab.sweep.cells import run_group
-from robustlab.train import TrainConfig, train
+from robustlab.training import TrainConfig, train
 
 SPEEDUP_TARGET = 4.0
 SMALL_WIDTH, SMALL_SPEEDUP_TARGET = 32, 8.0  # speedup over the cells of width <= 32

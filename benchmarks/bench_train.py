@@ -41,7 +41,7 @@ from torch.func import stack_module_state
 
 import robustlab as rl
 from robustlab.data import load
-from robustlab.train import TrainConfig, ntk_top_eigenvalue, train
+from robustlab.training import TrainConfig, ntk_top_eigenvalue, train
 
 TARGET_OVERHEAD = 0.10
 SAME_LOSS_RTOL = 1e-4  # float32: the two runs differ only in rounding

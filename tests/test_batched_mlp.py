@@ -19,18 +19,18 @@ from torch import nn
 import robustlab as rl
 from robustlab.metrics import empirical_ntk
 from robustlab.sweep.cells import PROBE_MIN, PROBE_POINTS, PROBE_SHARE, probe_points
-from robustlab.train import TrainConfig, train_ensemble
-from robustlab.train.batched_mlp import BatchedMLPStep
-from robustlab.train.eigen_cache import EigenCache
-from robustlab.train.ensemble import ensemble_data, stack
-from robustlab.train.lr import auto_lr, ntk_top_eigenvalue
-from robustlab.train.regimes import get_regime
-from robustlab.train.stacked_mlp import chunk_size, ntk_product
-from robustlab.train.step import Step, make_step
+from robustlab.training import TrainConfig, train_ensemble
+from robustlab.training.batched_mlp import BatchedMLPStep
+from robustlab.training.eigen_cache import EigenCache
+from robustlab.training.ensemble import ensemble_data, stack
+from robustlab.training.lr import auto_lr, ntk_top_eigenvalue
+from robustlab.training.regimes import get_regime
+from robustlab.training.stacked_mlp import chunk_size, ntk_product
+from robustlab.training.step import Step, make_step
 
 F64 = torch.float64
 TOL = 1e-9
-stacked_mlp = sys.modules["robustlab.train.stacked_mlp"]  # rl.train is also a function
+stacked_mlp = sys.modules["robustlab.training.stacked_mlp"]  # rl.train is also a function
 
 
 def sphere(seed=0, n=24, d=5):

@@ -25,3 +25,22 @@ def test_subpackages_load_on_first_use():
     assert "matplotlib" in _loaded_after("import robustlab as rl; rl.report.figures")
     code = "import robustlab.sweep, robustlab as rl; assert callable(rl.train), rl.train"
     assert "pandas" in _loaded_after(code)  # and rl.train is still the function
+
+
+def test_public_names_resolve_and_match_all():
+    import robustlab as rl
+
+    assert set(rl.__all__) == set(rl._NAMES) | set(rl._SUBMODULES) | {"__version__"}
+    for name in rl.__all__:
+        assert getattr(rl, name) is not None, name
+    assert callable(rl.train) and callable(rl.mlp)
+
+
+def test_top_level_help_loads_no_torch():
+    code = "from robustlab.cli import main\nassert main(['--help']) == 0"
+    out = subprocess.run(
+        [sys.executable, "-c", f"import sys\n{code}\nprint('torch' in sys.modules)"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert out.stdout.strip().splitlines()[-1] == "False"
+    assert "reproduce --quick --out" in out.stdout  # the commands come with an example each

@@ -11,7 +11,7 @@ from torch.func import functional_call, jvp
 import robustlab as rl
 from robustlab.metrics import laziness
 from robustlab.sweep import load, run
-from robustlab.train import Linearized, TrainConfig, get_regime
+from robustlab.training import Linearized, TrainConfig, get_regime
 
 F64 = torch.float64
 

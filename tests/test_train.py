@@ -21,7 +21,7 @@ from torch.func import functional_call, jacrev
 import robustlab as rl
 from robustlab.data import load
 from robustlab.metrics import laziness
-from robustlab.train import AlphaScaled, TrainConfig, train_ensemble
+from robustlab.training import AlphaScaled, TrainConfig, train_ensemble
 
 F64 = torch.float64
 
@@ -465,7 +465,7 @@ def test_bad_ensemble_arguments_raise_before_training(kw, message, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("training started before the arguments were validated")
 
-    monkeypatch.setattr(sys.modules["robustlab.train.trainer"], "_fit", no_training)
+    monkeypatch.setattr(sys.modules["robustlab.training.trainer"], "_fit", no_training)
     with pytest.raises(ValueError, match=message):
         train_ensemble(members()[:2], sphere(64, d=6, dtype=F64), TrainConfig(steps=10), **kw)
 

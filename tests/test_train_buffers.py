@@ -9,7 +9,7 @@ import torch
 
 import robustlab as rl
 from robustlab.sweep import load, run
-from robustlab.train import TrainConfig
+from robustlab.training import TrainConfig
 
 F64 = torch.float64
 

@@ -1,42 +1,59 @@
 """robustlab: how width, depth, initialization and training change average robustness.
 
 Implements and extends Zhu, Liu, Chrysos & Cevher, "Robustness in deep learning: the good
-(width), the bad (depth), and the ugly (initialization)", NeurIPS 2022. See DESIGN.md.
+(width), the bad (depth), and the ugly (initialization)", NeurIPS 2022.
+
+Every public name loads on first use (PEP 562), so ``import robustlab`` and
+``robustlab --help`` start fast; torch loads with the first network or metric, pandas,
+scipy and matplotlib with the claims, sweeps and reports that need them.
 """
 
-import importlib
+from __future__ import annotations
 
-from . import metrics
+import importlib
+from typing import TYPE_CHECKING
+
 from ._version import __version__
-from .init import InitScheme, custom, get_init, init_schemes
-from .metrics import (
-    AdversarialResult,
-    StabilityResult,
-    adversarial,
-    laziness,
-    perturbation_stability,
-)
-from .models import (
-    CNN,
-    MLP,
-    CNNSpec,
-    MLPSpec,
-    ResNet,
-    ResNetSpec,
-    cnn,
-    load_model,
-    mlp,
-    resnet,
-    save_model,
-)
-from .train import TrainConfig, TrainResult, train, train_ensemble
+
+# public name -> the submodule that defines it
+_NAMES = {
+    **dict.fromkeys(("InitScheme", "custom", "get_init", "init_schemes"), "init"),
+    **dict.fromkeys(
+        (
+            "AdversarialResult",
+            "StabilityResult",
+            "adversarial",
+            "laziness",
+            "perturbation_stability",
+        ),
+        "metrics",
+    ),  # fmt: skip
+    **dict.fromkeys(
+        (
+            "CNN",
+            "MLP",
+            "CNNSpec",
+            "MLPSpec",
+            "ResNet",
+            "ResNetSpec",
+            "cnn",
+            "load_model",
+            "mlp",
+            "resnet",
+            "save_model",
+        ),
+        "models",
+    ),  # fmt: skip
+    **dict.fromkeys(("TrainConfig", "TrainResult", "train", "train_ensemble"), "training"),
+}
+_SUBMODULES = ("claims", "data", "metrics", "models", "report", "sweep", "theory", "training")
 
 __all__ = [
-    "CNN",
-    "MLP",
     "AdversarialResult",
+    "CNN",
     "CNNSpec",
     "InitScheme",
+    "MLP",
     "MLPSpec",
     "ResNet",
     "ResNetSpec",
@@ -55,6 +72,7 @@ __all__ = [
     "load_model",
     "metrics",
     "mlp",
+    "models",
     "perturbation_stability",
     "report",
     "resnet",
@@ -63,17 +81,45 @@ __all__ = [
     "theory",
     "train",
     "train_ensemble",
+    "training",
 ]
 
-# pandas, scipy, matplotlib and YAML load with these, when first used (fast start)
-_LAZY_SUBMODULES = ("claims", "data", "report", "sweep", "theory")
+if TYPE_CHECKING:  # the names as static tools see them
+    from . import claims, data, metrics, models, report, sweep, theory, training
+    from .init import InitScheme, custom, get_init, init_schemes
+    from .metrics import (
+        AdversarialResult,
+        StabilityResult,
+        adversarial,
+        laziness,
+        perturbation_stability,
+    )
+    from .models import (
+        CNN,
+        MLP,
+        CNNSpec,
+        MLPSpec,
+        ResNet,
+        ResNetSpec,
+        cnn,
+        load_model,
+        mlp,
+        resnet,
+        save_model,
+    )
+    from .training import TrainConfig, TrainResult, train, train_ensemble
 
 
 def __getattr__(name: str):
-    """``rl.claims``, ``rl.data``, ``rl.report``, ``rl.sweep``, ``rl.theory`` on first use."""
-    if name in _LAZY_SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module 'robustlab' has no attribute {name!r}")
+    """Load a public name (or subpackage) on first use and keep it."""
+    if name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    elif name in _NAMES:
+        value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    else:
+        raise AttributeError(f"module 'robustlab' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:

@@ -1,4 +1,4 @@
-"""The ``robustlab`` command: a thin layer over library calls.
+"""robustlab: how width, depth, initialization and training change a network's average robustness.
 
 Exit codes: 0 success, 2 bad input (one line ``robustlab: error: ...``), 1 internal failure.
 Set ROBUSTLAB_DEBUG=1 to see the traceback of an internal failure.
@@ -442,62 +442,9 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
     return 0
 
 
-def _register_sweeps(sub) -> None:
-    s = sub.add_parser("sweep", help="run a sweep config into a SQLite store (resumable)")
-    s.add_argument("config", help="sweep YAML file")
-    s.add_argument("--store", required=True, help="SQLite results file (created if missing)")
-    s.add_argument("--executor", choices=["local", "serial", "ray"], default="local")
-    s.add_argument("--address", default=None, help="Ray cluster address (e.g. auto)")
-    s.add_argument("--workers", type=_positive_int, default=None, help="default: one per core")
-    s.add_argument("--retry-failed", action="store_true", help="re-run cells recorded as failed")
-    s.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    s.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
-    s.add_argument("--quiet", action="store_true")
-    s.set_defaults(func=cmd_sweep)
-
-    e = sub.add_parser("export", help="export a store's results to Parquet or CSV")
-    e.add_argument("store")
-    e.add_argument("--format", choices=["parquet", "csv"], default="parquet")
-    e.add_argument("-o", "--output", required=True)
-    e.set_defaults(func=cmd_export)
-
-    r = sub.add_parser("report", help="self-contained HTML report of a store")
-    r.add_argument("store")
-    r.add_argument("-o", "--output", default="report.html")
-    r.add_argument("--figures", default=None, help="also keep PNG/PDF figures in this folder")
-    r.set_defaults(func=cmd_report)
-
-    p = sub.add_parser("reproduce", help="test the paper's claims C1..C5 end to end")
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="minutes on a laptop (default)")
-    mode.add_argument("--full", action="store_true", help="up to ~2 h on 2 cores")
-    p.add_argument("--out", default="robustlab-out", help="output folder (default robustlab-out)")
-    p.add_argument("--executor", choices=["local", "serial", "ray"], default="local")
-    p.add_argument("--address", default=None)
-    p.add_argument("--workers", type=_positive_int, default=None)
-    p.add_argument(
-        "--lazy-threshold", type=_positive_float, default=0.1,
-        help="C3/C4 on standard runs: max weight and NTK change of a lazy run (default 0.1)",
-    )  # fmt: skip
-    p.add_argument(
-        "--nonlazy-threshold", type=_positive_float, default=0.3,
-        help="C5: min weight change of every mean-field run (default 0.3)",
-    )  # fmt: skip
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_reproduce)
-
-
-# ----------------------------------------------------------------------------- parser
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``robustlab`` command."""
-    from ._version import __version__
+def _add_measure(m) -> None:
     from .metrics import METHODS, REGIONS
 
-    p = _Parser(prog="robustlab", description=__doc__.splitlines()[0])
-    p.add_argument("--version", action="version", version=f"robustlab {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    m = sub.add_parser("measure", help="P of random networks at init, or of a saved model on data")
     m.add_argument("--init", default=None, help="scheme(s), comma-separated (default lecun)")
     m.add_argument("--in-dim", type=_positive_int)
     m.add_argument("--width", type=int_list, help="e.g. 256 or 16,64,256 or 16:64:16")
@@ -533,7 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--quiet", action="store_true")
     m.set_defaults(func=cmd_measure)
 
-    t = sub.add_parser("theory", help="init-time predictions (closed forms of DESIGN §1)")
+
+def _add_theory(t) -> None:
     t.add_argument("--init", default="lecun,he,ntk")
     t.add_argument("--in-dim", type=_positive_int, help="required at init; data dim after")
     t.add_argument("--width", type=int_list, help="required at init; default inf after")
@@ -555,15 +503,110 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", default="network", help="network and/or linearized (Taylor)")
     t.set_defaults(func=cmd_theory)
 
-    _register_sweeps(sub)
+
+def _add_sweep(s) -> None:
+    from .sweep.executors import EXECUTORS
+
+    s.add_argument("config", help="sweep YAML file")
+    s.add_argument("--store", required=True, help="SQLite results file (created if missing)")
+    s.add_argument("--executor", choices=list(EXECUTORS), default="local")
+    s.add_argument("--address", default=None, help="Ray cluster address (e.g. auto)")
+    s.add_argument("--workers", type=_positive_int, default=None, help="default: one per core")
+    s.add_argument("--retry-failed", action="store_true", help="re-run cells recorded as failed")
+    s.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    s.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_sweep)
+
+
+def _add_export(e) -> None:
+    e.add_argument("store")
+    e.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    e.add_argument("-o", "--output", required=True)
+    e.set_defaults(func=cmd_export)
+
+
+def _add_report(r) -> None:
+    r.add_argument("store")
+    r.add_argument("-o", "--output", default="report.html")
+    r.add_argument("--figures", default=None, help="also keep PNG/PDF figures in this folder")
+    r.set_defaults(func=cmd_report)
+
+
+def _add_reproduce(p) -> None:
+    from .sweep.executors import EXECUTORS
+
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="minutes on a laptop (default)")
+    mode.add_argument("--full", action="store_true", help="up to ~2 h on 2 cores")
+    p.add_argument("--out", default="robustlab-out", help="output folder (default robustlab-out)")
+    p.add_argument("--executor", choices=list(EXECUTORS), default="local")
+    p.add_argument("--address", default=None)
+    p.add_argument("--workers", type=_positive_int, default=None)
+    p.add_argument(
+        "--lazy-threshold", type=_positive_float, default=0.1,
+        help="C3/C4 on standard runs: max weight and NTK change of a lazy run (default 0.1)",
+    )  # fmt: skip
+    p.add_argument(
+        "--nonlazy-threshold", type=_positive_float, default=0.3,
+        help="C5: min weight change of every mean-field run (default 0.3)",
+    )  # fmt: skip
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_reproduce)
+
+
+# ----------------------------------------------------------------------------- parser
+# name, one line of help, an example: the top-level help lists these without loading the
+# library (it needs no torch); each command's own options come from its _add_* function
+COMMANDS = (
+    ("measure", "P of random networks at init, or of a saved model on data",
+     "robustlab measure --init he --in-dim 20 --width 256 --depth 5 --eps 0.1", _add_measure),
+    ("theory", "closed-form P at init, or of the infinite-width lazy limit after training",
+     "robustlab theory --after-training --init lecun,he --depth 2:8 --label-scale 0.1,1",
+     _add_theory),
+    ("sweep", "run a sweep config into a SQLite store (resumable)",
+     "robustlab sweep sweep.yaml --store results.db", _add_sweep),
+    ("export", "export a store's results to Parquet or CSV",
+     "robustlab export results.db --format csv -o results.csv", _add_export),
+    ("report", "self-contained HTML report of a store",
+     "robustlab report results.db -o report.html", _add_report),
+    ("reproduce", "test the paper's claims C1..C5 end to end",
+     "robustlab reproduce --quick --out robustlab-out", _add_reproduce),
+)  # fmt: skip
+
+
+def build_parser(*, light: bool = False) -> argparse.ArgumentParser:
+    """The argument parser of the ``robustlab`` command; ``light``: the commands without
+    their options (for the top-level help and --version, which load nothing else)."""
+    from ._version import __version__
+
+    examples = "\n".join(f"  {example}" for _, _, example, _ in COMMANDS)
+    p = _Parser(
+        prog="robustlab",
+        description=__doc__.splitlines()[0],
+        epilog=f"examples:\n{examples}\n\n'robustlab COMMAND --help' lists a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"robustlab {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, help_text, example, add in COMMANDS:
+        s = sub.add_parser(name, help=help_text, description=f"{help_text}.",
+                           epilog=f"example:\n  {example}",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+        if not light:
+            add(s)
     return p
+
+
+_LIGHT = ([], ["-h"], ["--help"], ["--version"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, run one library call, map errors to exit codes."""
     try:
         try:
-            args = build_parser().parse_args(argv)
+            words = list(sys.argv[1:] if argv is None else argv)
+            args = build_parser(light=words in _LIGHT).parse_args(words)
         except SystemExit as stop:  # --help / --version
             return int(stop.code or 0)
         for name in ("width", "depth"):

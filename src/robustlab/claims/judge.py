@@ -28,7 +28,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..train.regimes import get_regime
+from ..training.regimes import get_regime
 from .catalog import CLAIMS, Claim
 from .stats import CI_T_SEEDS, effect, monotone, plateau_fit, seed_slopes, t_interval
 

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ..theory import kappa
-from ..train.regimes import get_regime
+from ..training.regimes import get_regime
 from . import plot as pl
 from .rows import keyed, line_labels, one_measurement, predictor_rows
 

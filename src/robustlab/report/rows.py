@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..claims.judge import _numpy_dtypes  # the store's nullable dtypes -> numpy
-from ..train.regimes import get_regime
+from ..training.regimes import get_regime
 
 __all__ = ["keyed", "level_loss", "line_labels", "one_measurement", "pn_width", "predictor_rows"]
 

@@ -20,10 +20,10 @@ from .. import data as rl_data
 from ..metrics import adversarial, input_gradients, laziness, perturbation_stability
 from ..models import build_model
 from ..theory import expected_grad_sq_norm, kappa, lazy_limit_p
-from ..train import TrainConfig, train_ensemble
-from ..train.eigen_cache import EigenCache
-from ..train.losses import accuracy, loss_value
-from ..train.regimes import get_regime
+from ..training import TrainConfig, train_ensemble
+from ..training.eigen_cache import EigenCache
+from ..training.losses import accuracy, loss_value
+from ..training.regimes import get_regime
 from .config import Cell
 
 __all__ = ["CellOutcome", "check_config", "run_group"]

@@ -43,8 +43,8 @@ from ..metrics.regions import get_region
 from ..metrics.stability import METHODS as _METHODS
 from ..metrics.stability import REGIONS
 from ..models.families import FAMILY_NAMES, get_family
-from ..train.config import LOSSES, OPTIMIZERS, REGIMES
-from ..train.regimes import get_regime
+from ..training.config import LOSSES, OPTIMIZERS, REGIMES
+from ..training.regimes import get_regime
 from ._validate import (
     FrozenMap,
     _bool,

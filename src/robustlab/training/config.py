@@ -44,7 +44,7 @@ class TrainConfig:
             (1/N) J^T H_loss J at init, by power iteration with JVP/VJP products
             (half the classical GD stability limit 2 / lambda_max). For adam ``auto`` is 1e-3.
         steps: step budget; ``target_loss`` stops earlier once the training loss reaches it.
-        regime: a registered :class:`~robustlab.train.regimes.Regime`: ``standard`` (the
+        regime: a registered :class:`~robustlab.training.regimes.Regime`: ``standard`` (the
             network as initialized), ``linearized`` (the first-order Taylor model around w0,
             Lee et al. 2019), ``lazy`` (alpha-scaling of Chizat, Oyallon & Bach 2019:
             g = alpha (f(x; w) - f(x; w0)), loss divided by alpha^2), ``mean_field`` (a

@@ -55,6 +55,22 @@ class ScaledLinear(nn.Linear):
         return h * self.multiplier if self.multiplier != 1.0 else h
 
 
+class ImageSpec:
+    """What the specs of image networks (CNN, ResNet) share: ``in_shape`` = (C, H, W)."""
+
+    in_shape: tuple[int, int, int]
+
+    @property
+    def in_dim(self) -> int:
+        """d = C * H * W, the flattened input dimension."""
+        c, h, w = self.in_shape
+        return c * h * w
+
+    def to_dict(self) -> dict:
+        """Plain-dict form (JSON/YAML friendly)."""
+        return dataclasses.asdict(self)
+
+
 @dataclasses.dataclass(frozen=True)
 class LayerPlan:
     """Per weight layer, in forward order: role, fans, effective and stored variances,
@@ -134,3 +150,24 @@ def spec_from_dict(cls, data: dict):
     if unknown or missing:
         raise ValueError(f"bad {cls.__name__}: unknown keys {unknown}, missing keys {missing}")
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def build_image_net(net_cls, spec_cls, shape, width: int, depth: int, out_dim: int, scheme,
+                    bias: bool, kernel_size: int, hidden: int, generator, dtype, device,
+                    **extra):  # fmt: skip
+    """A CNN/ResNet of ``spec_cls`` with ``hidden`` width-to-width conv layers between the
+    first conv and the linear head, every layer drawn by ``scheme`` through its fan-in."""
+    k2 = kernel_size * kernel_size
+    layers = [("first", shape[0] * k2, width * k2)]
+    layers += [("hidden", width * k2, width * k2)] * hidden
+    layers.append(("last", width, out_dim))
+    plan = plan_layers(scheme, layers)
+    spec = spec_cls(
+        in_shape=shape, width=width, depth=depth, out_dim=out_dim, init=scheme.name,
+        bias=bool(bias), kernel_size=kernel_size, parameterization=scheme.parameterization,
+        fan_in=plan.fan_in, variances=plan.variances, weight_variances=plan.weight_variances,
+        multipliers=plan.multipliers, **extra,
+    )  # fmt: skip
+    model = net_cls(spec).to(dtype=dtype, device=device)
+    draw_weights(model.weight_layers(), spec.weight_variances, generator)
+    return model

@@ -20,12 +20,12 @@ from torch import nn
 
 from ..init import InitScheme, get_init
 from ._layers import (
+    ImageSpec,
     ScaledConv2d,
     ScaledLinear,
     attach_spec,
+    build_image_net,
     check_in_shape,
-    draw_weights,
-    plan_layers,
     spec_from_dict,
 )
 from .mlp import check_positive_int
@@ -34,7 +34,7 @@ __all__ = ["CNN", "CNNSpec", "cnn", "cnn_from_spec"]
 
 
 @dataclasses.dataclass(frozen=True)
-class CNNSpec:
+class CNNSpec(ImageSpec):
     """Everything needed to rebuild a CNN (travels with saved models and result rows).
 
     Per-layer tuples (L entries, forward order): ``fan_in``, effective ``variances`` (of
@@ -57,12 +57,6 @@ class CNNSpec:
     family = "cnn"
 
     @property
-    def in_dim(self) -> int:
-        """d = C * H * W, the flattened input dimension."""
-        c, h, w = self.in_shape
-        return c * h * w
-
-    @property
     def n_params(self) -> int:
         """Number of trainable parameters p."""
         k2, m, c = self.kernel_size**2, self.width, self.in_shape[0]
@@ -70,10 +64,6 @@ class CNNSpec:
         if self.bias:
             p += (self.depth - 1) * m + self.out_dim
         return p
-
-    def to_dict(self) -> dict:
-        """Plain-dict form (JSON/YAML friendly)."""
-        return dataclasses.asdict(self)
 
 
 class CNN(nn.Module):
@@ -146,28 +136,8 @@ def cnn(
     if ks % 2 == 0:
         raise ValueError(f"kernel_size must be odd (same padding), got {ks}")
     scheme = get_init(init)
-    k2 = ks * ks
-    layers = [("first", shape[0] * k2, m * k2)]
-    layers += [("hidden", m * k2, m * k2)] * (L - 2)
-    layers.append(("last", m, k))
-    plan = plan_layers(scheme, layers)
-    spec = CNNSpec(
-        shape,
-        m,
-        L,
-        k,
-        scheme.name,
-        bool(bias),
-        ks,
-        scheme.parameterization,
-        plan.fan_in,
-        plan.variances,
-        plan.weight_variances,
-        plan.multipliers,
-    )
-    model = CNN(spec).to(dtype=dtype, device=device)
-    draw_weights(model.weight_layers(), spec.weight_variances, generator)
-    return model
+    return build_image_net(CNN, CNNSpec, shape, m, L, k, scheme, bias, ks, L - 2, generator,
+                           dtype, device)  # fmt: skip
 
 
 def cnn_from_spec(spec: CNNSpec | dict, dtype: torch.dtype = torch.float32) -> CNN:

@@ -23,12 +23,12 @@ from torch import nn
 
 from ..init import InitScheme, get_init
 from ._layers import (
+    ImageSpec,
     ScaledConv2d,
     ScaledLinear,
     attach_spec,
+    build_image_net,
     check_in_shape,
-    draw_weights,
-    plan_layers,
     spec_from_dict,
 )
 from .mlp import check_positive_int
@@ -39,7 +39,7 @@ NORMS = {None: lambda channels: nn.Identity(), "batch": nn.BatchNorm2d}
 
 
 @dataclasses.dataclass(frozen=True)
-class ResNetSpec:
+class ResNetSpec(ImageSpec):
     """Everything needed to rebuild a ResNet; per-layer tuples in forward order (stem,
     block 1 conv 1, block 1 conv 2, ..., head)."""
 
@@ -60,12 +60,6 @@ class ResNetSpec:
     family = "resnet"
 
     @property
-    def in_dim(self) -> int:
-        """d = C * H * W, the flattened input dimension."""
-        c, h, w = self.in_shape
-        return c * h * w
-
-    @property
     def n_params(self) -> int:
         """Number of trainable parameters p (BatchNorm's affine pairs included)."""
         k2, m, c = self.kernel_size**2, self.width, self.in_shape[0]
@@ -75,10 +69,6 @@ class ResNetSpec:
         if self.norm == "batch":
             p += 2 * m * (2 * self.depth + 1)
         return p
-
-    def to_dict(self) -> dict:
-        """Plain-dict form (JSON/YAML friendly)."""
-        return dataclasses.asdict(self)
 
 
 class _Block(nn.Module):
@@ -171,29 +161,8 @@ def resnet(
     if not (norm is None or (isinstance(norm, str) and norm in NORMS)):
         raise ValueError(f"unknown norm {norm!r}; choices: None, 'batch'")
     scheme = get_init(init)
-    k2 = ks * ks
-    layers = [("first", shape[0] * k2, m * k2)]
-    layers += [("hidden", m * k2, m * k2)] * (2 * blocks)
-    layers.append(("last", m, k))
-    plan = plan_layers(scheme, layers)
-    spec = ResNetSpec(
-        shape,
-        m,
-        blocks,
-        k,
-        scheme.name,
-        bool(bias),
-        norm,
-        ks,
-        scheme.parameterization,
-        plan.fan_in,
-        plan.variances,
-        plan.weight_variances,
-        plan.multipliers,
-    )
-    model = ResNet(spec).to(dtype=dtype, device=device)
-    draw_weights(model.weight_layers(), spec.weight_variances, generator)
-    return model
+    return build_image_net(ResNet, ResNetSpec, shape, m, blocks, k, scheme, bias, ks,
+                           2 * blocks, generator, dtype, device, norm=norm)  # fmt: skip
 
 
 def resnet_from_spec(spec: ResNetSpec | dict, dtype: torch.dtype = torch.float32) -> ResNet:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
 import torch
 from torch import nn
 
+from .._func import jvp
 from .outputs import logits_before_labels, select, validate_labels
 
 __all__ = [
@@ -147,20 +147,6 @@ def check_clip(clip: object, x: torch.Tensor) -> tuple[float, float] | None:
             f"{hi:g}); the points must lie in the input box"
         )
     return lo, hi
-
-
-def jvp(func: Callable, primals: tuple, tangents: tuple):
-    """``torch.func.jvp`` without torch's own TorchScript deprecation warning.
-
-    On first use, forward-mode AD registers its decompositions with ``torch.jit.script``,
-    which torch >= 2.10 flags with a DeprecationWarning that is not about our code; under
-    ``-W error`` (the test suite's setting) it would abort the first JVP of a process.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=r"`torch\.jit\.script` is", category=DeprecationWarning
-        )
-        return torch.func.jvp(func, primals, tangents)
 
 
 def probe(

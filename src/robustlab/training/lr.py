@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch.func import functional_call, vjp, vmap
 
-from ..metrics._state import jvp  # torch.func.jvp minus torch's own deprecation warning
+from .._func import jvp  # torch.func.jvp minus torch's own deprecation warning
 from .batched_mlp import supports
 from .eigen_cache import EigenCache
 from .losses import curvature_bound

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from ..metrics._state import jvp
+from .._func import jvp
 
 __all__ = ["REGIMES", "AlphaScaled", "Linearized", "Regime", "get_regime"]
 

@@ -49,3 +49,12 @@ def test_theory_page_examples_run(tmp_path, monkeypatch, capsys):
     # kernel part, 150 steps give the stated columns
     assert float((namespace["emp"] - namespace["Theta"]).norm() / namespace["Theta"].norm()) < 0.1
     assert namespace["r150"].t == 150 and namespace["r150"].model == "linearized"
+
+
+def test_readme_quick_tour_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    readme = DOCS.parent / "README.md"
+    (code,) = re.findall(r"^```python\n(.*?)^```", readme.read_text(), re.S | re.M)
+    namespace: dict = {"__name__": "readme"}
+    exec(compile(code, str(readme), "exec"), namespace)
+    assert namespace["r"].method == "exact" and not namespace["res"].diverged

@@ -258,3 +258,12 @@ def test_law_of_robustness_floor():
     ):
         with pytest.raises(ValueError, match=f"{name} must be a positive integer"):
             law_of_robustness_floor(**kwargs)
+
+
+def test_init_table_rows_follow_the_closed_forms():
+    rows = rl.theory.init_table(["lecun", "he"], 10, [64, 128], [2, 3, 4], eps=0.1)
+    assert len(rows) == 2 * 2 * 3
+    for r in rows:
+        want = 2.0 ** (1 - r["depth"]) if r["init"] == "lecun" else 2.0
+        assert r["grad_sq"] == pytest.approx(want)
+        assert r["p_bound"] == pytest.approx(0.1 * r["kappa_d"] * math.sqrt(want))

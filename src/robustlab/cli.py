@@ -291,8 +291,7 @@ def cmd_measure(a: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- theory
 def cmd_theory(a: argparse.Namespace) -> int:
-    from .init import get_init
-    from .theory import after_training_table, expected_grad_sq_norm, init_stability_bound, kappa
+    from .theory import after_training_table, init_table
 
     if a.after_training:
         rows = after_training_table(
@@ -316,29 +315,7 @@ def cmd_theory(a: argparse.Namespace) -> int:
         return 0
     if a.in_dim is None or a.width is None:
         raise UsageError("theory needs --in-dim and --width (or --after-training)")
-    rows = []
-    for name in init_list(a.init):
-        scheme = get_init(name)
-        for width in a.width:
-            s1, s2, s3 = scheme.variances(a.in_dim, width, 1)
-            for depth in a.depth:
-                rows.append(
-                    {
-                        "init": scheme.name,
-                        "in_dim": a.in_dim,
-                        "width": width,
-                        "depth": depth,
-                        "s1": s1,
-                        "s2": s2,
-                        "s3": s3,
-                        "grad_sq": expected_grad_sq_norm(scheme, a.in_dim, width, depth),
-                        "kappa_d": kappa(a.in_dim, a.region),
-                        "eps": a.eps,
-                        "p_bound": init_stability_bound(
-                            scheme, a.in_dim, width, depth, a.eps, a.region
-                        ),
-                    }
-                )
+    rows = init_table(init_list(a.init), a.in_dim, a.width, a.depth, a.eps, a.region)
     _emit(rows, a.format, rows[0].keys())
     return 0
 

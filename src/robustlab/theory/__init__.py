@@ -1,4 +1,4 @@
-"""Closed forms of DESIGN §1: kappa_d, the init-time gradient norm, bounds and floors.
+"""Closed forms: kappa_d, the init-time gradient norm, bounds and floors, their table.
 
 Theory knows no torch modules: everything here is a function of numbers. The
 infinite-width kernels (``nngp``, ``ntk``: :mod:`.kernels`) and the P of the lazily trained
@@ -21,6 +21,7 @@ __all__ = [
     "after_training_table",
     "expected_grad_sq_norm",
     "init_stability_bound",
+    "init_table",
     "kappa",
     "law_of_robustness_floor",
     "lazy_limit",
@@ -109,3 +110,26 @@ def law_of_robustness_floor(n_train: int, in_dim: int, n_params: int) -> float:
     d = check_positive_int("in_dim", in_dim)
     p = check_positive_int("n_params", n_params)
     return math.sqrt(n * d / p)
+
+
+def init_table(
+    inits, in_dim: int, widths, depths, eps: float = 0.1, region: str = "ball"
+) -> list[dict]:
+    """The init-time predictions as rows (``robustlab theory``): per scheme, width and
+    depth the effective variances (s1, s2, s3), ``grad_sq`` = E||grad_x f||^2
+    (:func:`expected_grad_sq_norm`), ``kappa_d`` and the Jensen bound on P,
+    ``p_bound`` = eps kappa_d sqrt(grad_sq) (:func:`init_stability_bound`)."""
+    rows = []
+    for name in inits:
+        scheme = get_init(name)
+        for width in widths:
+            s1, s2, s3 = scheme.variances(in_dim, width, 1)
+            for depth in depths:
+                rows.append({
+                    "init": scheme.name, "in_dim": in_dim, "width": width, "depth": depth,
+                    "s1": s1, "s2": s2, "s3": s3,
+                    "grad_sq": expected_grad_sq_norm(scheme, in_dim, width, depth),
+                    "kappa_d": kappa(in_dim, region), "eps": eps,
+                    "p_bound": init_stability_bound(scheme, in_dim, width, depth, eps, region),
+                })  # fmt: skip
+    return rows

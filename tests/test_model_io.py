@@ -258,3 +258,19 @@ def test_linf_region_and_clip_on_the_command_line(capsys, workdir):
     )  # fmt: skip
     ref = p_of(net, x, method="finite_difference", clip=(0, 1), n_samples=16)
     assert row["p_value"] == pytest.approx(ref, rel=1e-5)
+
+
+def test_measure_saved_is_the_library_side_of_measure_model(tmp_path):
+    net = rl.mlp(5, 16, 3, init="ntk_param", generator=torch.Generator().manual_seed(3))
+    rl.save_model(net, tmp_path / "net.pt")
+    x = torch.nn.functional.normalize(
+        torch.randn(40, 5, generator=torch.Generator().manual_seed(4)), dim=1
+    )
+    np.savez(tmp_path / "pts.npz", x=x.numpy())
+    seen = []
+    rows = rl.measure_saved(tmp_path / "net.pt", tmp_path / "pts.npz", [0.1, 0.2],
+                            progress=lambda done, total: seen.append((done, total)))  # fmt: skip
+    for row, eps in zip(rows, (0.1, 0.2), strict=True):
+        want = rl.perturbation_stability(net, x, eps).value
+        assert row["eps"] == eps and row["p_value"] == pytest.approx(want, rel=1e-6)
+    assert seen[-1] == (80, 80)

@@ -45,6 +45,7 @@ _NAMES = {
         "models",
     ),  # fmt: skip
     **dict.fromkeys(("TrainConfig", "TrainResult", "train", "train_ensemble"), "training"),
+    "measure_saved": "measure",
 }
 _SUBMODULES = ("claims", "data", "metrics", "models", "report", "sweep", "theory", "training")
 
@@ -70,6 +71,7 @@ __all__ = [
     "init_schemes",
     "laziness",
     "load_model",
+    "measure_saved",
     "metrics",
     "mlp",
     "models",
@@ -87,6 +89,7 @@ __all__ = [
 if TYPE_CHECKING:  # the names as static tools see them
     from . import claims, data, metrics, models, report, sweep, theory, training
     from .init import InitScheme, custom, get_init, init_schemes
+    from .measure import measure_saved
     from .metrics import (
         AdversarialResult,
         StabilityResult,

@@ -170,12 +170,7 @@ def _clip(text: str) -> tuple[float, float]:
 
 def _measure_saved(a: argparse.Namespace, dtype, device) -> list[dict]:
     """P of a saved model (any format models.load_model reads) on the points of --data."""
-    import torch
-
-    from .data import load_points
-    from .metrics import perturbation_stability
-    from .metrics.outputs import check_output, needs_labels
-    from .models import load_model
+    from .measure import measure_saved
 
     if a.data is None:
         raise UsageError("--model needs --data FILE (.npz, .npy, .pt or .csv) with the points")
@@ -194,38 +189,18 @@ def _measure_saved(a: argparse.Namespace, dtype, device) -> list[dict]:
         )
     if a.model_class is not None and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # package.module:Class relative to here, as python -m
-    model = load_model(a.model, spec, model_class=a.model_class, model_kwargs=a.model_kwargs)
-    model = model.to(device=device, dtype=dtype)
-    x, y = load_points(a.data, split=a.split, input_shape=a.input_shape)
-    if a.points is not None:
-        x, y = x[: a.points], None if y is None else y[: a.points]
-    labelled = needs_labels(check_output(a.output))
-    if labelled and y is None:
-        raise UsageError(f"--output {a.output!r} needs labels; {a.data!r} holds inputs only")
-    rows = []
-    with _progress(len(a.eps) * x.shape[0], "points", a.quiet) as bar:
-        for eps in a.eps:
-            start = bar.n
-            r = perturbation_stability(
-                model,
-                x,
-                eps,
-                method=a.method,
-                region=a.region,
-                n_samples=a.samples,
-                generator=torch.Generator(device=device).manual_seed(0),
-                output=a.output,
-                y=y if labelled else None,
-                clip=a.clip,
-                progress=lambda done, _n, start=start: bar.update(start + done - bar.n),
-            )
-            row = {"model": a.model, "data": a.data, "eps": eps, "method": r.method}
-            if a.output is not None:
-                steps = a.output if isinstance(a.output, tuple) else (a.output,)
-                row["output"] = ",".join(map(str, steps))
-            row.update(region=a.region, points=r.n_points, p_value=r.value, p_stderr=r.stderr)
-            rows.append(row)
-    return rows
+    with _progress(len(a.eps), "points", a.quiet) as bar:
+
+        def update(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        return measure_saved(
+            a.model, a.data, a.eps, method=a.method, region=a.region, n_samples=a.samples,
+            output=a.output, split=a.split, input_shape=a.input_shape, points=a.points,
+            clip=a.clip, spec=spec, model_class=a.model_class, model_kwargs=a.model_kwargs,
+            dtype=dtype, device=device, progress=update,
+        )  # fmt: skip
 
 
 def cmd_measure(a: argparse.Namespace) -> int:

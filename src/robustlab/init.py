@@ -1,6 +1,6 @@
 """Initialization schemes: one frozen object per scheme, held in a registry.
 
-Notation (DESIGN §1): an MLP of depth L has weights W_1 (m x d), W_2..W_{L-1} (m x m) and
+Notation (docs/definitions.md): an MLP of depth L has weights W_1 (m x d), W_2..W_{L-1} (m x m) and
 W_L (k x m). A scheme fixes the *effective* variances (s1, s2, s3) of the entries of the
 first, hidden and last weight matrices, i.e. the variance of ``multiplier * W`` entries.
 

@@ -1,4 +1,4 @@
-"""How far training moved a network from its initialization (DESIGN §1 "Regimes").
+"""How far training moved a network from its initialization (docs/definitions.md, "Regimes").
 
 Three diagnostics of lazy training (Chizat, Oyallon & Bach 2019; Jacot et al. 2018):
 relative weight change, relative change of the empirical NTK on a probe batch, and the

@@ -1,4 +1,4 @@
-"""P of random networks at initialization, against the closed form (DESIGN §1)."""
+"""P of random networks at initialization, against the closed form (docs/definitions.md)."""
 
 from __future__ import annotations
 

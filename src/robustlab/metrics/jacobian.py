@@ -9,7 +9,7 @@ with the unit tangents), both with ``torch.func``. Then
 is estimated by Monte Carlo over delta on J alone (no further network passes; see
 :func:`.regions.jacobian_norms`), and the RMS form is exact:
 ``E ||J delta||^2 = eps^2 ||J||_F^2 c`` with c = 1/(d+2) (ball), 1/d (sphere), 1/3 (cube)
-(Zhu et al., NeurIPS 2022; DESIGN §1).
+(Zhu et al., NeurIPS 2022; docs/definitions.md).
 """
 
 from __future__ import annotations

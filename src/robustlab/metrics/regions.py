@@ -7,7 +7,7 @@
 
 Each region knows its sampler, the factor c in ``E ||J delta||^2 = eps^2 ||J||_F^2 c``
 (E[delta delta^T] = eps^2 c I: 1/(d+2) ball, 1/d sphere, 1/3 cube), and, where one exists,
-kappa_d in ``E |g . delta| = eps kappa_d ||g||_2`` (Zhu et al., NeurIPS 2022; DESIGN §1).
+kappa_d in ``E |g . delta| = eps kappa_d ||g||_2`` (Zhu et al., NeurIPS 2022; docs/definitions.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Perturbation stability P(f, eps) (Zhu et al., NeurIPS 2022; DESIGN §1).
+"""Perturbation stability P(f, eps) (Zhu et al., NeurIPS 2022; docs/definitions.md).
 
     P(f, eps) = E_{x ~ data} E_{x' ~ U(R(x, eps))} || J_f(x) (x' - x) ||_2
 

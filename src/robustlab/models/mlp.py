@@ -1,4 +1,4 @@
-"""Bias-free ReLU MLPs under a named initialization scheme (DESIGN §1).
+"""Bias-free ReLU MLPs under a named initialization scheme (docs/definitions.md).
 
 ``f(x) = c_L W_L relu(c_{L-1} W_{L-1} ... relu(c_1 W_1 x))`` with W_1 (m x d), hidden
 W_l (m x m), W_L (k x m); the multipliers c_l are 1 except under the NTK parameterization
@@ -24,7 +24,7 @@ __all__ = ["MLP", "MLPSpec", "check_positive_int", "mlp"]
 class MLPSpec:
     """Everything needed to rebuild an MLP (travels with saved models and result rows).
 
-    ``variances`` are the effective (s1, s2, s3) of DESIGN §1, i.e. of ``c * W``;
+    ``variances`` are the effective (s1, s2, s3) of docs/definitions.md, i.e. of ``c * W``;
     ``weight_variances`` those of the stored weights; ``multipliers`` the forward c's;
     ``parameterization`` the scheme's (``"standard"`` or ``"ntk"``).
     """
@@ -125,7 +125,8 @@ def mlp(
     """Build a ReLU MLP with L = ``depth`` weight layers and i.i.d. Gaussian weights.
 
     Entries of W_1, W_hidden, W_L are N(0, s1), N(0, s2), N(0, s3) with (s1, s2, s3) from the
-    scheme ``init`` (DESIGN §1 table); biases start at 0. ``mean_field=True`` (depth 2 only)
+    scheme ``init`` (table in docs/definitions.md); biases start at 0. ``mean_field=True``
+    (depth 2 only)
     gives the mean-field network ``f(x) = (1/m) sum_j a_j relu(w_j . x)`` of Mei, Montanari &
     Nguyen (2018) / Luo et al. (2021): a_j ~ N(0, 1), w_j ~ N(0, s1), output multiplier 1/m.
     The same ``generator`` state gives the same weights.

@@ -2,7 +2,7 @@
 
 This is the contract between the sweep runner (writes), the store (persists), the claims
 (judge) and the report (draws). Every row carries the cell's full config and versions, so
-a row can be reproduced alone (DESIGN §2).
+a row can be reproduced alone (docs/definitions.md).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ COLUMNS: dict[str, str] = {
     "p_value": "REAL",  # perturbation stability P
     "p_stderr": "REAL",
     "grad_norm": "REAL",  # mean ||grad_x f|| (or ||J||_F) over the evaluation points
-    "theory_grad_sq": "REAL",  # closed-form E||grad_x f||^2 at init (DESIGN §1)
+    "theory_grad_sq": "REAL",  # closed-form E||grad_x f||^2 at init (docs/definitions.md)
     # training outcome (cell level, repeated on each of its rows; NULL at 'init' where unknown)
     "train_loss": "REAL",
     "test_loss": "REAL",

@@ -45,7 +45,7 @@ def kappa(d: int, region: str = "ball") -> float:
 
     For the sphere of radius eps, ``kappa_d = Gamma(d/2) / (sqrt(pi) Gamma((d+1)/2))``
     (the mean of |u_1| for u uniform on S^{d-1}); for the ball, the radius r = eps U^(1/d)
-    has mean d/(d+1) * eps, so ``kappa_d`` gains the factor d/(d+1). DESIGN §1; Zhu et al.
+    has mean d/(d+1) * eps, so ``kappa_d`` gains the factor d/(d+1). docs/definitions.md; Zhu et al.
     (NeurIPS 2022) use the ball. Computed with log-Gamma, stable for any d.
     """
     d = check_positive_int("d", d)
@@ -66,7 +66,7 @@ def expected_grad_sq_norm(
     """``E ||J_f(x)||_F^2`` at initialization for a bias-free ReLU MLP, any fixed x != 0.
 
     ``(d s1 / 2) * (m s2 / 2)^(L-2) * (m s3)`` per output (times k outputs), with (s1, s2, s3)
-    the scheme's effective variances (DESIGN §1): each hidden ReLU layer keeps half of the
+    the scheme's effective variances (docs/definitions.md): each hidden ReLU layer keeps half of the
     second moment, exactly in expectation at any finite width (the sign pattern of a
     Gaussian layer is symmetric). L = 1 (linear model) gives ``k d s1``. So LeCun gives
     2^(1-L), He 2 and the NTK init d, independent of depth.

@@ -33,7 +33,7 @@ def _pos(field: str, value: object, *, integer: bool = False, allow_none: bool =
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train one network (DESIGN §1 "Regimes").
+    """How to train one network (docs/definitions.md, "Regimes").
 
     Attributes:
         optimizer: ``gd`` (full batch), ``sgd`` (minibatch, optional momentum) or ``adam``.

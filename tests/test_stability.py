@@ -349,3 +349,18 @@ def test_sphere_points_are_unit_vectors():
     x = sphere_points(100, 7, generator=seeded(0), dtype=F64)
     assert x.shape == (100, 7)
     torch.testing.assert_close(x.norm(dim=1), torch.ones(100, dtype=F64), rtol=1e-14, atol=0)
+
+
+def test_exact_from_gradients_equals_the_exact_method():
+    net = rl.mlp(7, 32, 3, init="he", generator=torch.Generator().manual_seed(2),
+                 dtype=torch.float64)  # fmt: skip
+    x = torch.randn(50, 7, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    grads = rl.metrics.input_gradients(net, x)
+    for region in ("ball", "sphere"):
+        for eps in (0.05, 0.3):
+            a = rl.metrics.exact_from_gradients(grads, eps, region)
+            b = rl.perturbation_stability(net, x, eps, method="exact", region=region)
+            assert (a.value, a.stderr, a.rms) == pytest.approx((b.value, b.stderr, b.rms))
+            assert torch.allclose(a.per_point, b.per_point)
+    with pytest.raises(ValueError, match="no closed form on region 'linf_ball'"):
+        rl.metrics.exact_from_gradients(grads, 0.1, "linf_ball")

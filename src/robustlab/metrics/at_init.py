@@ -8,7 +8,8 @@ import torch
 
 from ..models.mlp import check_positive_int, mlp
 from ..theory import expected_grad_sq_norm, init_stability_bound
-from .stability import input_gradients, perturbation_stability
+from .regions import get_region
+from .stability import exact_from_gradients, input_gradients, perturbation_stability
 
 __all__ = ["sphere_points", "stability_at_init"]
 
@@ -62,14 +63,14 @@ def stability_at_init(
         )
         gen = torch.Generator().manual_seed(10_000 + s)
         x = sphere_points(points, in_dim, generator=gen, dtype=dtype)
-        res = perturbation_stability(
-            net, x, eps, method=method, region=region, n_samples=n_samples, generator=gen
-        )
-        g2 = (
-            float(input_gradients(net, x).double().pow(2).sum(1).mean())
-            if out_dim == 1
-            else math.nan
-        )
+        grads = input_gradients(net, x) if out_dim == 1 else None  # (points, d), once
+        if grads is not None and method in ("auto", "exact") and get_region(region).kappa:
+            res = exact_from_gradients(grads, eps, region)  # what "exact" would compute
+        else:
+            res = perturbation_stability(
+                net, x, eps, method=method, region=region, n_samples=n_samples, generator=gen
+            )
+        g2 = math.nan if grads is None else float(grads.double().pow(2).sum(1).mean())
         runs.append(
             {
                 "seed": s,

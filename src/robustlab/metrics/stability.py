@@ -35,6 +35,7 @@ from .regions import Region, get_region, sample_perturbations
 __all__ = [
     "AUTO_JACOBIAN_MAX_PASSES",
     "StabilityResult",
+    "exact_from_gradients",
     "input_gradients",
     "perturbation_stability",
     "sample_perturbations",
@@ -129,10 +130,44 @@ def _exact(model, x, eps: float, region: Region, chunk: int, steps, y, progress)
         done += g.shape[0]
         if progress is not None:
             progress(done, n)
-    grad_norm = torch.cat(norms)
+    return _exact_per_point(torch.cat(norms), d, eps, region)
+
+
+def _exact_per_point(grad_norm: torch.Tensor, d: int, eps: float, region: Region):
+    """(per point P, zero stderr, per point RMS) from ||grad_x f(x)|| (N,): eps kappa_d ||g||
+    and eps sqrt(c(d)) ||g||."""
     per_point = grad_norm * (eps * region.kappa(d))
     per_point_rms = grad_norm * (eps * math.sqrt(region.rms_factor(d)))
     return per_point, torch.zeros_like(per_point), per_point_rms
+
+
+def _result(per_point, per_se, per_rms, method: str, n_used: int, eps: float, region: str):
+    """The :class:`StabilityResult` of per-point values: mean, stderr over points."""
+    n = per_point.numel()
+    value = float(per_point.mean())
+    if n > 1:
+        stderr = float(per_point.std(unbiased=True)) / math.sqrt(n)
+    else:
+        stderr = float(per_se[0]) if method != "exact" else 0.0
+    rms = None if per_rms is None else float(per_rms.pow(2).mean().sqrt())
+    return StabilityResult(
+        value, stderr, method, n, n_used, eps, region, per_point, per_se, rms, per_rms
+    )
+
+
+def exact_from_gradients(grads: torch.Tensor, eps: float, region: str = "ball") -> StabilityResult:
+    """P of a one-output model from its input gradients, already computed: ``grads`` (N, d)
+    = grad_x f(x) at the N points. The ``exact`` method without a model: per point
+    eps kappa_d ||g||_2 (E|g . delta| over the region), so one gradient per point serves
+    every eps. Same result as ``perturbation_stability(model, x, eps, method="exact")``.
+    """
+    eps = check_eps(eps)
+    reg = get_region(region)
+    if reg.kappa is None:
+        raise ValueError(f"method 'exact' has no closed form on region {reg.name!r}")
+    grad_norm = torch.linalg.vector_norm(grads.reshape(grads.shape[0], -1), dim=1).double().cpu()
+    per_point, per_se, per_rms = _exact_per_point(grad_norm, grads[0].numel(), eps, reg)
+    return _result(per_point, per_se, per_rms, "exact", 0, eps, reg.name)
 
 
 def _sampled(
@@ -295,13 +330,4 @@ def perturbation_stability(
         per_point, per_se = _sampled(
             model, x, eps, reg, n_used, generator, fd, chunk_size, steps, y, clip, progress
         )
-    n = per_point.numel()
-    value = float(per_point.mean())
-    if n > 1:
-        stderr = float(per_point.std(unbiased=True)) / math.sqrt(n)
-    else:
-        stderr = float(per_se[0]) if method != "exact" else 0.0
-    rms = None if per_rms is None else float(per_rms.pow(2).mean().sqrt())
-    return StabilityResult(
-        value, stderr, method, n, n_used, eps, reg.name, per_point, per_se, rms, per_rms
-    )
+    return _result(per_point, per_se, per_rms, method, n_used, eps, reg.name)

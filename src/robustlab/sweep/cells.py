@@ -17,9 +17,15 @@ from functools import lru_cache
 import torch
 
 from .. import data as rl_data
-from ..metrics import adversarial, input_gradients, laziness, perturbation_stability
+from ..metrics import (
+    adversarial,
+    exact_from_gradients,
+    input_gradients,
+    laziness,
+    perturbation_stability,
+)
 from ..models import build_model
-from ..theory import expected_grad_sq_norm, kappa, lazy_limit_p
+from ..theory import expected_grad_sq_norm, lazy_limit_p
 from ..training import TrainConfig, train_ensemble
 from ..training.eigen_cache import EigenCache
 from ..training.losses import accuracy, loss_value
@@ -150,10 +156,8 @@ def _measure(model, points: dict, cell: Cell, moment: str, which: str, grads, ke
                 if method == "exact" and k != 1:
                     continue
                 if method == "exact":
-                    per_point = norms * (eps * kappa(x[0].numel(), m.region))
-                    n = per_point.numel()
-                    value = float(per_point.mean())
-                    se = float(per_point.std(unbiased=True)) / math.sqrt(n) if n > 1 else 0.0
+                    r = exact_from_gradients(g, eps, m.region)
+                    value, se = r.value, r.stderr
                 elif method == "pgd":  # worst case over the same region (L2 or L-infinity)
                     norm = "linf" if m.region == "linf_ball" else "l2"
                     r = adversarial(model, x, eps, norm=norm, generator=gen)
@@ -279,15 +283,13 @@ def _out_dim(ds, loss: str) -> int:
 
 def _twins(cells: list[Cell]) -> dict[int, int]:
     """Index of each cell's twin run (e.g. standard -> linearized: same init, seed, alpha)."""
+    twin_of = {(get_regime(c.regime).twin_of, c.init, c.seed, c.alpha): j
+               for j, c in enumerate(cells)}  # fmt: skip
     out = {}
     for i, c in enumerate(cells):
-        for j, other in enumerate(cells):
-            if get_regime(other.regime).twin_of == c.regime and (
-                other.init,
-                other.seed,
-                other.alpha,
-            ) == (c.init, c.seed, c.alpha):
-                out[i] = j
+        j = twin_of.get((c.regime, c.init, c.seed, c.alpha))
+        if j is not None:
+            out[i] = j
     return out
 
 

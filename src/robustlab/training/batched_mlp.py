@@ -74,6 +74,7 @@ class BatchedMLPStep:
         self._alphas = alphas.reshape(-1, 1, 1)
         self._key: tuple = ()  # the (x, y) whose chunks are in self._chunks
         self._chunks: list[dict] = []
+        self.buffers: dict = {}  # robustlab MLPs have none (the Step interface's field)
 
     def _batch(self, x, y) -> list[dict]:
         """Per chunk of members, what the batch alone decides (its slice of members, flat

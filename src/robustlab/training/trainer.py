@@ -74,7 +74,7 @@ def _fit(base, stacked, data, cfg: TrainConfig, lrs, alphas, generator, batched,
         run.remember(params)
         # an undone run waits one iteration: its gradient was taken at the rejected point
         params, opt = update(cfg, params, grads, opt, run.lrs, run.active & ~undo, t)
-    run.buffers = step.buffers if hasattr(step, "buffers") else {}
+    run.buffers = step.buffers
     return run.finish(params)
 
 

@@ -395,15 +395,18 @@ def test_in_dim_mismatch():
 
 
 def test_bad_option_values(tmp_path):
-    with pytest.raises(ValueError, match=r"unknown teacher 'tanh'; choose one of linear, relu"):
+    # one wording for every config check (robustlab.data.DataConfig): "<field>: expected ..."
+    with pytest.raises(ValueError, match=r"teacher: expected one of linear, relu, got 'tanh'"):
         data.load("sphere", teacher="tanh")
-    with pytest.raises(ValueError, match=r"label_noise must be a flip probability"):
+    with pytest.raises(
+        ValueError, match=r"label_noise: expected a number in \[0, 1\].*flip probab"
+    ):
         data.load("sphere", label_noise=1.5)
     with pytest.raises(ValueError, match=r"task='binary' needs exactly 2 classes"):
         data.load("digits", task="binary")
-    with pytest.raises(ValueError, match=r"dtype must be torch.float32 or torch.float64"):
+    with pytest.raises(ValueError, match=r"dtype: expected one of float32, float64"):
         data.load("digits", dtype=torch.int64)
-    with pytest.raises(ValueError, match=r"seed must be a non-negative integer"):
+    with pytest.raises(ValueError, match=r"seed: expected a non-negative integer"):
         data.load("sphere", seed=-1)
 
 

@@ -43,9 +43,11 @@ def test_exact_on_the_cube_is_refused_before_anything_runs(tmp_path):
 @pytest.mark.parametrize(
     "data,message",
     [
-        ({"name": "no-such-data"}, "sweep 'bad': unknown dataset"),
+        # checked when the config is read (robustlab.data.DataConfig), with the YAML path
+        ({"name": "no-such-data"}, "data.name: unknown dataset 'no-such-data'"),
         ({"name": "/nowhere/points.npz"}, "sweep 'bad': "),
-        ({"name": "sphere", "teacher": "banana"}, "sweep 'bad': unknown teacher 'banana'"),
+        ({"name": "sphere", "teacher": "banana"}, "data.teacher: expected one of linear, relu"),
+        ({"name": "digits", "teacher": "relu"}, "unknown option 'teacher' for dataset 'digits'"),
         ({"name": "digits", "classes": [0, 1], "n_test": 64}, "n_test=64 is larger"),
     ],
 )

@@ -127,8 +127,6 @@ def _has_header(rows: list[list[str]], header: Any) -> bool:
         return any(
             not _is_number(a) and _is_number(b) for a, b in zip(rows[0], rows[1], strict=True)
         )
-    if not isinstance(header, bool):
-        raise ValueError(f"header must be True, False or None (auto); got {header!r}")
     return header
 
 

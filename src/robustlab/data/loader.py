@@ -6,10 +6,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from .config import from_arguments
 from .dataset import Dataset
-from .pipeline import build
-from .raw import Request
-from .registry import resolve
 
 
 def load(
@@ -44,16 +42,12 @@ def load(
     ``"auto"`` or forces ``"binary"``, ``"multiclass"`` or ``"regression"``.
 
     Other ``options`` depend on the dataset; an unknown key raises ValueError listing
-    the allowed ones. Every bad input raises ValueError naming the problem and the fix.
+    the allowed ones. Every bad input raises ValueError naming the problem and the fix:
+    the arguments are checked by :class:`~.config.DataConfig` before any data is read.
     The same arguments (including ``seed``) always give identical tensors.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
-    if not isinstance(sphere, bool):
-        raise ValueError(f"sphere must be True or False; got {sphere!r}")
-    if in_dim is not None and (isinstance(in_dim, bool) or not isinstance(in_dim, int)):
-        raise ValueError(f"in_dim must be a positive integer or None; got {in_dim!r}")
-    source, target = resolve(name)
-    req = Request(target, n_train, n_test, in_dim, seed, source.resolve_options(options))
-    raw = source.loader(req)
-    return build(os.fspath(name), raw, req, classes, sphere)
+    config = from_arguments(
+        name, n_train=n_train, n_test=n_test, in_dim=in_dim, classes=classes, sphere=sphere,
+        seed=seed, **options,
+    )  # fmt: skip
+    return config.load()

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import torch
 
-from .. import data as rl_data
+from ..data.config import DataConfig
 from ..metrics import (
     adversarial,
     exact_from_gradients,
@@ -26,9 +26,9 @@ from ..metrics import (
 )
 from ..models import build_model
 from ..theory import expected_grad_sq_norm, lazy_limit_p
-from ..training import TrainConfig, train_ensemble
+from ..training import train_ensemble
 from ..training.eigen_cache import EigenCache
-from ..training.losses import accuracy, loss_value
+from ..training.losses import accuracy, get_loss, loss_value
 from ..training.regimes import get_regime
 from .config import Cell
 
@@ -68,43 +68,9 @@ class CellOutcome:
 
 
 @lru_cache(maxsize=64)
-def _dataset(spec_json: str, dtype: str, seed: int):
-    """The data draw of one seed: a seed varies the network *and* the data it is trained on."""
-    import json
-
-    spec = json.loads(spec_json)
-    name = spec.pop("name")
-    classes = spec.pop("classes", None)
-    skip = ("n_train", "n_test", "in_dim", "sphere", "seed")
-    options = {k: v for k, v in spec.items() if k not in skip}
-    ds = rl_data.load(
-        name,
-        n_train=spec.get("n_train"),
-        n_test=spec.get("n_test"),
-        in_dim=spec.get("in_dim"),
-        classes=classes,
-        sphere=bool(spec.get("sphere", False)),
-        seed=seed,
-        **options,
-    )
-    return ds.to(dtype=getattr(torch, dtype))
-
-
-def _train_config(cell: Cell) -> TrainConfig:
-    t = cell.train
-    return TrainConfig(
-        optimizer=t.optimizer,
-        loss=t.loss,
-        lr=t.lr,
-        steps=t.steps,
-        target_loss=t.target_loss,
-        batch_size=t.batch_size,
-        momentum=t.momentum,
-        regime=cell.regime,
-        alpha=cell.alpha,
-        max_retries=t.max_retries,
-        checkpoint_loss=t.checkpoint_loss,
-    )
+def _dataset(config: DataConfig, dtype: str):
+    """One data draw (a seed varies the network *and* the data it is trained on)."""
+    return config.load().to(dtype=getattr(torch, dtype))
 
 
 def _fit_stats(model, ds, loss_name: str) -> dict:
@@ -240,7 +206,7 @@ def _train(cells: list[Cell], nets: list, datasets: list) -> list:
         trained = train_ensemble(
             [nets[i] for i in members],
             [datasets[i] for i in members],
-            _train_config(cells[members[0]]),
+            cells[members[0]].train_config(),
             alphas=[cells[i].alpha for i in members],
             generator=torch.Generator().manual_seed(BATCH_ORDER_SEED),
             lr_cache=lr_cache,
@@ -277,8 +243,7 @@ def run_group(
 
 def _out_dim(ds, loss: str) -> int:
     n_classes = ds.n_classes if ds.task == "multiclass" else 0
-    out_dim = n_classes if n_classes > 2 else 1
-    return max(out_dim, 2) if loss == "cross_entropy" else out_dim
+    return get_loss(loss).out_dim(n_classes if n_classes > 2 else 1)
 
 
 def _twins(cells: list[Cell]) -> dict[int, int]:
@@ -304,15 +269,12 @@ def _grad_lin_dev(g_t: torch.Tensor, g_lin: torch.Tensor, g_0: torch.Tensor) -> 
 def check_config(config) -> None:
     """Resolve what a sweep needs before any cell runs: its data set (name, files, options,
     every data seed) and its first network on that data. A ValueError names the sweep."""
-    import json
-
     cell = config.cells()[0]
-    spec = json.dumps(config.data.to_dict(), sort_keys=True)
     try:
         # a split can depend on the seed (class balance of a subset): every draw is checked
-        for seed in dict.fromkeys(config.data_seed(s) for s in config.seeds):
-            ds = _dataset(spec, "float32", seed)
-        ds = _dataset(spec, "float32", config.data_seed(cell.seed))
+        for seed in dict.fromkeys(config.seeds):
+            ds = _dataset(config.data.draw(seed), "float32")
+        ds = _dataset(config.data.draw(cell.seed), "float32")
         net = build_model(
             config.model.family, config.model.in_shape or ds.x_shape, cell.width, cell.depth,
             _out_dim(ds, config.train.loss), init=cell.init, bias=config.model.bias,
@@ -326,12 +288,8 @@ def check_config(config) -> None:
 
 
 def _run_group(cells: list[Cell], dtype: str, device: str, t0: float) -> list[CellOutcome]:
-    import json
-
     first = cells[0]
-    spec_json = json.dumps(first.data.to_dict(), sort_keys=True)
-    seeds = [first.config.data_seed(c.seed) for c in cells]
-    datasets = [_dataset(spec_json, dtype, s).to(device=device) for s in seeds]
+    datasets = [_dataset(first.data.draw(c.seed), dtype).to(device=device) for c in cells]
     out_dim = _out_dim(datasets[0], first.train.loss)
     in_shape = first.model.in_shape or datasets[0].x_shape
     nets = [

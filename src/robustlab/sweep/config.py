@@ -25,49 +25,49 @@ canonical JSON) identifies its rows in the results store and is what resume chec
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
 import numbers
 import os
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ..metrics.regions import get_region
-from ..metrics.stability import METHODS as _METHODS
-from ..metrics.stability import REGIONS
-from ..models.families import FAMILY_NAMES, get_family
-from ..training.config import LOSSES, OPTIMIZERS, REGIMES
-from ..training.regimes import get_regime
-from ._validate import (
+from .._checks import (
     FrozenMap,
     _bool,
     _check_keys,
     _choice,
     _fail,
-    _freeze,
-    _init_name,
     _int,
     _int_axis,
     _items,
     _mapping,
     _nonneg_int,
-    _number,
     _ordered,
     _positive,
     _set,
     _string,
     _thaw,
 )
+from .._sections import Section, at_path
+from ..data.config import DataConfig, option_names
+from ..init import get_init
+from ..metrics.regions import get_region
+from ..metrics.stability import METHODS as _METHODS
+from ..metrics.stability import REGIONS
+from ..models.families import FAMILY_NAMES, get_family
+from ..training.config import LOSSES, OPTIMIZERS, REGIMES, TrainConfig
+from ..training.regimes import get_regime
 
 __all__ = [
-    "DATA_OPTIONS",
     "LOSSES",
     "METHODS",
     "MODEL_FAMILIES",
@@ -92,122 +92,68 @@ METHODS = (*(m for m in _METHODS if m != "auto"), "pgd")
 MOMENTS = ("init", "final")  # plus "checkpoint" rows when train.checkpoint_loss is set
 POINT_SETS = ("test", "train")
 MODEL_FAMILIES = FAMILY_NAMES
-DTYPES = ("float32", "float64")
-# dataset options: extra keys of the `data` section, passed through to the data loader
-DATA_OPTIONS = (
-    "standardize",
-    "teacher",
-    "teacher_width",
-    "task",
-    "label_noise",
-    "test_fraction",
-    "label_column",
-    "dtype",
-)
 
 
-def _names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
-
-
-class _Section:
-    """from_dict/to_dict for a spec whose YAML keys are its field names.
-
-    ``_added`` lists fields added after a section's first release: :meth:`to_dict` writes
-    them only when they differ from their default, so a config that does not use them keeps
-    its canonical form, its cell hashes and its place in existing stores.
-    """
-
-    _path = ""
-    _required: tuple[str, ...] = ()
-    _added: tuple[str, ...] = ()
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]):
-        d = _mapping(cls._path, d)
-        _check_keys(cls._path, d, _names(cls), cls._required)
-        return cls(**d)
-
-    def to_dict(self) -> dict[str, Any]:
-        defaults = {f.name: f.default for f in fields(self)}
-        return {
-            name: _thaw(getattr(self, name))
-            for name in _names(type(self))
-            if name not in self._added or getattr(self, name) != defaults[name]
-        }
+def _init_name(path: str, value: object) -> str:
+    try:
+        # the canonical name: 'LeCun' -> 'lecun', 'custom(1, 2, 3)' -> 'custom(1,2,3)'
+        return get_init(value).name  # type: ignore[arg-type]
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
 
 
 # --- the sections -------------------------------------------------------------------------
 
-_OPTION_CHECKS: dict[str, Callable[[str, Any], Any]] = {
-    "standardize": _bool,
-    "teacher": _freeze,
-    "teacher_width": _int,
-    "task": _string,
-    "label_noise": lambda p, v: _number(p, v, "a number in [0, 1]", lambda x: 0 <= x <= 1),
-    "test_fraction": lambda p, v: _number(p, v, "a number in (0, 1)", lambda x: 0 < x < 1),
-    "label_column": lambda p, v: _string(p, v) if isinstance(v, str) else _nonneg_int(p, v),
-    "dtype": _choice(DTYPES),
-}
-
 
 @dataclass(frozen=True)
-class DataSpec(_Section):
-    """The dataset: a registered name plus its options (see ``robustlab.data``).
+class DataSpec(Section, DataConfig):
+    """The sweep's ``data`` section: the data layer's own :class:`~robustlab.data.DataConfig`
+    (same fields, checks and options), written flat in YAML, with one difference:
 
     ``seed``: ``"run"`` (default) draws the data with each run's seed, so a seed varies
     the network *and* its training set (and, for generated data, the teacher and the test
-    points); an integer fixes one draw for every run.
-
-    ``options`` holds the dataset-specific keys of the YAML ``data`` section (one of
-    :data:`DATA_OPTIONS`), flattened back into that section by :meth:`to_dict`.
+    points); an integer fixes one draw for every run. :meth:`draw` gives a run's draw.
     """
 
-    name: str
-    classes: tuple[int, ...] | None = None
-    n_train: int | None = None
-    n_test: int | None = None
-    in_dim: int | None = None
-    sphere: bool = False
     seed: str | int = "run"
-    options: FrozenMap = field(default_factory=FrozenMap)
 
     _path = "data"
+    _omit = ("options",)
 
     def __post_init__(self) -> None:
-        _set(self, "name", _string("data.name", self.name))
-        if self.classes is not None:
-            classes = _items("data.classes", self.classes, _nonneg_int)
-            if len(classes) < 2:
-                _fail("data.classes", f"expected at least two classes, got {self.classes!r}")
-            _set(self, "classes", classes)
-        for key in ("n_train", "n_test", "in_dim"):
-            if getattr(self, key) is not None:
-                _set(self, key, _int(f"data.{key}", getattr(self, key)))
-        _bool("data.sphere", self.sphere)
+        with at_path("data"):
+            DataConfig.__post_init__(self)
+
+    def _check_seed(self) -> None:
         if self.seed != "run":
-            _set(self, "seed", _nonneg_int("data.seed", self.seed))
-        options = _mapping("data", self.options)
-        _check_keys("data", options, DATA_OPTIONS)
-        checked = {k: _OPTION_CHECKS[k](f"data.{k}", v) for k, v in options.items()}
-        _set(self, "options", FrozenMap(checked))
+            super()._check_seed()
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> DataSpec:
-        d = _mapping("data", d)
-        own = _names(cls)[:-1]  # every field but options
-        _check_keys("data", d, own + DATA_OPTIONS, ("name",))
-        options = {k: v for k, v in d.items() if k in DATA_OPTIONS}
-        return cls(**{k: v for k, v in d.items() if k in own}, options=options)
+    def keys(cls, d: Mapping[str, Any]) -> tuple[str, ...]:
+        """The fields and every data set's options (the data set's own check then says
+        which of them it takes, after their values are checked)."""
+        return (*super().keys(d), *option_names())
+
+    @classmethod
+    def _arguments(cls, d: Mapping[str, Any]) -> dict[str, Any]:
+        own = super().keys(d)
+        options = {k: v for k, v in d.items() if k not in own}
+        return {**{k: v for k, v in d.items() if k in own}, "options": options}
 
     def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        options = out.pop("options")
-        return {**out, **options}
+        return {**super().to_dict(), **{k: _thaw(v) for k, v in self.options.items()}}
+
+    def draw(self, run_seed: int) -> DataConfig:
+        """The data layer's config of the draw of a run with seed ``run_seed``."""
+        seed = run_seed if self.seed == "run" else int(self.seed)
+        return DataConfig(
+            self.name, self.classes, self.n_train, self.n_test, self.in_dim, self.sphere, seed,
+            self.options,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
-class ModelSpec(_Section):
+class ModelSpec(Section):
     """The network family (``mlp``, ``cnn``, ``resnet``: :mod:`robustlab.models.families`).
 
     ``in_shape`` is the shape of one input the network takes (default: the data's own,
@@ -239,7 +185,7 @@ class ModelSpec(_Section):
 
 
 @dataclass(frozen=True)
-class GridSpec(_Section):
+class GridSpec(Section):
     """The axes of the sweep; every combination (with every seed) is one :class:`Cell`.
 
     ``width`` and ``depth`` take an int, a list, or an inclusive range string
@@ -254,7 +200,6 @@ class GridSpec(_Section):
     alpha: tuple[float, ...] = (1.0,)
 
     _path = "grid"
-    _required = ("width", "depth")
 
     def __post_init__(self) -> None:
         _set(self, "width", _int_axis("grid.width", self.width))
@@ -264,59 +209,31 @@ class GridSpec(_Section):
         _set(self, "alpha", _items("grid.alpha", self.alpha, _positive))
 
 
-def _lr(path: str, value: object) -> str | float:
-    if value == "auto":
-        return "auto"
-    if isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0:
-        return _positive(path, value)
-    _fail(path, f'expected a positive number or "auto", got {value!r}')
-
-
 @dataclass(frozen=True)
-class TrainSpec(_Section):
-    """How each cell is trained. ``lr="auto"`` lets the trainer pick a stable step."""
-
-    optimizer: str = "gd"
-    loss: str = "mse"
-    lr: str | float = "auto"
-    steps: int = 500
-    target_loss: float | None = None
-    batch_size: int | None = None
-    momentum: float = 0.0
-    max_retries: int = 3
-    checkpoint_loss: float | None = None
+class TrainSpec(Section, TrainConfig):
+    """The sweep's ``train`` section: the trainer's own
+    :class:`~robustlab.training.TrainConfig` (same fields, defaults and checks), less
+    ``regime`` and ``alpha``, which are grid axes (``grid.regime``, ``grid.alpha``)."""
 
     _path = "train"
-    _added = ("checkpoint_loss",)
+    _omit = ("regime", "alpha")
+    # written only when set, so configs that leave them out keep their hashes
+    _added = ("checkpoint_loss", "lr_backoff", "blowup", "power_iters", "lr_probe")
 
     def __post_init__(self) -> None:
-        _choice(OPTIMIZERS)("train.optimizer", self.optimizer)
-        _choice(LOSSES)("train.loss", self.loss)
-        _set(self, "lr", _lr("train.lr", self.lr))
-        _set(self, "steps", _int("train.steps", self.steps))
-        if self.target_loss is not None:
-            _set(self, "target_loss", _positive("train.target_loss", self.target_loss))
-        if self.batch_size is not None:
-            _set(self, "batch_size", _int("train.batch_size", self.batch_size))
-        in_unit = lambda x: 0 <= x < 1  # noqa: E731
-        _set(
-            self,
-            "momentum",
-            _number("train.momentum", self.momentum, "a number in [0, 1)", in_unit),
-        )
-        _set(self, "max_retries", _nonneg_int("train.max_retries", self.max_retries))
-        if self.checkpoint_loss is not None:
-            _set(self, "checkpoint_loss", _positive("train.checkpoint_loss", self.checkpoint_loss))
-            if self.target_loss is not None and self.checkpoint_loss <= self.target_loss:
-                _fail(
-                    "train.checkpoint_loss",
-                    f"must be above target_loss ({self.target_loss:g}), got "
-                    f"{self.checkpoint_loss:g}",
-                )
+        with at_path("train"):
+            TrainConfig.__post_init__(self)
+            if self.regime != "standard" or self.alpha != 1.0:
+                _fail("regime", "set regimes and alpha in the grid (grid.regime, grid.alpha)")
+
+    def for_run(self, regime: str, alpha: float) -> TrainConfig:
+        """The trainer's config of one run of this sweep."""
+        kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig)}
+        return TrainConfig(**{**kwargs, "regime": regime, "alpha": alpha})
 
 
 @dataclass(frozen=True)
-class MeasureSpec(_Section):
+class MeasureSpec(Section):
     """What is measured on each cell: perturbation stability P at radii ``eps``.
 
     ``eps``, ``methods`` and ``at`` are sets: they are stored sorted (``at`` and
@@ -374,7 +291,7 @@ def _seeds(value: object) -> tuple[int, ...]:
     return _items("seeds", value, _nonneg_int)
 
 
-_SECTIONS: dict[str, type[_Section]] = {
+_SECTIONS: dict[str, type[Section]] = {
     "data": DataSpec,
     "model": ModelSpec,
     "grid": GridSpec,
@@ -415,13 +332,14 @@ class SweepConfig:
     def from_dict(cls, d: Mapping[str, Any]) -> SweepConfig:
         """Parse an already-loaded YAML/JSON document."""
         d = _mapping("config", d)
-        _check_keys("config", d, _names(cls), ("name", "data", "grid"))
+        names = tuple(f.name for f in dataclasses.fields(cls))
+        _check_keys("config", d, names, ("name", "data", "grid"))
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (lists, dicts, numbers, strings) that round-trips through load_config."""
         out: dict[str, Any] = {"name": self.name}
-        for key in _names(type(self))[1:]:
+        for key in (f.name for f in dataclasses.fields(self)[1:]):
             value = getattr(self, key)
             out[key] = list(value) if key == "seeds" else value.to_dict()
         return out
@@ -497,6 +415,11 @@ class Cell:
     @property
     def measure(self) -> MeasureSpec:
         return self.config.measure
+
+    def train_config(self) -> TrainConfig:
+        """The trainer's config of this cell's run (the sweep's train section, its regime
+        and alpha)."""
+        return self.config.train.for_run(self.regime, self.alpha)
 
     def config_dict(self) -> dict[str, Any]:
         """The cell's full config as plain data: enough to rerun this cell alone."""

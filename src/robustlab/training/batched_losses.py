@@ -1,7 +1,8 @@
 """Losses, their gradients and accuracies on the outputs of E stacked models, (E, N, k).
 
-The batched step's heads: per model the same numbers as :func:`~.losses.loss_value` and
-:func:`~.losses.accuracy` on that model's (N, k) outputs, with dLoss/dg written out:
+The batched step's heads (the ``batched`` field of each :class:`~.losses.Loss`): per model
+the same numbers as :func:`~.losses.loss_value` and :func:`~.losses.accuracy` on that
+model's (N, k) outputs, with dLoss/dg written out:
 
 - mse, 0.5 mean_n ||g_n - t_n||^2: (g - t) / N (t one-hot for integer labels, k > 1);
 - logistic, mean_n log(1 + exp(-y_n g_n)): -y sigmoid(-y g) / N;
@@ -13,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["accuracy", "labels_valid", "loss_and_grad", "targets"]
+__all__ = ["accuracy", "cross_entropy", "labels_valid", "logistic", "mse", "targets"]
 
 
 def targets(y: torch.Tensor, k: int, dtype, per_model: bool) -> torch.Tensor:
@@ -25,22 +26,26 @@ def targets(y: torch.Tensor, k: int, dtype, per_model: bool) -> torch.Tensor:
     return y.reshape(*lead, -1).to(dtype)
 
 
-def loss_and_grad(name: str, g: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None):
-    """Per-model loss (E,) and dLoss/dg (E, N, k) of :func:`~.losses.loss_value` for outputs
-    g (E, N, k), labels y ((N,) or (E, N)) and mse targets t."""
-    n = g.shape[1]
-    if name == "mse":  # 0.5 mean_n ||g - t||^2
-        r = g - t
-        return 0.5 * r.square().sum(2).mean(1), r.div_(n)
-    if name == "logistic":  # mean_n log(1 + exp(-y g)), k = 1
-        yy = y.to(g.dtype).expand(g.shape[:2]).unsqueeze(2)
-        m = -yy * g
-        return F.softplus(m).mean((1, 2)), torch.sigmoid(m).mul_(yy).div_(-n)
-    logp = torch.log_softmax(g, 2)  # cross-entropy, mean_n -log softmax(g)_y
+def mse(g: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None):
+    """0.5 mean_n ||g - t||^2 per model (E,) and its gradient (g - t) / N (E, N, k)."""
+    r = g - t
+    return 0.5 * r.square().sum(2).mean(1), r.div_(g.shape[1])
+
+
+def logistic(g: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None = None):
+    """mean_n log(1 + exp(-y g)) per model (k = 1) and its gradient -y sigmoid(-y g) / N."""
+    yy = y.to(g.dtype).expand(g.shape[:2]).unsqueeze(2)
+    m = -yy * g
+    return F.softplus(m).mean((1, 2)), torch.sigmoid(m).mul_(yy).div_(-g.shape[1])
+
+
+def cross_entropy(g: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None = None):
+    """mean_n -log softmax(g)_y per model and its gradient (softmax(g) - onehot(y)) / N."""
+    logp = torch.log_softmax(g, 2)
     idx = y.long().expand(g.shape[:2]).unsqueeze(2)
     loss = -logp.gather(2, idx).squeeze(2).mean(1)
     grad = logp.exp_().scatter_add_(2, idx, torch.full_like(idx, -1, dtype=g.dtype))
-    return loss, grad.div_(n)
+    return loss, grad.div_(g.shape[1])
 
 
 def accuracy(g: torch.Tensor, y: torch.Tensor, valid) -> torch.Tensor:

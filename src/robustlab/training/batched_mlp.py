@@ -17,9 +17,10 @@ from __future__ import annotations
 import torch
 
 from ..models.mlp import MLP
-from .batched_losses import accuracy, labels_valid, loss_and_grad, targets
+from .batched_losses import accuracy, labels_valid, targets
 from .config import TrainConfig
 from .ensemble import EnsembleData
+from .losses import get_loss
 from .regimes import get_regime
 from .stacked_mlp import StackedMLP, chunk_size
 
@@ -67,7 +68,7 @@ class BatchedMLPStep:
         spec = model.spec
         self._hidden = spec.width * (spec.depth - 1)
         self._regime = get_regime(cfg.regime)
-        self._loss = cfg.loss
+        self._loss = get_loss(cfg.loss)
         self._per_model = data.per_model
         reg = self._regime
         self._params0 = stacked if reg.linearized or reg.alpha_scaled else None
@@ -117,9 +118,9 @@ class BatchedMLPStep:
 
     def _score(self, g, c: dict):
         """(loss (e,), accuracy (e,), dLoss/dg (e, N, k))."""
-        if self._loss == "mse" and "t" not in c:
+        if self._loss.regression_targets and "t" not in c:  # built once per fit
             c["t"] = targets(c["y"], g.shape[2], g.dtype, self._per_model)
-        loss, dg = loss_and_grad(self._loss, g, c["y"], c.get("t"))
+        loss, dg = self._loss.batched(g, c["y"], c.get("t"))
         return loss, accuracy(g, c["y"], c["valid"]), dg
 
     def _grads(self, c: dict, params):

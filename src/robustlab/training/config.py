@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
+from .._checks import _bool, _choice, _fail, _int, _nonneg_int, _number, _positive, _set
+from .losses import LOSSES
+from .optim import OPTIMIZERS
 from .regimes import REGIMES, get_regime
 
 __all__ = ["LOSSES", "OPTIMIZERS", "REGIMES", "TrainConfig"]
 
-OPTIMIZERS = ("gd", "sgd", "adam")
-LOSSES = ("mse", "logistic", "cross_entropy")
 
-
-def _choice(field: str, value: object, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"{field}: unknown value {value!r}; choices: {', '.join(choices)}")
-    return str(value)
-
-
-def _pos(field: str, value: object, *, integer: bool = False, allow_none: bool = False):
-    if value is None and allow_none:
-        return None
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok and integer:
-        ok = float(value).is_integer()
-    if not ok or not math.isfinite(value) or value <= 0:
-        kind = "a positive integer" if integer else "a positive number"
-        raise ValueError(f"{field}: expected {kind}, got {value!r}")
-    return int(value) if integer else float(value)
+def check_lr(path: str, value: object) -> str | float:
+    """``"auto"`` or a positive number."""
+    if value == "auto":
+        return "auto"
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return _positive(path, value)
+    _fail(path, f'expected a positive number or "auto", got {value!r}')
 
 
 @dataclass(frozen=True)
@@ -79,31 +69,35 @@ class TrainConfig:
     lr_probe: int = 2048
 
     def __post_init__(self) -> None:
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("loss", self.loss, LOSSES)
-        _choice("regime", self.regime, REGIMES)
-        if self.lr != "auto":
-            if isinstance(self.lr, str):
-                raise ValueError(f'lr: expected a number or "auto", got {self.lr!r}')
-            _pos("lr", self.lr)
-        _pos("steps", self.steps, integer=True)
-        _pos("target_loss", self.target_loss, allow_none=True)
-        _pos("batch_size", self.batch_size, integer=True, allow_none=True)
-        if not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
-            raise ValueError(f"momentum: expected a number in [0, 1), got {self.momentum!r}")
-        _pos("alpha", self.alpha)
-        if not isinstance(self.max_retries, int) or self.max_retries < 0:
-            raise ValueError(f"max_retries: expected an integer >= 0, got {self.max_retries!r}")
-        if not isinstance(self.lr_backoff, bool):
-            raise ValueError(f"lr_backoff: expected true or false, got {self.lr_backoff!r}")
-        _pos("blowup", self.blowup)
-        _pos("power_iters", self.power_iters, integer=True)
-        _pos("lr_probe", self.lr_probe, integer=True)
-        _pos("checkpoint_loss", self.checkpoint_loss, allow_none=True)
+        _choice(OPTIMIZERS)("optimizer", self.optimizer)
+        _choice(LOSSES)("loss", self.loss)
+        _choice(REGIMES)("regime", self.regime)
+        _set(self, "lr", check_lr("lr", self.lr))
+        _set(self, "steps", _int("steps", self.steps))
+        for key in ("target_loss", "checkpoint_loss"):
+            if getattr(self, key) is not None:
+                _set(self, key, _positive(key, getattr(self, key)))
+        if self.batch_size is not None:
+            _set(self, "batch_size", _int("batch_size", self.batch_size))
+        in_unit = lambda x: 0 <= x < 1  # noqa: E731
+        _set(self, "momentum", _number("momentum", self.momentum, "a number in [0, 1)", in_unit))
+        _set(self, "alpha", _positive("alpha", self.alpha))
+        _set(self, "max_retries", _nonneg_int("max_retries", self.max_retries))
+        _bool("lr_backoff", self.lr_backoff)
+        _set(self, "blowup", _positive("blowup", self.blowup))
+        for key in ("power_iters", "lr_probe"):
+            _set(self, key, _int(key, getattr(self, key)))
+        both = self.checkpoint_loss is not None and self.target_loss is not None
+        if both and self.checkpoint_loss <= self.target_loss:
+            _fail(
+                "checkpoint_loss",
+                f"must be above target_loss ({self.target_loss:g}), got {self.checkpoint_loss:g}",
+            )
         if not get_regime(self.regime).alpha_scaled and self.alpha != 1.0:
-            raise ValueError(
-                f"alpha: only the lazy regime uses alpha (alpha-scaling), got {self.alpha} with "
-                f"regime {self.regime!r}"
+            _fail(
+                "alpha",
+                f"only the lazy regime uses alpha (alpha-scaling), got {self.alpha} with "
+                f"regime {self.regime!r}",
             )
 
     def to_dict(self) -> dict:

@@ -17,11 +17,10 @@ from .._func import jvp  # torch.func.jvp minus torch's own deprecation warning
 from .batched_mlp import supports
 from .eigen_cache import EigenCache
 from .losses import curvature_bound
+from .optim import get_optimizer
 from .stacked_mlp import ntk_product
 
 __all__ = ["auto_lr", "ntk_top_eigenvalue"]
-
-ADAM_AUTO_LR = 1e-3
 
 
 def ntk_top_eigenvalue(
@@ -98,8 +97,9 @@ def auto_lr(
     """
     if not any(which):
         return [None] * len(which)
-    if config.optimizer == "adam":
-        return [ADAM_AUTO_LR if w else None for w in which]
+    fixed = get_optimizer(config.optimizer).auto_lr
+    if fixed is not None:  # adam: 1e-3
+        return [fixed if w else None for w in which]
     probe = x[:, : config.lr_probe] if per_model else x[: config.lr_probe]
 
     def compute(idx: list[int]) -> list[float]:

@@ -15,6 +15,7 @@ from .batched_mlp import BatchedMLPStep, supports
 from .config import TrainConfig
 from .ensemble import EnsembleData
 from .losses import accuracy, loss_value
+from .optim import get_optimizer
 from .regimes import get_regime
 
 __all__ = ["STEP_KINDS", "Batches", "Step", "check_step_kind", "make_step"]
@@ -129,7 +130,8 @@ class Batches:
 
     def __init__(self, cfg: TrainConfig, data: EnsembleData, generator) -> None:
         n = data.n
-        bs = cfg.batch_size if cfg.optimizer != "gd" and cfg.batch_size else n
+        full = get_optimizer(cfg.optimizer).full_batch
+        bs = cfg.batch_size if not full and cfg.batch_size else n
         self._n, self._bs, self._data, self._gen = n, min(bs, n), data, generator
         self._perm = None
 

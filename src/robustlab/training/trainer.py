@@ -24,8 +24,9 @@ from .ensemble import (
     stack_buffers,
     unstack_into,
 )
+from .losses import get_loss
 from .lr import auto_lr
-from .optim import init_state, update
+from .optim import get_optimizer, init_state, update
 from .regimes import get_regime
 from .result import TrainResult
 from .run_state import RunState
@@ -37,10 +38,7 @@ __all__ = ["TrainResult", "train", "train_ensemble"]
 def _check(model: nn.Module, config: TrainConfig, x: torch.Tensor, y: torch.Tensor) -> int:
     with torch.no_grad(), evaluating(model):
         k = model(x[:1]).reshape(1, -1).shape[1]
-    if config.loss == "logistic" and (k != 1 or not y.is_floating_point()):
-        raise ValueError("loss 'logistic' needs one output and labels in {-1, +1}")
-    if config.loss == "cross_entropy" and (k < 2 or y.is_floating_point()):
-        raise ValueError("loss 'cross_entropy' needs k >= 2 outputs and integer class labels")
+    get_loss(config.loss).check(k, y)
     is_mf = bool(getattr(getattr(model, "spec", None), "mean_field", False))
     if get_regime(config.regime).mean_field and not is_mf:
         raise ValueError(
@@ -159,7 +157,8 @@ def train_ensemble(
         lr_auto = auto_lr(base, stacked, data.x, config, auto, per_model=data.per_model,
                           cache=lr_cache)  # fmt: skip
     lr_vals = [float(v) if v != "auto" else lr_auto[i] for i, v in enumerate(lrs_in)]
-    adapt = torch.tensor([a and config.lr_backoff and config.optimizer == "gd" for a in auto])
+    full = get_optimizer(config.optimizer).full_batch
+    adapt = torch.tensor([a and config.lr_backoff and full for a in auto])
     state = generator.get_state() if generator is not None else None
     lr_t = torch.tensor(lr_vals, dtype=p0.dtype, device=p0.device)
     run = _fit(base, stacked, data, config, lr_t, alpha_t, generator, E > 1, adapt, step,

@@ -1,0 +1,99 @@
+"""One reader from plain mappings (YAML sections) to frozen config dataclasses.
+
+A config dataclass checks its own fields in ``__post_init__``, naming each bad value by its
+field (``steps: expected a positive integer, got 0``). :class:`Section` adds what reading it
+from a YAML document needs, once for every config:
+
+- :meth:`Section.from_dict` rejects unknown keys and missing required ones
+  (``train: unknown key 'epochs' (allowed: ...)``) and builds the dataclass;
+- every error raised while the section is built carries the section's YAML path
+  (``train.steps: expected a positive integer, got 0``), whether it is built from a mapping
+  or in Python;
+- :meth:`Section.to_dict` writes plain data back, leaving out fields the mapping does not
+  hold (``_omit``) and fields added after a section's first release while they keep their
+  default (``_added``), so an existing config keeps its canonical form and its hashes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import MISSING, fields
+from typing import Any, ClassVar
+
+from ._checks import _check_keys, _mapping, _thaw
+
+__all__ = ["Section", "at_path"]
+
+
+@contextlib.contextmanager
+def at_path(path: str) -> Iterator[None]:
+    """Prefix the message of a ValueError raised inside with ``path``.
+
+    A message naming a field (``steps: ...``, ``classes[1]: ...``) becomes ``path.steps: ...``;
+    any other becomes ``path: ...``. Messages already under ``path`` are left alone.
+    """
+    try:
+        yield
+    except ValueError as err:
+        message = str(err)
+        if not path or message.startswith((f"{path}.", f"{path}:", f"{path}[")):
+            raise
+        head = message.split(":", 1)[0]
+        names_a_field = head and " " not in head and "'" not in head
+        raise ValueError(f"{path}.{message}" if names_a_field else f"{path}: {message}") from None
+
+
+class Section:
+    """Mixin for a frozen dataclass read from the YAML mapping at ``_path``.
+
+    A subclass of a library config (``TrainSpec(Section, TrainConfig)``) runs the library's
+    checks inside ``with at_path(self._path)`` in its ``__post_init__``, so an error names
+    its YAML path when the section is built in Python too.
+    """
+
+    _path: ClassVar[str] = ""
+    _omit: ClassVar[tuple[str, ...]] = ()  # fields that are not keys of the mapping
+    _added: ClassVar[tuple[str, ...]] = ()  # written only when they differ from the default
+
+    @classmethod
+    def keys(cls, d: Mapping[str, Any]) -> tuple[str, ...]:
+        """The keys a mapping may hold (default: the fields, less ``_omit``)."""
+        return tuple(f.name for f in fields(cls) if f.init and f.name not in cls._omit)
+
+    @classmethod
+    def required(cls) -> tuple[str, ...]:
+        """Keys without a default."""
+        return tuple(
+            f.name
+            for f in fields(cls)
+            if f.default is MISSING and f.default_factory is MISSING and f.name not in cls._omit
+        )
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]):
+        """Build from a mapping: unknown or missing keys and bad values raise ValueError
+        naming their YAML path."""
+        d = _mapping(cls._path, d)
+        _check_keys(cls._path, d, cls.keys(d), cls.required())
+        with at_path(cls._path):
+            return cls(**cls._arguments(d))
+
+    @classmethod
+    def _arguments(cls, d: Mapping[str, Any]) -> dict[str, Any]:
+        """The constructor's keyword arguments from a mapping with known keys."""
+        return dict(d)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (lists, dicts, numbers, strings) that :meth:`from_dict` reads back."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in self._omit or (f.name in self._added and value == _default(f)):
+                continue
+            out[f.name] = _thaw(value)
+        return out
+
+
+def _default(f) -> Any:
+    return f.default_factory() if f.default_factory is not MISSING else f.default

@@ -4,11 +4,16 @@ Notation (docs/definitions.md): an MLP of depth L has weights W_1 (m x d), W_2..
 W_L (k x m). A scheme fixes the *effective* variances (s1, s2, s3) of the entries of the
 first, hidden and last weight matrices, i.e. the variance of ``multiplier * W`` entries.
 
-Two parameterizations realise those variances:
+A parameterization (one object per kind, in :data:`PARAMETERIZATIONS`) says how the
+stored weights and forward multipliers c realise those variances:
 
 - ``standard``: the stored weights are N(0, s) and the forward multiplier is 1;
 - ``ntk`` (Jacot et al. 2018): the stored weights are N(0, 1) and the layer multiplies its
   output by sqrt(s). The function at init has the same law; gradient descent does not.
+- ``mean_field`` (Mei, Montanari & Nguyen 2018): two layers, the first as ``standard``, the
+  output weights a_j ~ N(0, 1) with multiplier 1/m, so f(x) = (1/m) sum_j a_j relu(w_j . x)
+  (effective s3 = 1/m^2). :meth:`InitScheme.as_mean_field` gives any standard scheme's
+  mean-field version; a network built from it records ``parameterization="mean_field"``.
 """
 
 from __future__ import annotations
@@ -16,11 +21,20 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 Variance = float | Callable[[int, int, int], float]
 
-__all__ = ["ROLES", "InitScheme", "custom", "get_init", "init_schemes", "register"]
+__all__ = [
+    "PARAMETERIZATIONS",
+    "ROLES",
+    "InitScheme",
+    "Parameterization",
+    "custom",
+    "get_init",
+    "init_schemes",
+    "register",
+]
 
 ROLES = ("first", "hidden", "last")  # a layer's place: W_1, W_2..W_{L-1}, W_L
 
@@ -33,14 +47,61 @@ def _eval(v: Variance, d: int, m: int, k: int) -> float:
 
 
 @dataclass(frozen=True)
+class Parameterization:
+    """How effective variances s are split into (stored-weight variance, forward multiplier).
+
+    Attributes:
+        name: registry key (``InitScheme.parameterization``).
+        split: ``(role, s, width) -> (weight variance, multiplier)`` with multiplier^2 *
+            weight variance = s; ``role`` indexes :data:`ROLES`.
+        depth: the only depth it is defined for (None: any).
+        layers: whether it applies to any layer type (CNNs, ResNets), not only MLPs.
+        doc: what a network with it is, for messages.
+    """
+
+    name: str
+    split: Callable[[int, float, int], tuple[float, float]]
+    depth: int | None = None
+    layers: bool = True
+    doc: str = ""
+
+
+def _mean_field_s3(d: int, m: int, k: int) -> float:
+    return 1.0 / (m * m)  # a_j ~ N(0, 1) times 1/m
+
+
+def _mean_field_split(role: int, s: float, width: int) -> tuple[float, float]:
+    return (1.0, 1.0 / width) if role == 2 else (s, 1.0)
+
+
+PARAMETERIZATIONS: dict[str, Parameterization] = {
+    p.name: p
+    for p in (
+        Parameterization("standard", lambda role, s, m: (s, 1.0), doc="a standard network"),
+        Parameterization(
+            "ntk", lambda role, s, m: (1.0, math.sqrt(s)), doc="an NTK-parameterized network"
+        ),
+        Parameterization(
+            "mean_field",
+            _mean_field_split,
+            depth=2,
+            layers=False,
+            doc="the two-layer mean-field network",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
 class InitScheme:
     """A named initialization: entries of W_1, W_hidden, W_L ~ N(0, s1), N(0, s2), N(0, s3).
 
     Attributes:
         name: registry name (``custom(...)`` schemes carry their numbers in the name).
         s1, s2, s3: variances, each a number or a function ``(in_dim, width, out_dim) -> float``.
-        parameterization: ``"standard"`` (weights carry the variance) or ``"ntk"``
-            (weights are N(0, 1); the forward pass multiplies by sqrt(s)).
+        parameterization: a key of :data:`PARAMETERIZATIONS`: ``"standard"`` (weights carry
+            the variance), ``"ntk"`` (weights are N(0, 1); the forward pass multiplies by
+            sqrt(s)) or ``"mean_field"`` (see :meth:`as_mean_field`).
         doc: one line stating the variances and the source.
     """
 
@@ -52,10 +113,39 @@ class InitScheme:
     doc: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
-        if self.parameterization not in ("standard", "ntk"):
+        if self.parameterization not in PARAMETERIZATIONS:
             raise ValueError(
-                f"parameterization must be 'standard' or 'ntk', got {self.parameterization!r}"
+                f"parameterization: expected one of {', '.join(PARAMETERIZATIONS)}, got "
+                f"{self.parameterization!r}"
             )
+
+    def as_mean_field(self) -> InitScheme:
+        """The two-layer mean-field version: first layer N(0, s1) as in this scheme, output
+        weights a_j ~ N(0, 1) times 1/m (effective s3 = 1/m^2); Mei, Montanari & Nguyen
+        (PNAS 2018), Luo et al. (JMLR 2021). Only a standard-parameterization scheme has one."""
+        if self.parameterization == "mean_field":
+            return self
+        if self.parameterization != "standard":
+            raise ValueError(
+                f"init {self.name!r} has the {self.parameterization} parameterization; "
+                "the mean-field network needs a standard one"
+            )
+        return replace(self, s3=_mean_field_s3, parameterization="mean_field")
+
+    def with_parameterization(self, name: str | None) -> InitScheme:
+        """This scheme under parameterization ``name`` (None: as it is). Only the
+        mean-field version is derived (:meth:`as_mean_field`); any other must be the
+        scheme's own."""
+        if name is None or name == self.parameterization:
+            return self
+        if name == "mean_field":
+            return self.as_mean_field()
+        raise ValueError(f"init {self.name!r} has no {name} parameterization")
+
+    def _split(self, in_dim: int, width: int, out_dim: int) -> list[tuple[float, float]]:
+        split = PARAMETERIZATIONS[self.parameterization].split
+        s = self.variances(in_dim, width, out_dim)
+        return [split(role, s[role], width) for role in range(3)]
 
     def variances(self, in_dim: int, width: int, out_dim: int = 1) -> tuple[float, float, float]:
         """Effective variances (s1, s2, s3) for input dim d, width m, output dim k."""
@@ -68,16 +158,14 @@ class InitScheme:
     def weight_variances(
         self, in_dim: int, width: int, out_dim: int = 1
     ) -> tuple[float, float, float]:
-        """Variances of the stored weights: the effective ones, or 1 under NTK parameterization."""
-        if self.parameterization == "ntk":
-            return (1.0, 1.0, 1.0)
-        return self.variances(in_dim, width, out_dim)
+        """Variances of the stored weights: the effective ones, or 1 under NTK parameterization
+        (and for the mean-field output weights)."""
+        return tuple(v for v, _ in self._split(in_dim, width, out_dim))  # type: ignore[return-value]
 
     def multipliers(self, in_dim: int, width: int, out_dim: int = 1) -> tuple[float, float, float]:
-        """Forward multipliers (c1, c2, c3): 1 for standard, sqrt(s) under NTK parameterization."""
-        if self.parameterization == "ntk":
-            return tuple(math.sqrt(s) for s in self.variances(in_dim, width, out_dim))  # type: ignore[return-value]
-        return (1.0, 1.0, 1.0)
+        """Forward multipliers (c1, c2, c3): 1 for standard, sqrt(s) under NTK
+        parameterization, (1, 1, 1/m) for the mean-field network."""
+        return tuple(c for _, c in self._split(in_dim, width, out_dim))  # type: ignore[return-value]
 
     def layer_variance(self, role: str, fan_in: int, fan_out: int) -> float:
         """Effective variance of one layer's weights (of ``multiplier * W``), any layer type.
@@ -108,10 +196,10 @@ class InitScheme:
         Standard parameterization: (s, 1); NTK parameterization: (1, sqrt(s)), with s the
         :meth:`layer_variance`. Either way ``multiplier * W`` has entries of variance s.
         """
-        s = self.layer_variance(role, fan_in, fan_out)
-        if self.parameterization == "ntk":
-            return 1.0, math.sqrt(s)
-        return s, 1.0
+        param = PARAMETERIZATIONS[self.parameterization]
+        if not param.layers:
+            raise ValueError(f"the {param.name} parameterization is defined for MLPs only")
+        return param.split(ROLES.index(role), self.layer_variance(role, fan_in, fan_out), fan_in)
 
 
 _REGISTRY: dict[str, InitScheme] = {}

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..init import InitScheme, get_init
 from .conv import cnn
 from .mlp import mlp
 from .resnet import resnet
@@ -31,14 +32,15 @@ class Family:
             **options) -> nn.Module``.
         image: needs inputs of shape (C, H, W) (``in_shape`` with three entries).
         options: the extra keyword options it takes (e.g. ``norm`` for ResNets).
-        mean_field: whether it has the two-layer mean-field parameterization.
+        parameterizations: the init parameterizations it can be built with
+            (:data:`robustlab.init.PARAMETERIZATIONS`).
     """
 
     name: str
     build: Callable[..., nn.Module]
     image: bool = False
     options: tuple[str, ...] = ()
-    mean_field: bool = False
+    parameterizations: tuple[str, ...] = ("standard", "ntk")
 
 
 def _mlp(in_shape, width, depth, out_dim, init, bias, generator, dtype, device, **kw):
@@ -59,7 +61,7 @@ def _resnet(in_shape, width, depth, out_dim, init, bias, generator, dtype, devic
 _REGISTRY: dict[str, Family] = {
     f.name: f
     for f in (
-        Family("mlp", _mlp, mean_field=True),
+        Family("mlp", _mlp, parameterizations=("standard", "ntk", "mean_field")),
         Family("cnn", _cnn, image=True),
         Family("resnet", _resnet, image=True, options=("norm",)),
     )
@@ -81,19 +83,20 @@ def build_model(
     depth: int,
     out_dim: int = 1,
     *,
-    init: str = "lecun",
+    init: str | InitScheme = "lecun",
     bias: bool = False,
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
-    mean_field: bool = False,
+    parameterization: str | None = None,
     **options,
 ) -> nn.Module:
     """Build a network of ``family`` for inputs of shape ``in_shape`` (one example).
 
     Raises:
         ValueError: unknown family, an image family on inputs that are not (C, H, W), the
-            mean-field parameterization on a family without it, or an unknown option.
+            a ``parameterization`` the family or the scheme does not have (e.g. the two-layer
+            mean-field one on a CNN), or an unknown option.
     """
     fam = get_family(family)
     shape = tuple(int(s) for s in in_shape)
@@ -105,8 +108,7 @@ def build_model(
     unknown = set(options) - set(fam.options)
     if unknown:
         raise ValueError(f"model family {family!r} takes no option {sorted(unknown)[0]!r}")
-    if mean_field and not fam.mean_field:
-        raise ValueError(f"model family {family!r} has no mean-field parameterization")
-    if fam.mean_field:
-        options["mean_field"] = mean_field
+    if parameterization is not None and parameterization not in fam.parameterizations:
+        raise ValueError(f"model family {family!r} has no {parameterization} parameterization")
+    init = get_init(init).with_parameterization(parameterization)
     return fam.build(shape, width, depth, out_dim, init, bias, generator, dtype, device, **options)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .._checks import check_positive_int
-from ..init import InitScheme, get_init
+from ..init import PARAMETERIZATIONS, InitScheme, get_init
 from ._layers import attach_spec
 
 __all__ = ["MLP", "MLPSpec", "check_positive_int", "mlp"]
@@ -26,7 +26,8 @@ class MLPSpec:
 
     ``variances`` are the effective (s1, s2, s3) of docs/definitions.md, i.e. of ``c * W``;
     ``weight_variances`` those of the stored weights; ``multipliers`` the forward c's;
-    ``parameterization`` the scheme's (``"standard"`` or ``"ntk"``).
+    ``parameterization`` the scheme's (``"standard"``, ``"ntk"`` or ``"mean_field"``;
+    ``mean_field`` says the same for the last).
     """
 
     in_dim: int
@@ -126,23 +127,23 @@ def mlp(
 
     Entries of W_1, W_hidden, W_L are N(0, s1), N(0, s2), N(0, s3) with (s1, s2, s3) from the
     scheme ``init`` (table in docs/definitions.md); biases start at 0. ``mean_field=True``
-    (depth 2 only)
-    gives the mean-field network ``f(x) = (1/m) sum_j a_j relu(w_j . x)`` of Mei, Montanari &
-    Nguyen (2018) / Luo et al. (2021): a_j ~ N(0, 1), w_j ~ N(0, s1), output multiplier 1/m.
+    (depth 2 only; the same as ``init=get_init(init).as_mean_field()``) gives the mean-field
+    network ``f(x) = (1/m) sum_j a_j relu(w_j . x)`` of Mei, Montanari & Nguyen (2018) / Luo
+    et al. (2021): a_j ~ N(0, 1), w_j ~ N(0, s1), output multiplier 1/m.
     The same ``generator`` state gives the same weights.
     """
     d = check_positive_int("in_dim", in_dim)
     m = check_positive_int("width", width)
     L = check_positive_int("depth", depth)
     k = check_positive_int("out_dim", out_dim)
-    scheme = get_init(init)
+    scheme = get_init(init).as_mean_field() if mean_field else get_init(init)
+    need = PARAMETERIZATIONS[scheme.parameterization].depth
+    if need is not None and need != L:
+        raise ValueError(
+            f"{scheme.parameterization} needs a network of depth {need}, got depth {L}"
+        )
     wv = scheme.weight_variances(d, m, k)
     mult = scheme.multipliers(d, m, k)
-    if mean_field:
-        if L != 2:
-            raise ValueError(f"mean_field needs a two-layer network (depth 2), got depth {L}")
-        wv = (wv[0], wv[1], 1.0)
-        mult = (mult[0], mult[1], 1.0 / m)
     eff = tuple(c * c * v for c, v in zip(mult, wv, strict=True))
     spec = MLPSpec(
         d,
@@ -151,7 +152,7 @@ def mlp(
         k,
         scheme.name,
         bool(bias),
-        bool(mean_field),
+        scheme.parameterization == "mean_field",
         eff,
         wv,
         mult,

@@ -25,7 +25,7 @@ from ..metrics import (
     perturbation_stability,
 )
 from ..models import build_model
-from ..theory import expected_grad_sq_norm, lazy_limit_p
+from ..theory import grad_sq_norm, lazy_limit_p
 from ..training import train_ensemble
 from ..training.eigen_cache import EigenCache
 from ..training.losses import accuracy, get_loss, loss_value
@@ -144,14 +144,12 @@ def _measure(model, points: dict, cell: Cell, moment: str, which: str, grads, ke
     return rows
 
 
-def _theory_grad_sq(cell: Cell, spec) -> float:
-    """Closed-form E||grad_x f||^2 at init where one exists (ReLU MLPs; biases start at 0)."""
+def _theory_grad_sq(spec) -> float:
+    """Closed-form E||grad_x f||^2 at init where one exists (ReLU MLPs; biases start at 0),
+    from the variances the network records (any scheme and parameterization)."""
     if getattr(spec, "family", "mlp") != "mlp":
         return math.nan
-    if spec.mean_field:  # (d s1 / 2) (m s3) with the effective last-layer variance 1/m^2
-        s1, _, s3 = spec.variances
-        return (spec.in_dim * s1 / 2) * (spec.width * s3) * spec.out_dim
-    return expected_grad_sq_norm(cell.init, spec.in_dim, spec.width, spec.depth, spec.out_dim)
+    return grad_sq_norm(spec.variances, spec.in_dim, spec.width, spec.depth, spec.out_dim)
 
 
 def _base_row(cell: Cell, ds, net) -> dict:
@@ -180,7 +178,7 @@ def _base_row(cell: Cell, ds, net) -> dict:
         "s1": s1,
         "s2": s2,
         "s3": s3,
-        "theory_grad_sq": _theory_grad_sq(cell, spec),
+        "theory_grad_sq": _theory_grad_sq(spec),
         "target_loss": cell.train.target_loss,
         "y_f0_ratio": float(torch.linalg.norm(y) / torch.linalg.norm(f0))
         if y is not None
@@ -278,7 +276,7 @@ def check_config(config) -> None:
         net = build_model(
             config.model.family, config.model.in_shape or ds.x_shape, cell.width, cell.depth,
             _out_dim(ds, config.train.loss), init=cell.init, bias=config.model.bias,
-            mean_field=get_regime(cell.regime).mean_field, **config.model.options(),
+            parameterization=get_regime(cell.regime).parameterization, **config.model.options(),
         )  # fmt: skip
         with torch.no_grad():
             net(ds.x_train[:1])
@@ -302,7 +300,7 @@ def _run_group(cells: list[Cell], dtype: str, device: str, t0: float) -> list[Ce
             init=c.init,
             bias=c.model.bias,
             generator=torch.Generator().manual_seed(c.seed),
-            mean_field=get_regime(c.regime).mean_field,
+            parameterization=get_regime(c.regime).parameterization,
             dtype=getattr(torch, dtype),
             device=device,
             **c.model.options(),
@@ -410,7 +408,8 @@ def _lazy_limits(c: Cell, ds, pts: dict) -> dict:
     limit such as xavier)."""
     reg = get_regime(c.regime)
     ok = (c.model.family == "mlp" and not c.model.bias and c.train.loss == "mse"
-          and reg.keeps_init_function and not reg.mean_field and ds.y_train.is_floating_point()
+          and reg.keeps_init_function and reg.parameterization is None
+          and ds.y_train.is_floating_point()
           and c.measure.region in ("ball", "sphere"))  # fmt: skip
     if not ok:
         return {}

@@ -59,7 +59,7 @@ from .._checks import (
 )
 from .._sections import Section, at_path
 from ..data.config import DataConfig, option_names
-from ..init import get_init
+from ..init import PARAMETERIZATIONS, get_init
 from ..metrics.regions import get_region
 from ..metrics.stability import METHODS as _METHODS
 from ..metrics.stability import REGIONS
@@ -319,13 +319,15 @@ class SweepConfig:
             if not isinstance(value, cls):
                 _set(self, key, cls.from_dict(value))
         _set(self, "seeds", _seeds(self.seeds))
-        if any(get_regime(r).mean_field for r in self.grid.regime):
+        for regime in self.grid.regime:
+            name = get_regime(regime).parameterization
+            need = PARAMETERIZATIONS[name].depth if name else None
             for depth in self.grid.depth:
-                if depth != 2:
+                if need is not None and depth != need:
                     _fail(
                         "grid.depth",
-                        "regime 'mean_field' is the two-layer mean-field "
-                        f"network and needs depth 2, got depth {depth}",
+                        f"regime {regime!r} is {PARAMETERIZATIONS[name].doc} and needs depth "
+                        f"{need}, got depth {depth}",
                     )
 
     @classmethod

@@ -20,6 +20,7 @@ __all__ = [
     "LazyLimitResult",
     "after_training_table",
     "expected_grad_sq_norm",
+    "grad_sq_norm",
     "init_stability_bound",
     "init_table",
     "kappa",
@@ -73,9 +74,24 @@ def expected_grad_sq_norm(
     """
     d = check_positive_int("in_dim", in_dim)
     m = check_positive_int("width", width)
+    k = check_positive_int("out_dim", out_dim)
+    return grad_sq_norm(get_init(init).variances(d, m, k), d, m, depth, k)
+
+
+def grad_sq_norm(
+    variances: tuple[float, float, float], in_dim: int, width: int, depth: int, out_dim: int = 1
+) -> float:
+    """:func:`expected_grad_sq_norm` from effective variances (s1, s2, s3), e.g. a network's
+    recorded ``spec.variances``: ``k (d s1 / 2) (m s2 / 2)^(L-2) (m s3)``, ``k d s1`` for L = 1.
+
+    Any parameterization: the law of f at init depends on the effective variances only (the
+    mean-field network has s3 = 1/m^2).
+    """
+    d = check_positive_int("in_dim", in_dim)
+    m = check_positive_int("width", width)
     L = check_positive_int("depth", depth)
     k = check_positive_int("out_dim", out_dim)
-    s1, s2, s3 = get_init(init).variances(d, m, k)
+    s1, s2, s3 = (float(v) for v in variances)
     if L == 1:
         return k * d * s1
     return k * (d * s1 / 2) * (m * s2 / 2) ** (L - 2) * (m * s3)

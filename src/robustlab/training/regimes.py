@@ -39,7 +39,9 @@ class Regime:
         summary: one line for tables and reports.
         alpha_scaled: the predictor is alpha (f - f0) and the loss is divided by alpha^2.
         linearized: the predictor is the first-order Taylor model around w0.
-        mean_field: needs the two-layer mean-field parameterization.
+        parameterization: the parameterization the network must have
+            (:data:`robustlab.init.PARAMETERIZATIONS`; None: any); ``mean_field`` builds its
+            networks with the two-layer mean-field one.
         measured: the ``model`` labels of the functions measured after training, the
             fitted predictor first (``network`` = f(x; w_T), ``centred`` = alpha (f - f0),
             ``linearized`` = the Taylor model at w_T).
@@ -56,7 +58,7 @@ class Regime:
     measured: tuple[str, ...] = ("network",)
     alpha_scaled: bool = False
     linearized: bool = False
-    mean_field: bool = False
+    parameterization: str | None = None
     keeps_init_function: bool = True
     lazy_by_construction: bool = False
     twin_of: str = ""
@@ -176,7 +178,7 @@ _REGISTRY: dict[str, Regime] = {
         Regime(
             "mean_field",
             "two-layer mean-field network (1/m) sum_j a_j relu(w_j . x): non-lazy",
-            mean_field=True,
+            parameterization="mean_field",
         ),
         Regime(
             "linearized",

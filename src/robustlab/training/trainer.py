@@ -39,11 +39,13 @@ def _check(model: nn.Module, config: TrainConfig, x: torch.Tensor, y: torch.Tens
     with torch.no_grad(), evaluating(model):
         k = model(x[:1]).reshape(1, -1).shape[1]
     get_loss(config.loss).check(k, y)
-    is_mf = bool(getattr(getattr(model, "spec", None), "mean_field", False))
-    if get_regime(config.regime).mean_field and not is_mf:
-        raise ValueError(
-            f"regime {config.regime!r} needs a network built with mlp(..., mean_field=True)"
+    need = get_regime(config.regime).parameterization
+    has = getattr(getattr(model, "spec", None), "parameterization", None)
+    if need is not None and has != need:
+        how = (
+            "mlp(..., mean_field=True)" if need == "mean_field" else f"the {need} parameterization"
         )
+        raise ValueError(f"regime {config.regime!r} needs a network built with {how}")
     return k
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .._sampling import uniform_sphere
 from .raw import Raw, Request, rng
 
 SPHERE_OPTIONS = {
@@ -24,8 +25,7 @@ _REFERENCE_SIZE = 1 << 14
 
 def sample_sphere(n: int, d: int, generator: np.random.Generator) -> np.ndarray:
     """(n, d) float64 points uniform on the unit sphere S^{d-1} (normalized Gaussians)."""
-    g = generator.standard_normal((n, d))
-    return g / np.linalg.norm(g, axis=1, keepdims=True)
+    return uniform_sphere(n, d, generator)
 
 
 def mean_relu_projection(d: int) -> float:

@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from .._sampling import uniform_sphere
 from ..models.mlp import check_positive_int, mlp
 from ..theory import expected_grad_sq_norm, init_stability_bound
 from .regions import get_region
@@ -18,8 +19,7 @@ def sphere_points(
     n: int, d: int, *, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32
 ) -> torch.Tensor:
     """n points uniform on the unit sphere S^{d-1}: (n, d) (normalised Gaussians)."""
-    z = torch.randn(n, d, generator=generator, dtype=dtype)
-    return z / torch.linalg.vector_norm(z, dim=1, keepdim=True)
+    return uniform_sphere(n, d, generator, dtype)
 
 
 def stability_at_init(

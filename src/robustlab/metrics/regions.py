@@ -18,30 +18,15 @@ from dataclasses import dataclass
 
 import torch
 
+from .._sampling import generator_device, uniform_ball, uniform_sphere
 from ..theory import kappa as _kappa
 from ..theory import rms_factor as _rms_factor
 
 __all__ = ["REGIONS", "Region", "get_region", "sample_perturbations", "standard_gamma"]
 
 
-def _gen_device(generator: torch.Generator | None) -> torch.device | str:
-    return generator.device if generator is not None else "cpu"
-
-
-def _directions(n, d, generator, dtype) -> torch.Tensor:
-    z = torch.randn(n, d, generator=generator, dtype=dtype, device=_gen_device(generator))
-    return z / torch.linalg.vector_norm(z, dim=1, keepdim=True)
-
-
-def _ball(n, d, generator, dtype) -> torch.Tensor:
-    # direction: a normalised Gaussian; radius U^(1/d) (the volume of B(0, r) grows as r^d)
-    z = _directions(n, d, generator, dtype)
-    u = torch.rand(n, 1, generator=generator, dtype=dtype, device=_gen_device(generator))
-    return z * u.pow(1.0 / d)
-
-
 def _cube(n, d, generator, dtype) -> torch.Tensor:
-    u = torch.rand(n, d, generator=generator, dtype=dtype, device=_gen_device(generator))
+    u = torch.rand(n, d, generator=generator, dtype=dtype, device=generator_device(generator))
     return 2.0 * u - 1.0
 
 
@@ -74,7 +59,7 @@ REGIONS: dict[str, Region] = {
     for r in (
         Region(
             "ball",
-            _ball,
+            uniform_ball,
             lambda d: _rms_factor(d, "ball"),
             lambda d: _kappa(d, "ball"),
             2,
@@ -82,7 +67,7 @@ REGIONS: dict[str, Region] = {
         ),
         Region(
             "sphere",
-            _directions,
+            uniform_sphere,
             lambda d: _rms_factor(d, "sphere"),
             lambda d: _kappa(d, "sphere"),
             0,
@@ -135,7 +120,7 @@ def standard_gamma(
     Gamma(alpha + 1) and multiply by U^(1/alpha). Rounds redraw the rejected entries only,
     so a generator state gives one result.
     """
-    dev = _gen_device(generator)
+    dev = generator_device(generator)
     boost = alpha < 1
     a = alpha + 1.0 if boost else alpha
     c = a - 1.0 / 3.0
@@ -174,7 +159,7 @@ def jacobian_norms(
     """
     J = J.to(torch.float64)
     B, k, d = J.shape
-    dev = _gen_device(generator)
+    dev = generator_device(generator)
     if region.extra_dims is None:
         delta = region.unit(n * B, d, generator, torch.float64).to(J.device).reshape(n, B, d)
         return eps * torch.linalg.vector_norm(torch.einsum("nbd,bkd->nbk", delta, J), dim=2)

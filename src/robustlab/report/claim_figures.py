@@ -12,6 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..claims import CLAIMS, base_rows
+from ..training.regimes import get_regime
 from . import plot as pl
 from .rows import keyed, level_loss, one_measurement, predictor_rows
 
@@ -157,8 +158,8 @@ def p_vs_depth(df: pd.DataFrame, **_) -> Figure | None:
             pl.draw_line(ax, g, "depth", "p_value", color=cmap[key], label=f"{key}, {reg}",
                          ls=REGIME_LS.get(reg, "-"), marker=REGIME_MARKER.get(reg, "v"),
                          xscale="linear")  # fmt: skip
-            _limit_line(ax, g, "depth", color="0.35" if reg == "standard" else "0.1",
-                        label=f"{reg}")  # fmt: skip
+            lazy = get_regime(reg).lazy_by_construction  # its limit is its own: darker
+            _limit_line(ax, g, "depth", color="0.1" if lazy else "0.35", label=f"{reg}")
         pl.depth_axis(ax)
         pl.finish(ax, title=f"init {init}")
     axes[0].set_ylabel(pl.P_LABEL, fontsize=8)

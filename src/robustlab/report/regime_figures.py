@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ..theory import kappa
-from ..training.regimes import get_regime
+from ..training.regimes import get_regime, twinned_regimes
 from . import plot as pl
 from .rows import keyed, line_labels, one_measurement, predictor_rows
 
@@ -72,7 +72,7 @@ def laziness_vs_depth(df: pd.DataFrame, lazy_threshold=0.1, **_) -> Figure | Non
     """How far the standard runs are from lazy, against depth: weight change, NTK change and
     the input gradient's deviation from the linearized twin's, a panel each (one y scale)."""
     d = _run_rows(df)
-    d = d[d["regime"] == "standard"]
+    d = d[d["regime"].isin(twinned_regimes())]  # runs trained beside a linearized twin
     panels = []
     for col, label in _LAZINESS:
         rows = keyed(d[d[col].gt(0)], "depth", ["init", "width", "alpha", "dataset"])

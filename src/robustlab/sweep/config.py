@@ -223,7 +223,7 @@ class TrainSpec(Section, TrainConfig):
     def __post_init__(self) -> None:
         with at_path("train"):
             TrainConfig.__post_init__(self)
-            if self.regime != "standard" or self.alpha != 1.0:
+            if (self.regime, self.alpha) != (TrainConfig.regime, TrainConfig.alpha):
                 _fail("regime", "set regimes and alpha in the grid (grid.regime, grid.alpha)")
 
     def for_run(self, regime: str, alpha: float) -> TrainConfig:

@@ -27,7 +27,7 @@ from torch.func import functional_call
 
 from .._func import jvp
 
-__all__ = ["REGIMES", "AlphaScaled", "Linearized", "Regime", "get_regime"]
+__all__ = ["REGIMES", "AlphaScaled", "Linearized", "Regime", "get_regime", "twinned_regimes"]
 
 
 @dataclass(frozen=True)
@@ -202,3 +202,8 @@ def get_regime(name: str | Regime) -> Regime:
 
 
 REGIMES: tuple[str, ...] = tuple(_REGISTRY)  # the names, in registry order
+
+
+def twinned_regimes() -> tuple[str, ...]:
+    """The regimes whose runs a sweep pairs with a twin (``Regime.twin_of`` of another)."""
+    return tuple(dict.fromkeys(r.twin_of for r in _REGISTRY.values() if r.twin_of))

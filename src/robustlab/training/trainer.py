@@ -42,10 +42,11 @@ def _check(model: nn.Module, config: TrainConfig, x: torch.Tensor, y: torch.Tens
     need = get_regime(config.regime).parameterization
     has = getattr(getattr(model, "spec", None), "parameterization", None)
     if need is not None and has != need:
-        how = (
-            "mlp(..., mean_field=True)" if need == "mean_field" else f"the {need} parameterization"
+        raise ValueError(
+            f"regime {config.regime!r} needs a network built with the {need} "
+            f"parameterization: init=get_init(name).with_parameterization({need!r}), or "
+            "mlp(..., mean_field=True)"
         )
-        raise ValueError(f"regime {config.regime!r} needs a network built with {how}")
     return k
 
 

@@ -3,6 +3,7 @@
 ``load(name, ...)`` returns a `Dataset` of tensors; nothing is ever downloaded.
 """
 
+from .config import DataConfig
 from .dataset import Dataset
 from .images import read_idx
 from .loader import load
@@ -10,4 +11,4 @@ from .points import load_points
 from .registry import datasets
 from .synthetic import sample_sphere
 
-__all__ = ["Dataset", "datasets", "load", "load_points", "read_idx", "sample_sphere"]
+__all__ = ["DataConfig", "Dataset", "datasets", "load", "load_points", "read_idx", "sample_sphere"]

@@ -155,13 +155,7 @@ def train_ensemble(
     data = ensemble_data(dataset, E, base, get_regime(config.regime), stacked, p0.dtype, p0.device)
     _check(base, config, *data.first())
     alpha_t = torch.tensor([c.alpha for c in configs], dtype=p0.dtype, device=p0.device)
-    auto = [v == "auto" for v in lrs_in]
-    with evaluating(base):  # at init; BatchNorm on its running statistics
-        lr_auto = auto_lr(base, stacked, data.x, config, auto, per_model=data.per_model,
-                          cache=lr_cache)  # fmt: skip
-    lr_vals = [float(v) if v != "auto" else lr_auto[i] for i, v in enumerate(lrs_in)]
-    full = get_optimizer(config.optimizer).full_batch
-    adapt = torch.tensor([a and config.lr_backoff and full for a in auto])
+    lr_vals, adapt = _step_sizes(base, stacked, data, config, lrs_in, lr_cache)
     state = generator.get_state() if generator is not None else None
     lr_t = torch.tensor(lr_vals, dtype=p0.dtype, device=p0.device)
     run = _fit(base, stacked, data, config, lr_t, alpha_t, generator, E > 1, adapt, step,
@@ -169,7 +163,7 @@ def train_ensemble(
     results = []
     for i in range(E):
         retries, lr_i, run_i, j = 0, lr_vals[i], run, i
-        while run_i.reason[j] and retries < config.max_retries:
+        while run_i.reason[j] and retries < config.max_retries:  # alone, with half the step
             retries, lr_i, j = retries + 1, lr_i / 2, 0
             if generator is not None:
                 generator.set_state(state)
@@ -180,6 +174,17 @@ def train_ensemble(
                          generator, False, adapt[i : i + 1], step, one_buf)  # fmt: skip
         results.append(_result(run_i, j, initial[i], replace(configs[i], lr=lr_i), retries))
     return results
+
+
+def _step_sizes(base, stacked, data, config: TrainConfig, lrs_in: list, lr_cache):
+    """Each member's starting step (``auto`` resolved at init) and whether it may back off."""
+    auto = [v == "auto" for v in lrs_in]
+    with evaluating(base):  # at init; BatchNorm on its running statistics
+        lr_auto = auto_lr(base, stacked, data.x, config, auto, per_model=data.per_model,
+                          cache=lr_cache)  # fmt: skip
+    lr_vals = [float(v) if v != "auto" else lr_auto[i] for i, v in enumerate(lrs_in)]
+    full = get_optimizer(config.optimizer).full_batch
+    return lr_vals, torch.tensor([a and config.lr_backoff and full for a in auto])
 
 
 def train(

@@ -394,24 +394,64 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
     return 0
 
 
+FORMATS = ["table", "csv", "json"]  # what _emit prints
+_FORMAT_HELP = "output: aligned table, CSV or JSON, on stdout (default %(default)s)"
+_QUIET_HELP = "no progress bar (it is shown on stderr only when stderr is a terminal)"
+_EXECUTOR_HELP = "local: worker processes (default); serial: this process; ray: a Ray cluster"
+
+
 def _add_measure(m) -> None:
+    from .data.config import DTYPES
+    from .data.points import SPLITS
     from .metrics import METHODS, REGIONS
 
     m.add_argument("--init", default=None, help="scheme(s), comma-separated (default lecun)")
-    m.add_argument("--in-dim", type=_positive_int)
-    m.add_argument("--width", type=int_list, help="e.g. 256 or 16,64,256 or 16:64:16")
-    m.add_argument("--depth", type=int_list, help="e.g. 5 or 2:8")
-    m.add_argument("--out-dim", type=_positive_int, default=1)
-    m.add_argument("--bias", action="store_true")
-    m.add_argument("--eps", type=_positive_float, nargs="+", default=[0.1])
-    m.add_argument("--seeds", type=_positive_int, default=10)
-    m.add_argument("--points", type=_positive_int, default=None, help="evaluation points (1000)")
-    m.add_argument("--method", choices=list(METHODS), default="auto")
-    m.add_argument("--region", choices=list(REGIONS), default="ball")
     m.add_argument(
-        "--samples", type=_positive_int, default=None, help="per point (mc 64, jacobian 1024)"
+        "--in-dim", type=_positive_int,
+        help="input dimension d (points uniform on the unit sphere S^(d-1)); with --model, "
+        "a bare state dict's MLP shape",
+    )  # fmt: skip
+    m.add_argument(
+        "--width", type=int_list, help="hidden width(s), e.g. 256, 16,64,256 or 16:64:16"
     )
-    m.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    m.add_argument("--depth", type=int_list, help="weight layers L, e.g. 5 or 2:8")
+    m.add_argument(
+        "--out-dim", type=_positive_int, default=1, help="network outputs k (default %(default)s)"
+    )
+    m.add_argument(
+        "--bias", action="store_true",
+        help="with --model: a bare state dict's MLP has biases (random networks have none)",
+    )  # fmt: skip
+    m.add_argument(
+        "--eps", type=_positive_float, nargs="+", default=[0.1],
+        help="perturbation radius, one or more (default 0.1); one row per value",
+    )  # fmt: skip
+    m.add_argument(
+        "--seeds", type=_positive_int, default=10,
+        help="random networks per setting, seeds 0..N-1, P averaged (default %(default)s)",
+    )  # fmt: skip
+    m.add_argument(
+        "--points", type=_positive_int, default=None,
+        help="evaluation points (default 1000; with --model, the first N of --data, default all)",
+    )  # fmt: skip
+    m.add_argument(
+        "--method", choices=list(METHODS), default="auto",
+        help="how P is computed (default %(default)s: exact for one output on ball/sphere, "
+        "else jacobian or mc)",
+    )  # fmt: skip
+    m.add_argument(
+        "--region", choices=list(REGIONS), default="ball",
+        help="where x' is drawn around x: L2 ball, L2 sphere or L-inf cube of radius eps "
+        "(default %(default)s)",
+    )  # fmt: skip
+    m.add_argument(
+        "--samples", type=_positive_int, default=None,
+        help="perturbations per point (default: mc and finite_difference 64, jacobian 1024)",
+    )  # fmt: skip
+    m.add_argument(
+        "--dtype", choices=list(DTYPES), default="float32",
+        help="floating-point precision of the networks and points (default %(default)s)",
+    )  # fmt: skip
     m.add_argument("--device", default="auto", help="auto (default: cuda if available), cpu, cuda")
     m.add_argument(
         "--model", help="saved model: robustlab .pt, state dict, TorchScript or torch.export .pt2"
@@ -427,60 +467,109 @@ def _add_measure(m) -> None:
     m.add_argument("--input-shape", type=_shape, help="one input's shape, e.g. 1,28,28")
     m.add_argument("--clip", type=_clip, help="input box LO,HI (finite_difference), e.g. 0,1")
     m.add_argument("--data", help="points for --model: .npz, .npy, .pt, .csv or a data set")
-    m.add_argument("--split", choices=["train", "test", "all"], default="all")
-    m.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    m.add_argument("--quiet", action="store_true")
+    m.add_argument(
+        "--split", choices=list(SPLITS), default="all",
+        help="with --model: which rows of a labelled data set to use (default %(default)s)",
+    )  # fmt: skip
+    m.add_argument("--format", choices=FORMATS, default="table", help=_FORMAT_HELP)
+    m.add_argument("--quiet", action="store_true", help=_QUIET_HELP)
     m.set_defaults(func=cmd_measure)
 
 
 def _add_theory(t) -> None:
-    t.add_argument("--init", default="lecun,he,ntk")
+    from .data.synthetic import TEACHERS
+    from .theory import REGIONS as THEORY_REGIONS
+
+    t.add_argument(
+        "--init", default="lecun,he,ntk", help="scheme(s), comma-separated (default %(default)s)"
+    )
     t.add_argument("--in-dim", type=_positive_int, help="required at init; data dim after")
     t.add_argument("--width", type=int_list, help="required at init; default inf after")
-    t.add_argument("--depth", type=int_list, required=True)
-    t.add_argument("--eps", type=_positive_float, default=0.1)
-    t.add_argument("--region", choices=["ball", "sphere"], default="ball")
-    t.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    t.add_argument(
+        "--depth", type=int_list, required=True,
+        help="weight layers L (required), e.g. 5 or 2:8; one row per depth",
+    )  # fmt: skip
+    t.add_argument(
+        "--eps", type=_positive_float, default=0.1,
+        help="perturbation radius (default %(default)s)",
+    )  # fmt: skip
+    t.add_argument(
+        "--region", choices=list(THEORY_REGIONS), default="ball",
+        help="x' uniform in the L2 ball or on the L2 sphere of radius eps (default %(default)s)",
+    )  # fmt: skip
+    t.add_argument("--format", choices=FORMATS, default="table", help=_FORMAT_HELP)
     t.add_argument(
         "--after-training", action="store_true", help="P of the infinite-width lazy limit"
     )
     t.add_argument("--data", default="sphere", help="--after-training data (default sphere)")
-    t.add_argument("--teacher", default=None, help="sphere teacher (default relu)")
-    t.add_argument("--n-train", type=_positive_int, default=100)
-    t.add_argument("--n-test", type=_positive_int, default=500, help="points P is measured on")
-    t.add_argument("--seed", type=int, default=0, help="data seed")
-    t.add_argument("--label-scale", type=_float_list, default=[1.0], help="e.g. 0.1,1,3")
-    t.add_argument("--steps", type=_positive_int, default=None, help="GD steps (converged)")
-    t.add_argument("--lr", type=_positive_float, default=None, help="GD step (auto)")
+    t.add_argument(
+        "--teacher", choices=list(TEACHERS), default=None, help="sphere teacher (default relu)"
+    )
+    t.add_argument(
+        "--n-train", type=_positive_int, default=100,
+        help="--after-training training points (default %(default)s)",
+    )  # fmt: skip
+    t.add_argument(
+        "--n-test", type=_positive_int, default=500,
+        help="--after-training points P is measured on (default %(default)s)",
+    )  # fmt: skip
+    t.add_argument(
+        "--seed", type=int, default=0,
+        help="seed of the data and of the Monte Carlo directions (default %(default)s)",
+    )  # fmt: skip
+    t.add_argument(
+        "--label-scale", type=_float_list, default=[1.0],
+        help="factor(s) on the training labels, e.g. 0.1,1,3 (default 1)",
+    )  # fmt: skip
+    t.add_argument(
+        "--steps", type=_positive_int, default=None,
+        help="gradient-descent steps (default: trained to convergence)",
+    )  # fmt: skip
+    t.add_argument(
+        "--lr", type=_positive_float, default=None,
+        help="gradient-descent step size with --steps (default auto: N / largest NTK eigenvalue)",
+    )  # fmt: skip
     t.add_argument("--model", default="network", help="network and/or linearized (Taylor)")
     t.set_defaults(func=cmd_theory)
 
 
 def _add_sweep(s) -> None:
+    from .data.config import DTYPES
     from .sweep.executors import EXECUTORS
 
     s.add_argument("config", help="sweep YAML file")
     s.add_argument("--store", required=True, help="SQLite results file (created if missing)")
-    s.add_argument("--executor", choices=list(EXECUTORS), default="local")
+    s.add_argument("--executor", choices=list(EXECUTORS), default="local", help=_EXECUTOR_HELP)
     s.add_argument("--address", default=None, help="Ray cluster address (e.g. auto)")
-    s.add_argument("--workers", type=_positive_int, default=None, help="default: one per core")
+    s.add_argument(
+        "--workers", type=_positive_int, default=None,
+        help="worker processes or Ray CPUs (default: one per core)",
+    )  # fmt: skip
     s.add_argument("--retry-failed", action="store_true", help="re-run cells recorded as failed")
-    s.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    s.add_argument(
+        "--dtype", choices=list(DTYPES), default="float32",
+        help="floating-point precision of training and measuring (default %(default)s)",
+    )  # fmt: skip
     s.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
-    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--quiet", action="store_true", help=_QUIET_HELP)
     s.set_defaults(func=cmd_sweep)
 
 
 def _add_export(e) -> None:
-    e.add_argument("store")
-    e.add_argument("--format", choices=["parquet", "csv"], default="parquet")
-    e.add_argument("-o", "--output", required=True)
+    e.add_argument("store", help="SQLite results file written by 'robustlab sweep'")
+    e.add_argument(
+        "--format", choices=["parquet", "csv"], default="parquet",
+        help="file format (default %(default)s; Parquet needs pyarrow)",
+    )  # fmt: skip
+    e.add_argument("-o", "--output", required=True, help="file to write (required)")
     e.set_defaults(func=cmd_export)
 
 
 def _add_report(r) -> None:
-    r.add_argument("store")
-    r.add_argument("-o", "--output", default="report.html")
+    r.add_argument("store", help="SQLite results file written by 'robustlab sweep'")
+    r.add_argument(
+        "-o", "--output", default="report.html", help="HTML file to write (default %(default)s)"
+    )
     r.add_argument("--figures", default=None, help="also keep PNG/PDF figures in this folder")
     r.set_defaults(func=cmd_report)
 
@@ -492,9 +581,12 @@ def _add_reproduce(p) -> None:
     mode.add_argument("--quick", action="store_true", help="minutes on a laptop (default)")
     mode.add_argument("--full", action="store_true", help="up to ~2 h on 2 cores")
     p.add_argument("--out", default="robustlab-out", help="output folder (default robustlab-out)")
-    p.add_argument("--executor", choices=list(EXECUTORS), default="local")
-    p.add_argument("--address", default=None)
-    p.add_argument("--workers", type=_positive_int, default=None)
+    p.add_argument("--executor", choices=list(EXECUTORS), default="local", help=_EXECUTOR_HELP)
+    p.add_argument("--address", default=None, help="Ray cluster address (e.g. auto)")
+    p.add_argument(
+        "--workers", type=_positive_int, default=None,
+        help="worker processes or Ray CPUs (default: one per core)",
+    )  # fmt: skip
     p.add_argument(
         "--lazy-threshold", type=_positive_float, default=0.1,
         help="C3/C4 on standard runs: max weight and NTK change of a lazy run (default 0.1)",
@@ -503,7 +595,7 @@ def _add_reproduce(p) -> None:
         "--nonlazy-threshold", type=_positive_float, default=0.3,
         help="C5: min weight change of every mean-field run (default 0.3)",
     )  # fmt: skip
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help=_QUIET_HELP)
     p.set_defaults(func=cmd_reproduce)
 
 

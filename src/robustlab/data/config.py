@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,18 +184,3 @@ def option_names(name: str | None = None) -> tuple[str, ...]:
         else [*BUILTINS.values(), *PREFIXES.values(), *SUFFIXES.values()]
     )
     return tuple(dict.fromkeys([*COMMON_OPTIONS, *(k for src in sources for k in src.options)]))
-
-
-def from_arguments(
-    name: str | os.PathLike[str],
-    *,
-    n_train: int | None = None,
-    n_test: int | None = None,
-    in_dim: int | None = None,
-    classes: Sequence[Any] | None = None,
-    sphere: bool = False,
-    seed: int = 0,
-    **options: Any,
-) -> DataConfig:
-    """A :class:`DataConfig` from the keyword arguments of :func:`~.loader.load`."""
-    return DataConfig(name, classes, n_train, n_test, in_dim, sphere, seed, FrozenMap(options))

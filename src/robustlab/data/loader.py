@@ -6,7 +6,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from .config import from_arguments
+from .._checks import FrozenMap
+from .config import DataConfig
 from .dataset import Dataset
 
 
@@ -46,8 +47,5 @@ def load(
     the arguments are checked by :class:`~.config.DataConfig` before any data is read.
     The same arguments (including ``seed``) always give identical tensors.
     """
-    config = from_arguments(
-        name, n_train=n_train, n_test=n_test, in_dim=in_dim, classes=classes, sphere=sphere,
-        seed=seed, **options,
-    )  # fmt: skip
-    return config.load()
+    options = FrozenMap(options)
+    return DataConfig(name, classes, n_train, n_test, in_dim, sphere, seed, options).load()

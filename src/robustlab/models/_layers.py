@@ -55,10 +55,25 @@ class ScaledLinear(nn.Linear):
         return h * self.multiplier if self.multiplier != 1.0 else h
 
 
+@dataclasses.dataclass(frozen=True)
 class ImageSpec:
-    """What the specs of image networks (CNN, ResNet) share: ``in_shape`` = (C, H, W)."""
+    """What the specs of image networks (CNN, ResNet) share: ``in_shape`` = (C, H, W), the
+    shape, the scheme and its parameterization, and per-layer tuples (L entries, forward
+    order): ``fan_in``, effective ``variances`` (of ``c * W``), ``weight_variances`` (stored
+    weights) and forward ``multipliers`` c."""
 
     in_shape: tuple[int, int, int]
+    width: int
+    depth: int
+    out_dim: int
+    init: str
+    bias: bool
+    kernel_size: int
+    parameterization: str
+    fan_in: tuple[int, ...]
+    variances: tuple[float, ...]
+    weight_variances: tuple[float, ...]
+    multipliers: tuple[float, ...]
 
     @property
     def in_dim(self) -> int:

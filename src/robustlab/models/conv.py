@@ -41,19 +41,6 @@ class CNNSpec(ImageSpec):
     ``c * W``), ``weight_variances`` (stored weights) and forward ``multipliers`` c.
     """
 
-    in_shape: tuple[int, int, int]
-    width: int
-    depth: int
-    out_dim: int
-    init: str
-    bias: bool
-    kernel_size: int
-    parameterization: str
-    fan_in: tuple[int, ...]
-    variances: tuple[float, ...]
-    weight_variances: tuple[float, ...]
-    multipliers: tuple[float, ...]
-
     family = "cnn"
 
     @property

@@ -43,19 +43,7 @@ class ResNetSpec(ImageSpec):
     """Everything needed to rebuild a ResNet; per-layer tuples in forward order (stem,
     block 1 conv 1, block 1 conv 2, ..., head)."""
 
-    in_shape: tuple[int, int, int]
-    width: int
-    depth: int
-    out_dim: int
-    init: str
-    bias: bool
-    norm: str | None
-    kernel_size: int
-    parameterization: str
-    fan_in: tuple[int, ...]
-    variances: tuple[float, ...]
-    weight_variances: tuple[float, ...]
-    multipliers: tuple[float, ...]
+    norm: str | None = None  # None or "batch"
 
     family = "resnet"
 

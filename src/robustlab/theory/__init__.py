@@ -32,12 +32,12 @@ __all__ = [
     "rms_factor",
 ]
 
-_REGIONS = ("ball", "sphere")
+REGIONS = ("ball", "sphere")  # the regions with a closed form (kappa_d)
 
 
 def _check_region(region: str) -> str:
-    if region not in _REGIONS:
-        raise ValueError(f"region must be one of {', '.join(_REGIONS)}, got {region!r}")
+    if region not in REGIONS:
+        raise ValueError(f"region must be one of {', '.join(REGIONS)}, got {region!r}")
     return region
 
 

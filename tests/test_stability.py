@@ -364,3 +364,17 @@ def test_exact_from_gradients_equals_the_exact_method():
             assert torch.allclose(a.per_point, b.per_point)
     with pytest.raises(ValueError, match="no closed form on region 'linf_ball'"):
         rl.metrics.exact_from_gradients(grads, 0.1, "linf_ball")
+
+
+def test_stability_table_is_the_grid_of_single_measurements():
+    from robustlab.metrics.at_init import TABLE_COLUMNS, stability_table
+
+    ticks = []
+    rows = stability_table(["lecun", "he"], 6, [8], [2, 3], [0.1], seeds=2, points=20,
+                           progress=lambda: ticks.append(1))  # fmt: skip
+    assert len(rows) == 4 and len(ticks) == 4 * 2  # one tick per network
+    assert [(r["init"], r["depth"]) for r in rows] == [
+        ("lecun", 2), ("lecun", 3), ("he", 2), ("he", 3)
+    ]  # fmt: skip
+    one = stability_at_init("he", 6, 8, 3, 0.1, seeds=2, points=20)
+    assert rows[3] == {c: one[c] for c in TABLE_COLUMNS}

@@ -206,15 +206,20 @@ def _measure_saved(a: argparse.Namespace, dtype, device) -> list[dict]:
 def cmd_measure(a: argparse.Namespace) -> int:
     import torch
 
-    from .metrics.at_init import stability_at_init
-
     dtype = torch.float64 if a.dtype == "float64" else torch.float32
     device = _device(a.device)
-    rows = []
-    if a.model is not None:
+    if a.model is not None:  # a saved model on given points
         rows = _measure_saved(a, dtype, device)
-        _emit(rows, a.format, rows[0].keys())
-        return 0
+    else:  # random networks at init
+        rows = _measure_random(a, dtype, device)
+    _emit(rows, a.format, rows[0].keys())
+    return 0
+
+
+def _measure_random(a: argparse.Namespace, dtype, device) -> list[dict]:
+    """P of random MLPs at init (rl.metrics.at_init.stability_table)."""
+    from .metrics.at_init import stability_table
+
     if a.in_dim is None or a.width is None or a.depth is None:
         raise UsageError(
             "measure needs --in-dim, --width and --depth (or --model FILE --data FILE)"
@@ -224,44 +229,13 @@ def cmd_measure(a: argparse.Namespace) -> int:
         if value is not None and value is not False:
             raise UsageError(f"--{flag.replace('_', '-')} applies to --model FILE")
     inits = init_list(a.init or "lecun")
-    combos = [(i, w, L, e) for i in inits for w in a.width for L in a.depth for e in a.eps]
-    bar = _progress(len(combos) * a.seeds, "measure", a.quiet)
-    for init, width, depth, eps in combos:
-        r = stability_at_init(
-            init,
-            a.in_dim,
-            width,
-            depth,
-            eps,
-            seeds=a.seeds,
-            points=a.points or 1000,
-            method=a.method,
-            region=a.region,
-            n_samples=a.samples,
-            out_dim=a.out_dim,
-            dtype=dtype,
-            device=device,
-            progress=lambda *_: bar.update(1),
-        )
-        r.pop("runs")
-        rows.append(r)
-    bar.close()
-    cols = [
-        "init",
-        "width",
-        "depth",
-        "eps",
-        "method",
-        "seeds",
-        "points",
-        "p_mean",
-        "p_stderr",
-        "p_bound_theory",
-        "grad_sq_measured",
-        "grad_sq_theory",
-    ]
-    _emit([{c: r[c] for c in cols} for r in rows], a.format, cols)
-    return 0
+    total = len(inits) * len(a.width) * len(a.depth) * len(a.eps) * a.seeds
+    with _progress(total, "measure", a.quiet) as bar:
+        return stability_table(
+            inits, a.in_dim, a.width, a.depth, a.eps, seeds=a.seeds, points=a.points or 1000,
+            method=a.method, region=a.region, n_samples=a.samples, out_dim=a.out_dim,
+            dtype=dtype, device=device, progress=lambda: bar.update(1),
+        )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- theory

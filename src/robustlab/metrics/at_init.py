@@ -12,7 +12,23 @@ from ..theory import expected_grad_sq_norm, init_stability_bound
 from .regions import get_region
 from .stability import exact_from_gradients, input_gradients, perturbation_stability
 
-__all__ = ["sphere_points", "stability_at_init"]
+__all__ = ["TABLE_COLUMNS", "sphere_points", "stability_at_init", "stability_table"]
+
+# the summary columns of stability_table, in order
+TABLE_COLUMNS = (
+    "init",
+    "width",
+    "depth",
+    "eps",
+    "method",
+    "seeds",
+    "points",
+    "p_mean",
+    "p_stderr",
+    "p_bound_theory",
+    "grad_sq_measured",
+    "grad_sq_theory",
+)
 
 
 def sphere_points(
@@ -110,3 +126,28 @@ def stability_at_init(
         else math.nan,
         "runs": runs,
     }
+
+
+def stability_table(
+    inits: list[str],
+    in_dim: int,
+    widths: list[int],
+    depths: list[int],
+    eps: list[float],
+    *,
+    progress=None,
+    **kwargs,
+) -> list[dict]:
+    """:func:`stability_at_init` over every (init, width, depth, eps), the last varying
+    fastest: one row of :data:`TABLE_COLUMNS` each. ``kwargs`` go to
+    :func:`stability_at_init` (seeds, points, method, region, n_samples, out_dim, dtype,
+    device); ``progress()`` is called once per network measured."""
+    rows = []
+    for init in inits:
+        for width in widths:
+            for depth in depths:
+                for e in eps:
+                    tick = (lambda *_: progress()) if progress is not None else None
+                    r = stability_at_init(init, in_dim, width, depth, e, progress=tick, **kwargs)
+                    rows.append({c: r[c] for c in TABLE_COLUMNS})
+    return rows

@@ -530,9 +530,11 @@ def _add_sweep(s) -> None:
 
 
 def _add_export(e) -> None:
+    from .sweep.store import EXPORT_FORMATS
+
     e.add_argument("store", help="SQLite results file written by 'robustlab sweep'")
     e.add_argument(
-        "--format", choices=["parquet", "csv"], default="parquet",
+        "--format", choices=list(EXPORT_FORMATS), default="parquet",
         help="file format (default %(default)s; Parquet needs pyarrow)",
     )  # fmt: skip
     e.add_argument("-o", "--output", required=True, help="file to write (required)")

@@ -64,6 +64,7 @@ from ..metrics.regions import get_region
 from ..metrics.stability import METHODS as _METHODS
 from ..metrics.stability import REGIONS
 from ..models.families import FAMILY_NAMES, get_family
+from ..models.resnet import NORMS
 from ..training.config import LOSSES, OPTIMIZERS, REGIMES, TrainConfig
 from ..training.regimes import get_regime
 
@@ -177,7 +178,7 @@ class ModelSpec(Section):
         if self.norm is not None:
             if "norm" not in get_family(self.family).options:
                 _fail("model.norm", f"model family {self.family!r} takes no norm")
-            _choice(("batch",))("model.norm", self.norm)
+            _choice(tuple(k for k in NORMS if k is not None))("model.norm", self.norm)
 
     def options(self) -> dict[str, Any]:
         """The family's own keyword options (e.g. ``norm``) that are set."""

@@ -36,7 +36,7 @@ from .._atomic import atomic_write
 from .._version import __version__
 from .schema import COLUMNS, STATUSES
 
-__all__ = ["Store", "export", "load", "load_cells", "load_configs"]
+__all__ = ["EXPORT_FORMATS", "Store", "export", "load", "load_cells", "load_configs"]
 
 FORMAT = "1"  # bump when the layout changes incompatibly
 _META = "robustlab_store"
@@ -371,13 +371,16 @@ def load_configs(store_path: StorePath) -> list[dict[str, Any]]:
     return [json.loads(text) for (text,) in rows]
 
 
+EXPORT_FORMATS = ("parquet", "csv")
+
+
 def export(store_path: StorePath, out_path: StorePath, fmt: str = "parquet") -> Path:
     """Write the results table to ``out_path`` as Parquet (needs pyarrow) or CSV.
 
     The file appears atomically (written next to it, then renamed), so a reader never
     sees half of it. Returns the output path.
     """
-    if fmt not in ("parquet", "csv"):
+    if fmt not in EXPORT_FORMATS:
         raise ValueError(f"export format must be 'parquet' or 'csv', got {fmt!r}")
     df = load(store_path)
     out = Path(out_path)

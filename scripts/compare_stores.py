@@ -42,7 +42,7 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, atol: float) -> list[str]:
             xv, yv = x.to_numpy(float), y.to_numpy(float)
             bad = ~(np.isclose(xv, yv, rtol=0, atol=atol, equal_nan=True))
         else:
-            bad = (x.astype(str) != y.astype(str)).to_numpy()
+            bad = ((x.astype(str) != y.astype(str)) & ~(x.isna() & y.isna())).to_numpy()
         for i in np.flatnonzero(bad)[:5]:
             out.append(f"{col} row {dict(a.loc[i, KEYS])}: {x.iloc[i]!r} vs {y.iloc[i]!r}")
         if bad.sum() > 5:

@@ -66,3 +66,18 @@ def test_theory_from_recorded_variances_matches_monte_carlo(init, depth, mean_fi
     assert abs(mc.mean().item() - theory) < 4 * mc.std().item() / 20  # 4 standard errors
     if not mean_field:
         assert theory == pytest.approx(expected_grad_sq_norm(init, d, m, depth), rel=1e-12)
+
+
+def test_records_from_before_mean_field_was_a_parameterization_still_train():
+    from robustlab.models.mlp import MLPSpec, mlp_from_spec
+
+    new = rl.mlp(5, 8, 2, init="he", mean_field=True, generator=seeded(0))
+    old = {**new.spec.to_dict(), "parameterization": "standard"}  # how records used to read
+    rebuilt = mlp_from_spec(old)
+    assert rebuilt.spec == new.spec and rebuilt.spec.parameterization == "mean_field"
+    rebuilt.load_state_dict(new.state_dict())
+    ds = rl.data.load("sphere", n_train=16, in_dim=5, task="regression", dtype=torch.float64)
+    res = rl.train(rebuilt.double(), ds, rl.TrainConfig(regime="mean_field", steps=2))
+    assert len(res.history["loss"]) == 3
+    assert MLPSpec(**{**old, "mean_field": False}).parameterization == "standard"
+    assert build_model("mlp", (5,), 8, 2, mean_field=True).spec.parameterization == "mean_field"

@@ -104,7 +104,7 @@ def test_csv_class_names_are_accepted(tmp_path):
         ({"name": "sphere", "num_samples": 50}, "data: unknown option 'num_samples' for dataset"),
         ({"name": "sphere", "colour": 1}, "data: unknown key 'colour'"),
         ({"name": "sphere", "classes": [1, 1]}, "data.classes[1]: duplicate value 1"),
-        ({"name": "sphere", "n_test": -1}, "data.n_test: expected a non-negative integer"),
+        ({"name": "sphere", "n_test": 0}, "data.n_test: expected a positive integer, got 0"),
     ],
 )
 def test_data_section_errors(data, message):
@@ -143,3 +143,46 @@ def test_losses_and_optimizers_are_registry_objects():
     assert get_optimizer("adam").auto_lr == 1e-3 and get_optimizer("gd").full_batch
     with pytest.raises(ValueError, match="^loss: expected one of mse"):
         get_loss("hinge")
+
+
+def test_library_config_objects_are_accepted_as_sections():
+    c = rl.sweep.SweepConfig(
+        name="y",
+        data=DataConfig("sphere", n_train=10),
+        grid={"width": 4, "depth": 2},
+        train=TrainConfig(steps=7, power_iters=5),
+    )
+    assert isinstance(c.train, TrainSpec) and (c.train.steps, c.train.power_iters) == (7, 5)
+    assert isinstance(c.data, DataSpec) and c.data.seed == 0  # a DataConfig is one fixed draw
+    with pytest.raises(ValueError, match="^train.regime: set regimes and alpha in the grid"):
+        rl.sweep.SweepConfig(name="y", data={"name": "sphere"}, grid={"width": 4, "depth": 2},
+                             train=TrainConfig(regime="lazy", alpha=3.0))  # fmt: skip
+
+
+def test_a_changed_config_is_refused_naming_what_changed(tmp_path):
+    from robustlab.sweep.store import Store
+
+    store = Store(tmp_path / "s.db")
+    old = config(train={"steps": 500}).to_dict()  # what omitting steps meant before 1000
+    assert store.record_sweep(old)
+    with pytest.raises(ValueError, match=r"\(train.steps: 500 stored, 1000 now\)"):
+        store.record_sweep(config().to_dict())
+    with pytest.raises(ValueError, match=r"\(train.power_iters: not set stored, 7 now\)"):
+        store.record_sweep(config(train={"steps": 500, "power_iters": 7}).to_dict())
+
+
+def test_mean_field_regime_is_checked_for_every_init_and_family():
+    grid = {"width": [4], "depth": [2], "init": ["lecun", "ntk_param"], "regime": ["mean_field"]}
+    with pytest.raises(ValueError, match=r"^grid.init\[1\]: regime 'mean_field': init 'ntk_param'"):
+        config(grid=grid)
+    grid["init"] = ["he"]
+    with pytest.raises(ValueError, match="^grid.regime: regime 'mean_field' needs the two-layer"):
+        config(grid=grid, model={"family": "cnn"})
+
+
+def test_range_messages_name_the_bound():
+    with pytest.raises(ValueError, match="^num_samples: expected an integer >= 20, got 10"):
+        rl.data.load("mnist1d", num_samples=10)
+    assert TrainConfig(steps=2.0).steps == 2  # an integral float is an integer
+    with pytest.raises(ValueError, match="^steps: expected a positive integer, got 1.5"):
+        TrainConfig(steps=1.5)

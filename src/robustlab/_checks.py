@@ -40,9 +40,14 @@ def _set(obj: object, name: str, value: object) -> None:
 
 
 def _int(path: str, value: object, *, minimum: int = 1) -> int:
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if not ok or int(value) < minimum:  # type: ignore[call-overload]
-        kind = "a positive integer" if minimum == 1 else "a non-negative integer"
+    """An integer >= ``minimum`` (an integral float such as 2.0 counts; a bool does not)."""
+    integral = isinstance(value, numbers.Integral) or (
+        isinstance(value, float) and value.is_integer()
+    )
+    if isinstance(value, bool) or not integral or int(value) < minimum:  # type: ignore[call-overload]
+        kind = {1: "a positive integer", 0: "a non-negative integer"}.get(
+            minimum, f"an integer >= {minimum}"
+        )
         _fail(path, f"expected {kind}, got {value!r}")
     return int(value)  # type: ignore[call-overload]
 

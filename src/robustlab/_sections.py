@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, fields, is_dataclass
 from typing import Any, ClassVar
 
 from ._checks import _check_keys, _mapping, _thaw
@@ -78,6 +78,18 @@ class Section:
         _check_keys(cls._path, d, cls.keys(d), cls.required())
         with at_path(cls._path):
             return cls(**cls._arguments(d))
+
+    @classmethod
+    def read(cls, value: Any):
+        """The section from a mapping, an instance of itself, or an instance of the library
+        config it extends (e.g. a ``TrainConfig`` for the sweep's ``TrainSpec``)."""
+        if isinstance(value, cls):
+            return value
+        library = [b for b in cls.__mro__[1:] if is_dataclass(b) and not issubclass(b, Section)]
+        if library and isinstance(value, library[0]):
+            with at_path(cls._path):
+                return cls(**{f.name: getattr(value, f.name) for f in fields(library[0])})
+        return cls.from_dict(value)
 
     @classmethod
     def _arguments(cls, d: Mapping[str, Any]) -> dict[str, Any]:

@@ -139,9 +139,9 @@ class DataConfig:
             if len(classes) < 2:
                 _fail("classes", f"expected at least two classes, got {self.classes!r}")
             _set(self, "classes", classes)
-        for key, least in (("n_train", 1), ("n_test", 0), ("in_dim", 1)):
+        for key in ("n_train", "n_test", "in_dim"):  # P is measured on test points: n_test >= 1
             if getattr(self, key) is not None:
-                _set(self, key, _int(key, getattr(self, key), minimum=least))
+                _set(self, key, _int(key, getattr(self, key)))
         _bool("sphere", self.sphere)
         self._check_seed()
         options = _mapping("options", self.options)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..init import InitScheme, get_init
+from ..init import PARAMETERIZATIONS, InitScheme, get_init
 from .conv import cnn
 from .mlp import mlp
 from .resnet import resnet
@@ -32,15 +32,21 @@ class Family:
             **options) -> nn.Module``.
         image: needs inputs of shape (C, H, W) (``in_shape`` with three entries).
         options: the extra keyword options it takes (e.g. ``norm`` for ResNets).
-        parameterizations: the init parameterizations it can be built with
-            (:data:`robustlab.init.PARAMETERIZATIONS`).
+        mlp: built from whole-network (d, m, k) variances, so it takes every
+            parameterization; the other families only those defined per layer
+            (``Parameterization.layers``).
     """
 
     name: str
     build: Callable[..., nn.Module]
     image: bool = False
     options: tuple[str, ...] = ()
-    parameterizations: tuple[str, ...] = ("standard", "ntk")
+    mlp: bool = False
+
+    @property
+    def parameterizations(self) -> tuple[str, ...]:
+        """The init parameterizations (:data:`robustlab.init.PARAMETERIZATIONS`) it takes."""
+        return tuple(n for n, p in PARAMETERIZATIONS.items() if self.mlp or p.layers)
 
 
 def _mlp(in_shape, width, depth, out_dim, init, bias, generator, dtype, device, **kw):
@@ -61,7 +67,7 @@ def _resnet(in_shape, width, depth, out_dim, init, bias, generator, dtype, devic
 _REGISTRY: dict[str, Family] = {
     f.name: f
     for f in (
-        Family("mlp", _mlp, parameterizations=("standard", "ntk", "mean_field")),
+        Family("mlp", _mlp, mlp=True),
         Family("cnn", _cnn, image=True),
         Family("resnet", _resnet, image=True, options=("norm",)),
     )
@@ -89,6 +95,7 @@ def build_model(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
     parameterization: str | None = None,
+    mean_field: bool = False,
     **options,
 ) -> nn.Module:
     """Build a network of ``family`` for inputs of shape ``in_shape`` (one example).
@@ -96,7 +103,8 @@ def build_model(
     Raises:
         ValueError: unknown family, an image family on inputs that are not (C, H, W), the
             a ``parameterization`` the family or the scheme does not have (e.g. the two-layer
-            mean-field one on a CNN), or an unknown option.
+            mean-field one on a CNN; ``mean_field=True`` is ``parameterization="mean_field"``),
+            or an unknown option.
     """
     fam = get_family(family)
     shape = tuple(int(s) for s in in_shape)
@@ -108,6 +116,8 @@ def build_model(
     unknown = set(options) - set(fam.options)
     if unknown:
         raise ValueError(f"model family {family!r} takes no option {sorted(unknown)[0]!r}")
+    if mean_field:  # the flag of rl.mlp(..., mean_field=True)
+        parameterization = parameterization or "mean_field"
     if parameterization is not None and parameterization not in fam.parameterizations:
         raise ValueError(f"model family {family!r} has no {parameterization} parameterization")
     init = get_init(init).with_parameterization(parameterization)

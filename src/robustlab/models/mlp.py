@@ -19,6 +19,8 @@ from ._layers import attach_spec
 
 __all__ = ["MLP", "MLPSpec", "check_positive_int", "mlp"]
 
+MEAN_FIELD = "mean_field"  # the parameterization robustlab's mean-field MLPs record
+
 
 @dataclass(frozen=True)
 class MLPSpec:
@@ -43,6 +45,13 @@ class MLPSpec:
     parameterization: str = "standard"
 
     family = "mlp"
+
+    def __post_init__(self) -> None:
+        # ``mean_field`` is the parameterization's old flag: records written before mean field
+        # was a parameterization say mean_field=True, parameterization="standard"
+        if self.mean_field:
+            object.__setattr__(self, "parameterization", MEAN_FIELD)
+        object.__setattr__(self, "mean_field", self.parameterization == MEAN_FIELD)
 
     @property
     def n_params(self) -> int:
@@ -152,7 +161,7 @@ def mlp(
         k,
         scheme.name,
         bool(bias),
-        scheme.parameterization == "mean_field",
+        False,  # set from the parameterization
         eff,
         wv,
         mult,

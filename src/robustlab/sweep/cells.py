@@ -164,7 +164,7 @@ def _base_row(cell: Cell, ds, net) -> dict:
         "sweep_hash": cell.config.hash,
         "cell": cell.hash,
         "seed": cell.seed,
-        "data_seed": cell.config.data_seed(cell.seed),
+        "data_seed": cell.data.draw(cell.seed).seed,
         "width": cell.width,
         "depth": cell.depth,
         "init": cell.init,

@@ -146,11 +146,8 @@ class DataSpec(Section, DataConfig):
 
     def draw(self, run_seed: int) -> DataConfig:
         """The data layer's config of the draw of a run with seed ``run_seed``."""
-        seed = run_seed if self.seed == "run" else int(self.seed)
-        return DataConfig(
-            self.name, self.classes, self.n_train, self.n_test, self.in_dim, self.sphere, seed,
-            self.options,
-        )  # fmt: skip
+        kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(DataConfig)}
+        return DataConfig(**{**kwargs, "seed": run_seed if self.seed == "run" else self.seed})
 
 
 @dataclass(frozen=True)
@@ -303,7 +300,10 @@ _SECTIONS: dict[str, type[Section]] = {
 
 @dataclass(frozen=True, kw_only=True)
 class SweepConfig:
-    """A whole sweep. Sections given as mappings are parsed like the YAML ones."""
+    """A whole sweep. Sections given as mappings are parsed like the YAML ones; ``train``
+    and ``data`` may also be a :class:`~robustlab.training.TrainConfig` (with the default
+    regime and alpha: those are grid axes) and a :class:`~robustlab.data.DataConfig` (one
+    fixed draw: its ``seed``)."""
 
     name: str
     data: DataSpec
@@ -316,20 +316,35 @@ class SweepConfig:
     def __post_init__(self) -> None:
         _set(self, "name", _string("name", self.name))
         for key, cls in _SECTIONS.items():
-            value = getattr(self, key)
-            if not isinstance(value, cls):
-                _set(self, key, cls.from_dict(value))
+            _set(self, key, cls.read(getattr(self, key)))
         _set(self, "seeds", _seeds(self.seeds))
         for regime in self.grid.regime:
-            name = get_regime(regime).parameterization
-            need = PARAMETERIZATIONS[name].depth if name else None
-            for depth in self.grid.depth:
-                if need is not None and depth != need:
-                    _fail(
-                        "grid.depth",
-                        f"regime {regime!r} is {PARAMETERIZATIONS[name].doc} and needs depth "
-                        f"{need}, got depth {depth}",
-                    )
+            self._check_parameterization(regime, get_regime(regime).parameterization)
+
+    def _check_parameterization(self, regime: str, name: str | None) -> None:
+        """A regime that needs a parameterization (mean field) gets one for every init, on
+        this model family, at every depth: checked here, before any cell runs."""
+        if name is None:
+            return
+        param = PARAMETERIZATIONS[name]
+        if name not in get_family(self.model.family).parameterizations:
+            _fail(
+                "grid.regime",
+                f"regime {regime!r} needs {param.doc}, which model family "
+                f"{self.model.family!r} does not have",
+            )
+        for i, init in enumerate(self.grid.init):
+            try:
+                get_init(init).with_parameterization(name)
+            except ValueError as err:
+                _fail(f"grid.init[{i}]", f"regime {regime!r}: {err}")
+        for depth in self.grid.depth:
+            if param.depth is not None and depth != param.depth:
+                _fail(
+                    "grid.depth",
+                    f"regime {regime!r} is {param.doc} and needs depth {param.depth}, got "
+                    f"depth {depth}",
+                )
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SweepConfig:
@@ -346,10 +361,6 @@ class SweepConfig:
             value = getattr(self, key)
             out[key] = list(value) if key == "seeds" else value.to_dict()
         return out
-
-    def data_seed(self, run_seed: int) -> int:
-        """The seed of the data draw of a run with seed ``run_seed``."""
-        return run_seed if self.data.seed == "run" else int(self.data.seed)
 
     @cached_property
     def hash(self) -> str:

@@ -232,9 +232,10 @@ class Store:
                 "SELECT config_json FROM sweeps WHERE name = ?", (config["name"],)
             ).fetchall()
             if held and all(h != text for (h,) in held):
+                where = _first_difference(json.loads(held[0][0]), json.loads(text))
                 raise ValueError(
                     f"sweep {config['name']!r} is already in '{self.path}' with a different "
-                    "config; give the changed sweep a new name or use another store"
+                    f"config ({where}); give the changed sweep a new name or use another store"
                 )
             cur = self._conn.execute(
                 "INSERT OR IGNORE INTO sweeps"
@@ -369,6 +370,24 @@ def load_configs(store_path: StorePath) -> list[dict[str, Any]]:
         _check(conn, path)
         rows = conn.execute("SELECT config_json FROM sweeps ORDER BY id").fetchall()
     return [json.loads(text) for (text,) in rows]
+
+
+def _first_difference(old: Any, new: Any, path: str = "") -> str:
+    """Where two plain configs first differ: ``train.steps: 500 stored, 1000 now``."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            a, b = old.get(key, _UNSET), new.get(key, _UNSET)
+            if a != b:
+                return _first_difference(a, b, f"{path}.{key}" if path else key)
+    return f"{path or 'config'}: {old!r} stored, {new!r} now"
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "not set"
+
+
+_UNSET = _Unset()
 
 
 EXPORT_FORMATS = ("parquet", "csv")

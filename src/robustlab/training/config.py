@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass
 
 from .._checks import _bool, _choice, _fail, _int, _nonneg_int, _number, _positive, _set
@@ -16,7 +17,7 @@ def check_lr(path: str, value: object) -> str | float:
     """``"auto"`` or a positive number."""
     if value == "auto":
         return "auto"
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0:
         return _positive(path, value)
     _fail(path, f'expected a positive number or "auto", got {value!r}')
 

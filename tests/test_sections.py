@@ -44,8 +44,8 @@ def test_train_section_is_a_train_config_with_its_defaults():
 @pytest.mark.parametrize(
     "train,message",
     [
-        ({"regime": "lazy"}, "train: unknown key 'regime'"),
-        ({"alpha": 3}, "train: unknown key 'alpha'"),
+        ({"regime": "lazy"}, "train: key 'regime' is not set here: regime and alpha are grid"),
+        ({"alpha": 3}, "train: key 'alpha' is not set here: regime and alpha are grid axes"),
         ({"power_iters": 0}, "train.power_iters: expected a positive integer, got 0"),
         ({"lr_backoff": "yes"}, "train.lr_backoff: expected true or false, got 'yes'"),
         (
@@ -85,6 +85,13 @@ def test_data_section_is_the_data_layers_config():
     assert config(data={"name": "digits", "subset": "first"}).data.options["subset"] == "first"
     fixed = config(data={"name": "sphere", "seed": 5}).data
     assert fixed.draw(0).seed == fixed.draw(9).seed == 5
+
+
+def test_an_image_shape_may_repeat_a_size():
+    c = config(
+        data={"name": "digits", "classes": [0, 1]}, model={"family": "cnn", "in_shape": [1, 8, 8]}
+    )
+    assert c.model.in_shape == (1, 8, 8)
 
 
 def test_csv_class_names_are_accepted(tmp_path):

@@ -95,14 +95,17 @@ def _choice(choices: tuple[str, ...]) -> Callable[[str, object], str]:
     return check
 
 
-def _items(path: str, value: object, check: Callable[[str, Any], Any]) -> tuple[Any, ...]:
-    """A non-empty list of distinct checked items; a single scalar counts as a list of one."""
+def _items(
+    path: str, value: object, check: Callable[[str, Any], Any], *, distinct: bool = True
+) -> tuple[Any, ...]:
+    """A non-empty list of checked items (distinct unless ``distinct=False``, e.g. a shape);
+    a single scalar counts as a list of one."""
     if isinstance(value, (list, tuple)):
         if not value:
             _fail(path, "expected a non-empty list, got []")
         out = tuple(check(f"{path}[{i}]", v) for i, v in enumerate(value))
         for i, v in enumerate(out):
-            if v in out[:i]:
+            if distinct and v in out[:i]:
                 _fail(f"{path}[{i}]", f"duplicate value {value[i]!r}")
         return out
     if isinstance(value, Mapping):

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import MISSING, fields, is_dataclass
 from typing import Any, ClassVar
 
-from ._checks import _check_keys, _mapping, _thaw
+from ._checks import _check_keys, _fail, _mapping, _thaw
 
 __all__ = ["Section", "at_path"]
 
@@ -55,6 +55,7 @@ class Section:
     _path: ClassVar[str] = ""
     _omit: ClassVar[tuple[str, ...]] = ()  # fields that are not keys of the mapping
     _added: ClassVar[tuple[str, ...]] = ()  # written only when they differ from the default
+    _omit_reason: ClassVar[str] = ""  # why, e.g. " (regime and alpha are grid axes)"
 
     @classmethod
     def keys(cls, d: Mapping[str, Any]) -> tuple[str, ...]:
@@ -75,6 +76,9 @@ class Section:
         """Build from a mapping: unknown or missing keys and bad values raise ValueError
         naming their YAML path."""
         d = _mapping(cls._path, d)
+        omitted = [k for k in d if k in cls._omit]
+        if omitted:  # a field of the library config that this section does not hold
+            _fail(cls._path, f"key {omitted[0]!r} is not set here{cls._omit_reason}")
         _check_keys(cls._path, d, cls.keys(d), cls.required())
         with at_path(cls._path):
             return cls(**cls._arguments(d))

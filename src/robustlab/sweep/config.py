@@ -120,6 +120,7 @@ class DataSpec(Section, DataConfig):
 
     _path = "data"
     _omit = ("options",)
+    _omit_reason = ": write a data set's options as keys of the data section itself"
 
     def __post_init__(self) -> None:
         with at_path("data"):
@@ -171,7 +172,8 @@ class ModelSpec(Section):
         _choice(MODEL_FAMILIES)("model.family", self.family)
         _bool("model.bias", self.bias)
         if self.in_shape is not None:
-            _set(self, "in_shape", _items("model.in_shape", self.in_shape, _int))
+            shape = _items("model.in_shape", self.in_shape, _int, distinct=False)
+            _set(self, "in_shape", shape)
         if self.norm is not None:
             if "norm" not in get_family(self.family).options:
                 _fail("model.norm", f"model family {self.family!r} takes no norm")
@@ -215,6 +217,7 @@ class TrainSpec(Section, TrainConfig):
 
     _path = "train"
     _omit = ("regime", "alpha")
+    _omit_reason = ": regime and alpha are grid axes (grid.regime, grid.alpha)"
     # written only when set, so configs that leave them out keep their hashes
     _added = ("checkpoint_loss", "lr_backoff", "blowup", "power_iters", "lr_probe")
 

@@ -24,7 +24,8 @@ def rows(path: str) -> pd.DataFrame:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as con:
         df = pd.read_sql_query("SELECT * FROM results", con)
     df = df.drop(columns=[c for c in df.columns if c in IGNORED])
-    return df.sort_values(KEYS, na_position="first").reset_index(drop=True)
+    keys = [k for k in KEYS if k in df.columns]  # stores from older schemas lack some
+    return df.sort_values(keys, na_position="first").reset_index(drop=True)
 
 
 def compare(a: pd.DataFrame, b: pd.DataFrame, atol: float) -> list[str]:
@@ -33,7 +34,8 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, atol: float) -> list[str]:
         out.append(f"columns differ: {sorted(set(a.columns) ^ set(b.columns))}")
     if len(a) != len(b):
         return [*out, f"row counts differ: {len(a)} vs {len(b)}"]
-    keys_a, keys_b = a[KEYS].astype(str), b[KEYS].astype(str)
+    keys = [k for k in KEYS if k in a.columns and k in b.columns]
+    keys_a, keys_b = a[keys].astype(str), b[keys].astype(str)
     if not keys_a.equals(keys_b):
         return [*out, "the rows' keys differ"]
     for col in sorted(set(a.columns) & set(b.columns)):
@@ -44,7 +46,7 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, atol: float) -> list[str]:
         else:
             bad = ((x.astype(str) != y.astype(str)) & ~(x.isna() & y.isna())).to_numpy()
         for i in np.flatnonzero(bad)[:5]:
-            out.append(f"{col} row {dict(a.loc[i, KEYS])}: {x.iloc[i]!r} vs {y.iloc[i]!r}")
+            out.append(f"{col} row {dict(a.loc[i, keys])}: {x.iloc[i]!r} vs {y.iloc[i]!r}")
         if bad.sum() > 5:
             out.append(f"{col}: {int(bad.sum())} rows differ in all")
     return out

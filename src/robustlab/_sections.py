@@ -89,11 +89,22 @@ class Section:
         config it extends (e.g. a ``TrainConfig`` for the sweep's ``TrainSpec``)."""
         if isinstance(value, cls):
             return value
-        library = [b for b in cls.__mro__[1:] if is_dataclass(b) and not issubclass(b, Section)]
-        if library and isinstance(value, library[0]):
+        library = cls._library()
+        if library is not None and isinstance(value, library):
             with at_path(cls._path):
-                return cls(**{f.name: getattr(value, f.name) for f in fields(library[0])})
+                return cls(**_values(value, library))
         return cls.from_dict(value)
+
+    @classmethod
+    def _library(cls) -> type | None:
+        """The library config this section extends (``TrainConfig``, ``DataConfig``), if any."""
+        bases = [b for b in cls.__mro__[1:] if is_dataclass(b) and not issubclass(b, Section)]
+        return bases[0] if bases else None
+
+    def as_library(self, **changes: Any):
+        """This section as its library config, with ``changes`` (e.g. a run's regime)."""
+        library = self._library()
+        return library(**{**_values(self, library), **changes})
 
     @classmethod
     def _arguments(cls, d: Mapping[str, Any]) -> dict[str, Any]:
@@ -109,6 +120,10 @@ class Section:
                 continue
             out[f.name] = _thaw(value)
         return out
+
+
+def _values(obj: Any, cls: type) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in fields(cls)}
 
 
 def _default(f) -> Any:

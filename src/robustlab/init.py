@@ -57,6 +57,8 @@ class Parameterization:
         depth: the only depth it is defined for (None: any).
         layers: whether it applies to any layer type (CNNs, ResNets), not only MLPs.
         doc: what a network with it is, for messages.
+        derive: ``scheme -> scheme`` under this parameterization, for the ones any scheme
+            can be given (mean field); None: only schemes defined with it have it.
     """
 
     name: str
@@ -64,6 +66,7 @@ class Parameterization:
     depth: int | None = None
     layers: bool = True
     doc: str = ""
+    derive: Callable[[InitScheme], InitScheme] | None = None
 
 
 def _mean_field_s3(d: int, m: int, k: int) -> float:
@@ -87,6 +90,7 @@ PARAMETERIZATIONS: dict[str, Parameterization] = {
             depth=2,
             layers=False,
             doc="the two-layer mean-field network",
+            derive=lambda scheme: scheme.as_mean_field(),
         ),
     )
 }
@@ -133,14 +137,14 @@ class InitScheme:
         return replace(self, s3=_mean_field_s3, parameterization="mean_field")
 
     def with_parameterization(self, name: str | None) -> InitScheme:
-        """This scheme under parameterization ``name`` (None: as it is). Only the
-        mean-field version is derived (:meth:`as_mean_field`); any other must be the
-        scheme's own."""
+        """This scheme under parameterization ``name`` (None: as it is): derived where the
+        parameterization says how (:meth:`as_mean_field`); any other must be the scheme's own."""
         if name is None or name == self.parameterization:
             return self
-        if name == "mean_field":
-            return self.as_mean_field()
-        raise ValueError(f"init {self.name!r} has no {name} parameterization")
+        derive = PARAMETERIZATIONS[name].derive if name in PARAMETERIZATIONS else None
+        if derive is None:
+            raise ValueError(f"init {self.name!r} has no {name} parameterization")
+        return derive(self)
 
     def _split(self, in_dim: int, width: int, out_dim: int) -> list[tuple[float, float]]:
         split = PARAMETERIZATIONS[self.parameterization].split

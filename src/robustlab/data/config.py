@@ -41,7 +41,6 @@ from .registry import (
     SUBSET_CHOICES,
     SUFFIXES,
     TASK_CHOICES,
-    Source,
     resolve,
 )
 from .synthetic import TEACHERS
@@ -129,7 +128,7 @@ class DataConfig:
         name = os.fspath(self.name) if isinstance(self.name, os.PathLike) else self.name
         _set(self, "name", _string("name", name))
         try:
-            resolve(self.name)
+            source = resolve(self.name)[0]
         except ValueError as err:
             _fail("name", str(err))
         if self.classes is not None:
@@ -153,16 +152,11 @@ class DataConfig:
                 f"expected a number in [0, 1], got {options['label_noise']!r} (a flip "
                 "probability; task 'regression' takes a noise std >= 0)",
             )
-        self.source.resolve_options(options)  # unknown option: names the allowed ones
+        source.resolve_options(options)  # unknown option: names the allowed ones
         _set(self, "options", FrozenMap(checked))
 
     def _check_seed(self) -> None:
         _set(self, "seed", _nonneg_int("seed", self.seed))
-
-    @property
-    def source(self) -> Source:
-        """The registered source that loads this dataset."""
-        return resolve(self.name)[0]
 
     def load(self) -> Dataset:
         """Read or generate the data and return it as tensors (see :func:`~.loader.load`)."""

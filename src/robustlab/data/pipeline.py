@@ -56,8 +56,6 @@ def _plain(value: Any) -> Any:
 
 def _resolve_task(raw: Raw, task: str, classes: Any) -> tuple[str, list[Any]]:
     """The final task and the ordered list of original class labels ([] for regression)."""
-    if isinstance(classes, (torch.Tensor, np.ndarray)):
-        classes = classes.tolist()
     if task == "auto":
         task = "regression" if raw.regression else "classification"
     if task == "regression":
@@ -70,11 +68,7 @@ def _resolve_task(raw: Raw, task: str, classes: Any) -> tuple[str, list[Any]]:
         raise ValueError(
             f"labels are real-valued; task={task!r} needs class labels (use task='regression')"
         )
-    if classes is not None:
-        if not isinstance(classes, (list, tuple)) or len(classes) < 2:
-            raise ValueError(f"classes must list at least 2 labels; got {classes!r}")
-        if len(set(classes)) != len(classes):
-            raise ValueError(f"classes must not repeat a label; got {classes!r}")
+    if classes is not None:  # two or more distinct labels: checked by DataConfig
         present = set(np.unique(raw.y_train).tolist())
         absent = [c for c in classes if c not in present]
         if absent:
@@ -104,10 +98,7 @@ def _keep_classes(x: np.ndarray, y: np.ndarray, classes: list[Any]) -> tuple[np.
 def _subset(x: np.ndarray, y: np.ndarray, n: int | None, key: str, req: Request) -> tuple:
     if n is None:
         return x, y
-    low = 1 if key == "n_train" else 0
-    if isinstance(n, bool) or not isinstance(n, int) or n < low:
-        raise ValueError(f"{key} must be an integer >= {low}; got {n!r}")
-    if n > len(x):
+    if n > len(x):  # a positive integer: checked by DataConfig
         raise ValueError(
             f"{key}={n} is larger than the {len(x)} examples available; use {key} <= {len(x)}"
         )

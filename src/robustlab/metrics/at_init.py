@@ -142,12 +142,12 @@ def stability_table(
     fastest: one row of :data:`TABLE_COLUMNS` each. ``kwargs`` go to
     :func:`stability_at_init` (seeds, points, method, region, n_samples, out_dim, dtype,
     device); ``progress()`` is called once per network measured."""
+    tick = (lambda *_: progress()) if progress is not None else None
     rows = []
     for init in inits:
         for width in widths:
             for depth in depths:
                 for e in eps:
-                    tick = (lambda *_: progress()) if progress is not None else None
                     r = stability_at_init(init, in_dim, width, depth, e, progress=tick, **kwargs)
                     rows.append({c: r[c] for c in TABLE_COLUMNS})
     return rows

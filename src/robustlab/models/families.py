@@ -101,7 +101,7 @@ def build_model(
     """Build a network of ``family`` for inputs of shape ``in_shape`` (one example).
 
     Raises:
-        ValueError: unknown family, an image family on inputs that are not (C, H, W), the
+        ValueError: unknown family, an image family on inputs that are not (C, H, W),
             a ``parameterization`` the family or the scheme does not have (e.g. the two-layer
             mean-field one on a CNN; ``mean_field=True`` is ``parameterization="mean_field"``),
             or an unknown option.

@@ -147,8 +147,7 @@ class DataSpec(Section, DataConfig):
 
     def draw(self, run_seed: int) -> DataConfig:
         """The data layer's config of the draw of a run with seed ``run_seed``."""
-        kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(DataConfig)}
-        return DataConfig(**{**kwargs, "seed": run_seed if self.seed == "run" else self.seed})
+        return self.as_library(seed=run_seed if self.seed == "run" else self.seed)
 
 
 @dataclass(frozen=True)
@@ -229,8 +228,7 @@ class TrainSpec(Section, TrainConfig):
 
     def for_run(self, regime: str, alpha: float) -> TrainConfig:
         """The trainer's config of one run of this sweep."""
-        kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig)}
-        return TrainConfig(**{**kwargs, "regime": regime, "alpha": alpha})
+        return self.as_library(regime=regime, alpha=alpha)
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ import numbers
 from dataclasses import asdict, dataclass
 
 from .._checks import _bool, _choice, _fail, _int, _nonneg_int, _number, _positive, _set
-from .losses import LOSSES
-from .optim import OPTIMIZERS
+from .losses import LOSSES, get_loss
+from .optim import OPTIMIZERS, get_optimizer
 from .regimes import REGIMES, get_regime
 
 __all__ = ["LOSSES", "OPTIMIZERS", "REGIMES", "TrainConfig"]
@@ -70,8 +70,8 @@ class TrainConfig:
     lr_probe: int = 2048
 
     def __post_init__(self) -> None:
-        _choice(OPTIMIZERS)("optimizer", self.optimizer)
-        _choice(LOSSES)("loss", self.loss)
+        get_optimizer(self.optimizer)
+        get_loss(self.loss)
         _choice(REGIMES)("regime", self.regime)
         _set(self, "lr", check_lr("lr", self.lr))
         _set(self, "steps", _int("steps", self.steps))

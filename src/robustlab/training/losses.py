@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .._checks import _choice
 from . import batched_losses as _b
 
 __all__ = ["LOSSES", "Loss", "accuracy", "curvature_bound", "get_loss", "loss_value"]
@@ -89,9 +90,7 @@ LOSSES: tuple[str, ...] = tuple(_REGISTRY)
 
 def get_loss(name: str) -> Loss:
     """The registered loss ``name``."""
-    if name not in _REGISTRY:
-        raise ValueError(f"loss: expected one of {', '.join(LOSSES)}, got {name!r}")
-    return _REGISTRY[name]
+    return _REGISTRY[_choice(LOSSES)("loss", name)]
 
 
 def loss_value(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .._checks import _choice
+
 __all__ = ["OPTIMIZERS", "Optimizer", "get_optimizer", "init_state", "update"]
 
 BETA1, BETA2, ADAM_EPS = 0.9, 0.999, 1e-8  # Kingma & Ba (2015) defaults
@@ -72,9 +74,7 @@ OPTIMIZERS: tuple[str, ...] = tuple(_REGISTRY)
 
 def get_optimizer(name: str) -> Optimizer:
     """The registered optimizer ``name``."""
-    if name not in _REGISTRY:
-        raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, got {name!r}")
-    return _REGISTRY[name]
+    return _REGISTRY[_choice(OPTIMIZERS)("optimizer", name)]
 
 
 def init_state(optimizer: str, params: dict[str, torch.Tensor]) -> dict:

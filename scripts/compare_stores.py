@@ -10,19 +10,19 @@ summary; exits 1 if the stores differ. Used to show that a refactor changed no r
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 
 import numpy as np
 import pandas as pd
+
+from robustlab.sweep.store import load
 
 KEYS = ["cell", "at", "eps", "method", "region", "model", "points"]
 IGNORED = {"id", "time_s", "created_at"}
 
 
 def rows(path: str) -> pd.DataFrame:
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as con:
-        df = pd.read_sql_query("SELECT * FROM results", con)
+    df = load(path)  # the store's own reader: read-only, a clear error for a bad file
     df = df.drop(columns=[c for c in df.columns if c in IGNORED])
     keys = [k for k in KEYS if k in df.columns]  # stores from older schemas lack some
     return df.sort_values(keys, na_position="first").reset_index(drop=True)
@@ -41,7 +41,8 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, atol: float) -> list[str]:
     for col in sorted(set(a.columns) & set(b.columns)):
         x, y = a[col], b[col]
         if pd.api.types.is_numeric_dtype(x) and pd.api.types.is_numeric_dtype(y):
-            xv, yv = x.to_numpy(float), y.to_numpy(float)
+            xv = x.astype("float64").to_numpy(na_value=np.nan)
+            yv = y.astype("float64").to_numpy(na_value=np.nan)
             bad = ~(np.isclose(xv, yv, rtol=0, atol=atol, equal_nan=True))
         else:
             bad = ((x.astype(str) != y.astype(str)) & ~(x.isna() & y.isna())).to_numpy()
@@ -58,7 +59,11 @@ def main() -> int:
     parser.add_argument("b", help="second store")
     parser.add_argument("--atol", type=float, default=1e-6, help="absolute tolerance")
     args = parser.parse_args()
-    a, b = rows(args.a), rows(args.b)
+    try:
+        a, b = rows(args.a), rows(args.b)
+    except ValueError as err:
+        print(f"compare_stores: error: {err}", file=sys.stderr)
+        return 2
     diffs = compare(a, b, args.atol)
     for line in diffs:
         print(line)

@@ -230,8 +230,8 @@ def test_hand_propagated_slopes_match_autograd():
     rho = torch.linspace(-0.999, 0.999, 41, dtype=F64).requires_grad_(True)
     for init, depth in (("he", 1), ("lecun", 3), ("ntk", 6), ("ntk_param", 4)):
         s, v = layer_variances(init, 7, 300, depth)
-        k, th, dk, dth = angular(rho.detach(), s, v, 300, slopes=True)
-        k2, th2 = angular(rho, s, v, 300)
+        k, th, dk, dth = angular(1.0 - rho.detach(), s, v, 300, slopes=True)
+        k2, th2 = angular(1.0 - rho, s, v, 300)
         torch.testing.assert_close(k, k2.detach())
         torch.testing.assert_close(th, th2.detach())
         torch.testing.assert_close(dk, torch.autograd.grad(k2.sum(), rho, retain_graph=True)[0])
@@ -240,9 +240,10 @@ def test_hand_propagated_slopes_match_autograd():
 
 def test_cosines_clamp_and_zero_norm():
     a = torch.tensor([[1.0, 0.0], [0.0, 0.0], [3.0, 4.0]], dtype=F64)
-    norms, rho = cosines(a, a)
-    assert float(rho.max()) <= 1.0 and float(rho.min()) >= -1.0
-    assert float(norms[1].abs().sum()) == 0.0 and torch.isfinite(rho).all()
+    norms, comp = cosines(a, a)
+    assert float(comp.max()) <= 2.0 and float(comp.min()) >= 0.0
+    assert float(norms[1].abs().sum()) == 0.0 and torch.isfinite(comp).all()
+    assert float(comp[0, 0]) == 0.0 and float(comp[2, 2]) == 0.0  # exact on the diagonal
     assert float(nngp(a, a, "he", 3)[1].abs().sum()) == 0.0  # f(0) = 0
 
 

@@ -31,23 +31,62 @@ __all__ = ["nngp", "ntk"]
 # Width at which a scheme's kernels are compared to decide whether they depend on width.
 _PROBE_WIDTH = 1 << 20
 # kappa_0'(rho) = 1 / (pi sqrt(1 - rho^2)) is infinite at rho = +-1 (the NTK has a kink on
-# its diagonal); the derivative uses 1 - rho^2 >= this floor, a bound of ~3e5.
-_SLOPE_FLOOR = 1e-12
+# its diagonal). There (c = 1 - rho = 0 exactly, i.e. parallel inputs) the slope is set to
+# this finite value: it only ever multiplies dc/dx = 0, so the derivative is the symmetric
+# (zero-slope) one; everywhere else the slope is exact, however close to the diagonal.
+_DIAGONAL_SLOPE = 1e6 / math.pi
+# Pairs with 1 - rho below this get 1 - rho from their unit vectors' difference, not from
+# the dot product (whose rounding error, ~sqrt(d) ulp, is all of 1 - rho near the diagonal).
+_NEAR = 0.05
+# Pairs per block of that recomputation (keeps its (pairs, d) difference bounded).
+_NEAR_BLOCK_ELEMS = 1 << 22
+# Below this angle sin t - t cos t is summed as its series (the direct form cancels).
+_SERIES_ANGLE = 0.5
 
 
-def _kappa0_slope(rho: torch.Tensor) -> torch.Tensor:
-    """d kappa_0 / d rho = 1 / (pi sqrt(1 - rho^2)), with 1 - rho^2 floored (see above)."""
-    return 1.0 / (math.pi * torch.sqrt(torch.clamp(1.0 - rho * rho, min=_SLOPE_FLOOR)))
+def _angle(c: torch.Tensor) -> torch.Tensor:
+    """t = arccos(1 - c) from the complement c = 1 - rho in [0, 2], exact as c -> 0.
+
+    t = 2 arcsin(sqrt(c / 2)) (since 1 - cos t = 2 sin^2(t/2)); for c > 1 the mirrored
+    form pi - 2 arcsin(sqrt(1 - c/2)) keeps arcsin away from its infinite slope at 1.
+    """
+    half = torch.clamp(0.5 * c, 0.0, 1.0)
+    low = 2.0 * torch.arcsin(torch.sqrt(half))
+    high = math.pi - 2.0 * torch.arcsin(torch.sqrt(1.0 - half))
+    return torch.where(half <= 0.5, low, high)
+
+
+def _sin_minus_t_cos(t: torch.Tensor) -> torch.Tensor:
+    """S(t) = sin t - t cos t >= 0, by its series sum_k (-1)^(k+1) 2k t^(2k+1) / (2k+1)!
+    below 0.5 (8 terms: relative error < 1e-17) and directly above."""
+    small = torch.clamp(t, max=_SERIES_ANGLE)
+    t2 = small * small
+    term, series = small * t2 / 3.0, torch.zeros_like(t)  # k = 1: 2 t^3 / 3!
+    for k in range(1, 9):
+        series = series + term
+        term = -term * t2 * (2 * k + 2) / (2 * k * (2 * k + 2) * (2 * k + 3))
+    return torch.where(t <= _SERIES_ANGLE, series, torch.sin(t) - t * torch.cos(t))
+
+
+def _kappa0_slope(c: torch.Tensor) -> torch.Tensor:
+    """d kappa_0 / d rho = 1 / (pi sqrt(1 - rho^2)) at rho = 1 - c, where 1 - rho^2 =
+    c (2 - c); ``_DIAGONAL_SLOPE`` where that is 0 (see above)."""
+    q = c * (2.0 - c)
+    inside = q > 0
+    root = torch.sqrt(torch.where(inside, q, torch.ones_like(q)))  # no inf in either branch
+    return torch.where(inside, 1.0 / (math.pi * root), torch.full_like(q, _DIAGONAL_SLOPE))
 
 
 class _Kappa0(torch.autograd.Function):
-    """kappa_0 with the floored derivative (arccos' is -inf at +-1: a naive graph gives NaN)."""
+    """kappa_0(rho) = 1 - t / pi as a function of c = 1 - rho (t from :func:`_angle`), with
+    the derivative d/dc = -kappa_0'(rho), finite on the diagonal (arccos' is -inf at +-1:
+    a naive graph gives NaN; see ``_DIAGONAL_SLOPE``)."""
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(rho):
-        return 1.0 - torch.arccos(rho) / math.pi
+    def forward(c):
+        return 1.0 - _angle(c) / math.pi
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -56,24 +95,26 @@ class _Kappa0(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        (rho,) = ctx.saved_tensors
-        return grad * _kappa0_slope(rho)
+        (c,) = ctx.saved_tensors
+        return -grad * _kappa0_slope(c)
 
     @staticmethod
     def jvp(ctx, tangent):
-        (rho,) = ctx.saved_tensors
-        return tangent * _kappa0_slope(rho)
+        (c,) = ctx.saved_tensors
+        return -tangent * _kappa0_slope(c)
 
 
-class _Kappa1(torch.autograd.Function):
-    """kappa_1 with its exact derivative kappa_0 (finite at rho = 1, where the formula is not)."""
+class _Comp1(torch.autograd.Function):
+    """1 - kappa_1(rho) as a function of c = 1 - rho: with t = arccos rho,
+    1 - kappa_1 = (1 - cos t) - (sin t - t cos t) / pi = c - S(t) / pi, which keeps its
+    relative precision as c -> 0 (the next layer's complement). Its derivative in c is
+    kappa_1'(rho) = kappa_0(rho), finite at rho = 1, where the arccos form is not."""
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(rho):
-        root = torch.sqrt(torch.clamp(1.0 - rho * rho, min=0.0))
-        return (root + (math.pi - torch.arccos(rho)) * rho) / math.pi
+    def forward(c):
+        return torch.clamp(c - _sin_minus_t_cos(_angle(c)) / math.pi, min=0.0)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -82,13 +123,13 @@ class _Kappa1(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        (rho,) = ctx.saved_tensors
-        return grad * _Kappa0.apply(rho)  # differentiable: double backward works
+        (c,) = ctx.saved_tensors
+        return grad * _Kappa0.apply(c)  # differentiable: double backward works
 
     @staticmethod
     def jvp(ctx, tangent):
-        (rho,) = ctx.saved_tensors
-        return tangent * _Kappa0.apply(rho)
+        (c,) = ctx.saved_tensors
+        return tangent * _Kappa0.apply(c)
 
 
 def layer_variances(
@@ -111,7 +152,7 @@ def layer_variances(
 
 
 def angular(
-    rho: torch.Tensor,
+    comp: torch.Tensor,
     s: list[float],
     v: list[float],
     width: int,
@@ -119,7 +160,8 @@ def angular(
     slopes: bool = False,
     fixed_patterns: bool = False,
 ) -> tuple[torch.Tensor, ...]:
-    """NNGP and NTK divided by |x| |x'|, as functions of the cosine rho (any shape).
+    """NNGP and NTK divided by |x| |x'|, as functions of c = 1 - rho (any shape), where
+    rho is the cosine of the two inputs (:func:`cosines` gives c exactly on the diagonal).
 
     Returns ``(k, theta)``, or ``(k, theta, dk/drho, dtheta/drho)`` with ``slopes=True``
     (propagated by hand in forward mode, no graph: the lazy limit's input gradients).
@@ -127,6 +169,8 @@ def angular(
     ``D_{l+1} = D_l m s_{l+1} / 2``, ``rho_{l+1} = kappa_1(rho_l)``,
     ``dot_l = (m s_{l+1} / 2) kappa_0(rho_l)``, is
     ``k = D_L rho_L`` and ``theta = sum_l (D_l rho_l / v_l) prod_{j=l}^{L-1} dot_j``.
+    Each layer carries c_l = 1 - rho_l (exact near rho = 1, where rho_l itself rounds
+    to 1 and arccos would amplify the rounding; see :class:`_Comp1`).
 
     ``fixed_patterns=True`` holds the dot_j factors constant in ``dtheta/drho``: the
     large-width limit of the autograd derivative of a finite network's empirical NTK in
@@ -134,28 +178,28 @@ def angular(
     kappa_0) are piecewise constant in x and contribute nothing almost everywhere.
     """
     big_d = s[0]
-    r = rho
-    theta = r * (big_d / v[0])
+    c = comp
+    theta = (1.0 - c) * (big_d / v[0])
     if slopes:
-        dr = torch.ones_like(rho)
+        dr = torch.ones_like(comp)
         dtheta = dr * (big_d / v[0])
     for l in range(1, len(s)):
         half = width * s[l] / 2.0
-        k0 = _Kappa0.apply(r)
+        k0 = _Kappa0.apply(c)
         dot = k0 * half
         if slopes:
             dtheta = dtheta * dot
             if not fixed_patterns:
-                dtheta = dtheta + theta * (_kappa0_slope(r) * dr * half)
+                dtheta = dtheta + theta * (_kappa0_slope(c) * dr * half)
             dr = k0 * dr  # kappa_1' = kappa_0
-        r = _Kappa1.apply(r)
+        c = _Comp1.apply(c)
         big_d = big_d * half
-        theta = theta * dot + r * (big_d / v[l])
+        theta = theta * dot + (1.0 - c) * (big_d / v[l])
         if slopes:
             dtheta = dtheta + dr * (big_d / v[l])
     if slopes:
-        return r * big_d, theta, dr * big_d, dtheta
-    return r * big_d, theta
+        return (1.0 - c) * big_d, theta, dr * big_d, dtheta
+    return (1.0 - c) * big_d, theta
 
 
 def _prepare(x1, x2, dtype):
@@ -170,21 +214,64 @@ def _prepare(x1, x2, dtype):
     return a, b
 
 
+def unit_difference(
+    a: torch.Tensor, b: torch.Tensor, na: torch.Tensor, nb: torch.Tensor
+) -> torch.Tensor:
+    """u - u' = a / |a| - b / |b| for rows a, b (..., d) of norms na, nb > 0 (...), as
+    (a - b) / |a| - b (|a| - |b|) / (|a| |b|) with |a| - |b| = (a - b).(a + b) / (|a| + |b|):
+    every term is formed from the difference a - b, so the result keeps its relative
+    precision as b -> a (and as b -> lambda a), and is 0 exactly when b = a."""
+    diff = a - b
+    dn = (diff * (a + b)).sum(-1) / (na + nb)  # |a| - |b|
+    return diff / na[..., None] - b * (dn / (na * nb))[..., None]
+
+
+def _near_comp(a: torch.Tensor, b: torch.Tensor, na: torch.Tensor, nb: torch.Tensor):
+    """c = 1 - rho = |u - u'|^2 / 2 (:func:`unit_difference`), exact near the diagonal."""
+    return 0.5 * unit_difference(a, b, na, nb).square().sum(-1)
+
+
 def cosines(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """|x_i| |x'_j| (N1, N2) and the cosines rho_ij clamped to [-1, 1] (0 where a norm is 0)."""
+    """|x_i| |x'_j| (N1, N2) and c_ij = 1 - rho_ij in [0, 2], rho the cosine (c = 1 where a
+    norm is 0).
+
+    c = 1 - u.u' from the unit vectors' dot product, except where that is below 0.05:
+    there c = |u - u'|^2 / 2 (the same quantity, since |u| = |u'| = 1) from the inputs'
+    difference (:func:`_near_comp`), whose rounding error is relative, so c = 0 exactly
+    on the diagonal and the angle is exact near it. Differentiable in a and b (first and
+    second derivatives).
+    """
+    tiny = torch.finfo(a.dtype).tiny
     na = torch.linalg.vector_norm(a, dim=1)
     nb = torch.linalg.vector_norm(b, dim=1)
-    norms = na[:, None] * nb[None, :]
-    tiny = torch.finfo(a.dtype).tiny
-    rho = (a @ b.T) / torch.clamp(norms, min=tiny)
-    return norms, torch.clamp(rho, -1.0, 1.0)
+    ua = a / torch.clamp(na, min=tiny)[:, None]  # (N1, d)
+    ub = b / torch.clamp(nb, min=tiny)[:, None]  # (N2, d)
+    comp = torch.clamp(1.0 - ua @ ub.T, 0.0, 2.0)  # (N1, N2)
+    with torch.no_grad():
+        near = (comp < _NEAR) & (na[:, None] > 0) & (nb[None, :] > 0)
+    d = a.shape[1]
+    if comp.numel() * d <= _NEAR_BLOCK_ELEMS:  # small: one dense pass (vmap-safe)
+        safe_a, safe_b = torch.clamp(na, min=tiny), torch.clamp(nb, min=tiny)
+        exact = _near_comp(a[:, None], b[None], safe_a[:, None], safe_b[None])
+        return na[:, None] * nb[None, :], torch.where(near, exact, comp)
+    rows, cols = near.nonzero(as_tuple=True)
+    if rows.numel():
+        block = max(1, _NEAR_BLOCK_ELEMS // d)
+        exact = torch.cat(
+            [
+                _near_comp(a[i], b[j], na[i], nb[j])
+                for i, j in zip(rows.split(block), cols.split(block), strict=True)
+            ]
+        )
+        comp = comp.index_put((rows, cols), exact)
+    return na[:, None] * nb[None, :], comp
 
 
 def width_free(init: str | InitScheme, d: int, depth: int, which: int) -> bool:
     """Whether the kernel ``which`` (0 NNGP, 1 NTK) at rho = 1 is the same at widths M, 2M."""
-    one = torch.ones((), dtype=torch.float64)
+    zero = torch.zeros((), dtype=torch.float64)  # c = 1 - rho = 0
     vals = [
-        float(angular(one, *layer_variances(init, d, w, depth), w)[which])
+        float(angular(zero, *layer_variances(init, d, w, depth), w)[which])
         for w in (_PROBE_WIDTH, 2 * _PROBE_WIDTH)
     ]
     return math.isclose(vals[0], vals[1], rel_tol=1e-9)
@@ -242,8 +329,8 @@ def nngp(
             )
         width = _PROBE_WIDTH
     s, v = layer_variances(init, a.shape[1], width, L)
-    norms, rho = cosines(a, b)
-    return norms * angular(rho, s, v, width)[0]
+    norms, comp = cosines(a, b)
+    return norms * angular(comp, s, v, width)[0]
 
 
 def ntk(
@@ -294,5 +381,5 @@ def ntk(
     L = check_positive_int("depth", depth)
     m = check_positive_int("width", width)
     s, v = layer_variances(init, a.shape[1], m, L)
-    norms, rho = cosines(a, b)
-    return norms * angular(rho, s, v, m)[1]
+    norms, comp = cosines(a, b)
+    return norms * angular(comp, s, v, m)[1]

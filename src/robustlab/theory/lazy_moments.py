@@ -17,7 +17,7 @@ import torch
 
 from .._checks import check_positive_int
 from ..init import get_init
-from .kernels import angular, cosines, layer_variances, width_free
+from .kernels import angular, cosines, layer_variances, unit_difference, width_free
 
 __all__ = [
     "DEFAULT_JITTER",
@@ -126,36 +126,39 @@ def limit_moments(
     else:
         m = check_positive_int("width", width)
     s, v = layer_variances(init, d, m, depth)
-    norms, rho = cosines(x, x)
-    k_ang, th_ang = angular(rho, s, v, m)
+    norms, comp = cosines(x, x)
+    k_ang, th_ang = angular(comp, s, v, m)
     kxx, theta = norms * k_ang, norms * th_ang
     a, q, step, ratio, rel, jit_abs = _train_operator(theta, t, lr, jitter)
     ay = a @ y
     qy = q @ y
     qkq = float((q * (kxx @ q)).sum())  # tr(Q K Q^T), Q symmetric
-    one = torch.ones((), dtype=x.dtype)
-    f0_var = float(angular(one, s, v, m)[0])  # D_L = K(x, x) / |x|^2
+    zero = torch.zeros((), dtype=x.dtype)  # c = 1 - rho = 0
+    f0_var = float(angular(zero, s, v, m)[0])  # D_L = K(x, x) / |x|^2
 
-    xn = torch.linalg.vector_norm(x, dim=1)
-    ux = x / torch.clamp(xn, min=torch.finfo(x.dtype).tiny)[:, None]  # (N, d) unit directions
+    xn = torch.clamp(torch.linalg.vector_norm(x, dim=1), min=torch.finfo(x.dtype).tiny)
     mus, covs = [], []
     eye = torch.eye(d, dtype=x.dtype, device=x.device)
     for lo in range(0, xt.shape[0], chunk):
         xc = xt[lo : lo + chunk]
         c = xc.shape[0]
-        nc, rc = cosines(xc, x)  # (c, N)
+        nc, cc = cosines(xc, x)  # (c, N)
         k_c, th_c, dk_c, dth_c = angular(
-            rc, s, v, m, slopes=True, fixed_patterns=model == "linearized"
+            cc, s, v, m, slopes=True, fixed_patterns=model == "linearized"
         )
         nxc = torch.clamp(torch.linalg.vector_norm(xc, dim=1), min=torch.finfo(x.dtype).tiny)
         uc = xc / nxc[:, None]  # (c, d)
         scale = nc / nxc[:, None]  # |x_j|: (c, N)
+        # u_j - u: (c, N, d) -> (c, d, N), exact as u_j -> u
+        apart = unit_difference(x[None], xc[:, None], xn[None], nxc[:, None]).transpose(1, 2)
 
-        def grad(val, slope, uc=uc, rc=rc, scale=scale):
-            # grad_x [|x||x_j| S(rho)] = |x_j| ((S - rho S') u + S' u_j): (c, d, N)
-            along = scale * (val - rc * slope)
+        def grad(val, slope, uc=uc, cc=cc, scale=scale, apart=apart):
+            # grad_x [|x||x_j| S(rho)] = |x_j| (S u + S' (u_j - rho u)), with
+            # u_j - rho u = (u_j - u) + (1 - rho) u: S' ~ 1/sqrt(1 - rho) near the diagonal
+            # multiplies a difference of size sqrt(1 - rho), computed without cancellation
+            along = scale * (val + cc * slope)
             across = scale * slope
-            return uc[:, :, None] * along[:, None, :] + across[:, None, :] * ux.T[None]
+            return uc[:, :, None] * along[:, None, :] + across[:, None, :] * apart
 
         g = grad(th_c, dth_c)
         h = grad(k_c, dk_c)

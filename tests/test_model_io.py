@@ -8,10 +8,14 @@ whole model is refused in one line that says how to save it. Bad input: exit 2, 
 
 from __future__ import annotations
 
+import io
 import json
+import pickle
 import sys
 import textwrap
 import warnings
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -274,3 +278,82 @@ def test_measure_saved_is_the_library_side_of_measure_model(tmp_path):
         want = rl.perturbation_stability(net, x, eps).value
         assert row["eps"] == eps and row["p_value"] == pytest.approx(want, rel=1e-6)
     assert seen[-1] == (80, 80)
+
+
+class _Plant:
+    """A pickle that, if ever unpickled, makes the folder named in it (the side effect the
+    hostile-archive tests look for)."""
+
+    def __init__(self, target: str):
+        self.target = target
+
+    def __reduce__(self):
+        import os
+
+        return (os.mkdir, (self.target,))
+
+
+def _legacy_pickle(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf, _use_new_zipfile_serialization=False)
+    return buf.getvalue()
+
+
+def _zip_of(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def _with_record(src: Path, dst: Path, name: str, data: bytes) -> Path:
+    with zipfile.ZipFile(src) as a, zipfile.ZipFile(dst, "w") as b:
+        for n in a.namelist():
+            b.writestr(n, a.read(n))
+        b.writestr(f"{a.namelist()[0].split('/')[0]}/{name}", data)
+    return dst
+
+
+def test_crafted_export_archives_run_no_code(capsys, workdir):
+    # a genuine torch.export archive plus one record torch would unpickle with
+    # weights_only=False (plain torch.export.load runs it): refused, one line, exit 2, and
+    # the planted folder never appears
+    tmp, x, _ = workdir
+    net = rl.cnn((1, 5, 5), 4, 2, out_dim=3, init="he", generator=seeded(3))
+    program = torch.export.export(net, (x[:4],), dynamic_shapes=({0: torch.export.Dim("b")},))
+    torch.export.save(program, tmp / "ok.pt2")
+    plant = tmp / "PLANTED"
+    evil = pickle.dumps(_Plant(str(plant)), protocol=2)
+    benign = pickle.dumps({}, protocol=2)
+    records = {
+        "legacy": _legacy_pickle(_Plant(str(plant))),  # the object is its 4th pickle
+        "decoy": _zip_of({"a/data.pkl": benign, "a/version": b"3\n", "z/data.pkl": evil}),
+        "nested": _zip_of({"a/inner.pt": _zip_of({"b/data.pkl": evil})}),
+    }
+    for kind, data in records.items():
+        for where in ("data/weights/model.pt", "data/constants/model.pt"):
+            path = _with_record(tmp / "ok.pt2", tmp / f"{kind}.pt2", where, data)
+            line = usage_error(capsys, "--model", path.name, "--data", "img.npy")
+            assert "cannot load" in line and "ok.pt2" not in line, (kind, where, line)
+            assert not plant.exists(), (kind, where)
+    row = measure(capsys, "--model", "ok.pt2", "--data", "img.npy", "--device", "cpu")
+    assert row["p_value"] == pytest.approx(p_of(net, x), rel=1e-5)
+
+
+def test_the_scan_reads_every_pickle(tmp_path):
+    # the pre-scan names the planted global wherever it hides in a file
+    from robustlab.models._pickles import foreign_globals
+
+    evil = pickle.dumps(_Plant("x"), protocol=2)
+    benign = pickle.dumps({}, protocol=2)
+    cases = {
+        "legacy.pt": _legacy_pickle(_Plant("x")),
+        "decoy.pt": _zip_of({"a/data.pkl": benign, "z/data.pkl": evil}),
+        "nested.pt": _zip_of({"a/inner.pt": _zip_of({"b/data.pkl": evil})}),
+    }
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert any(g.endswith(".mkdir") for g in foreign_globals(tmp_path / name)), name
+    (tmp_path / "plain.pt").write_bytes(_legacy_pickle({"w": torch.ones(2)}))
+    assert foreign_globals(tmp_path / "plain.pt") == []

@@ -3,7 +3,8 @@
 Used to word the refusal of a file that holds pickled Python objects (a whole model saved
 with ``torch.save(model)``) and to vet the pickled parts of a ``torch.export`` archive before
 torch opens it. Safety never rests on this scan: model files are opened with
-``torch.load(weights_only=True)``; the scan only names what was found.
+``torch.load(weights_only=True)``, and ``torch.export`` archives are loaded with torch's
+weights-only mode forced (models/io.py); the scan only names what was found.
 """
 
 from __future__ import annotations
@@ -23,10 +24,25 @@ _STRINGS = ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8", "STRING"
 
 
 def _globals(data: bytes) -> list[str]:
-    """``module.name`` of every global a pickle stream imports (GLOBAL and STACK_GLOBAL)."""
+    """``module.name`` of every global the pickle streams in ``data`` import (GLOBAL and
+    STACK_GLOBAL), over every pickle in sequence: a legacy ``torch.save`` stream is
+    several pickles back to back (magic number, protocol, system info, the object, the
+    storage keys), and the object is not the first."""
+    found: list[str] = []
+    stream = io.BytesIO(data)
+    while stream.tell() < len(data):
+        start = stream.tell()
+        found += _one_pickle(stream)
+        if stream.tell() <= start:  # not a pickle (raw storage bytes follow): stop
+            break
+    return found
+
+
+def _one_pickle(stream: io.BytesIO) -> list[str]:
+    """Globals of the pickle at the stream's position; leaves the stream after its STOP."""
     found, strings, memo = [], [], {}
     try:
-        for op, arg, _ in pickletools.genops(data):
+        for op, arg, _ in pickletools.genops(stream):
             if op.name == "GLOBAL":
                 module, _, name = str(arg).partition(" ")
                 found.append(f"{module}.{name}")
@@ -41,7 +57,7 @@ def _globals(data: bytes) -> list[str]:
             elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
                 found.append(f"{strings[-2]}.{strings[-1]}")
     except Exception:  # a truncated or non-pickle stream: report what was decoded
-        pass
+        stream.seek(0, io.SEEK_END)  # nothing after a broken pickle is decoded
     return found
 
 
@@ -52,19 +68,28 @@ def _is_foreign(qualname: str) -> bool:
     return not (module in _TENSOR_MODULES and (name.startswith("_rebuild") or "Storage" in name))
 
 
-def _pickle_of(blob: bytes) -> bytes:
-    """The pickle stream of a torch.save blob (zip: its data.pkl) or the blob itself."""
-    if zipfile.is_zipfile(io.BytesIO(blob)):
-        with zipfile.ZipFile(io.BytesIO(blob)) as z:
-            names = [n for n in z.namelist() if n.endswith("data.pkl")]
-            return z.read(names[0]) if names else b""
-    return blob
+def _pickles_of(blob: bytes, depth: int = 0) -> list[bytes]:
+    """Every pickle-bearing part of a torch.save blob: in a zip, every ``.pkl`` entry and,
+    recursively, every entry that is itself a zip or a legacy stream (``.pt``); else the
+    blob itself (a legacy stream: all its pickles are decoded by :func:`_globals`)."""
+    if depth > 4 or not zipfile.is_zipfile(io.BytesIO(blob)):
+        return [blob]
+    parts: list[bytes] = []
+    with zipfile.ZipFile(io.BytesIO(blob)) as z:
+        for name in z.namelist():
+            if name.endswith(".pkl"):
+                parts.append(z.read(name))
+            elif name.endswith((".pt", ".pth", ".bin")):
+                parts += _pickles_of(z.read(name), depth + 1)
+    return parts
 
 
 def foreign_globals(path: Path) -> list[str]:
     """Globals in a saved file that are not tensor/state-dict plumbing, e.g.
     ``torch.nn.modules.linear.Linear`` or ``posix.mkdir``: code that unpickling would run."""
-    return [g for g in _globals(_pickle_of(Path(path).read_bytes())) if _is_foreign(g)]
+    return [
+        g for part in _pickles_of(Path(path).read_bytes()) for g in _globals(part) if _is_foreign(g)
+    ]
 
 
 def unsafe_export_parts(path: Path) -> list[str]:
@@ -81,8 +106,13 @@ def unsafe_export_parts(path: Path) -> list[str]:
                     path_name = str(meta.get("path_name", ""))
                     if pickled or path_name.startswith(("custom_obj", "opaque_obj")):
                         bad.append(f"{fqn} ({path_name})")
-            elif name.endswith(".pt") or name.endswith(".pkl"):
-                strange = [g for g in _globals(_pickle_of(z.read(name))) if _is_foreign(g)]
+            elif name.endswith((".pt", ".pkl", ".pth", ".bin")):
+                strange = [
+                    g
+                    for part in _pickles_of(z.read(name))
+                    for g in _globals(part)
+                    if _is_foreign(g)
+                ]
                 if strange:
                     bad.append(f"{name} ({strange[0]})")
     return bad

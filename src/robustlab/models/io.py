@@ -18,6 +18,7 @@ how to save it instead.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -112,6 +113,23 @@ def _load_torchscript(path: Path) -> nn.Module:
         ) from None
 
 
+@contextlib.contextmanager
+def _weights_only_forced():
+    """Make every ``torch.load`` inside the block weights-only, even where the caller asks
+    for ``weights_only=False`` (torch.export's loader does so for legacy and pickled
+    records): torch reads ``TORCH_FORCE_WEIGHTS_ONLY_LOAD`` at each call."""
+    key = "TORCH_FORCE_WEIGHTS_ONLY_LOAD"
+    old = os.environ.get(key)
+    os.environ[key] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = old
+
+
 def _load_export(path: Path) -> nn.Module:
     """``torch.export.load(path).module()``, after checking that torch will unpickle nothing
     outside weights_only (it falls back to full unpickling for some payloads)."""
@@ -123,7 +141,8 @@ def _load_export(path: Path) -> nn.Module:
             "weights and constants are plain tensors"
         )
     try:
-        return torch.export.load(str(path)).module()
+        with _weights_only_forced():
+            return torch.export.load(str(path)).module()
     except Exception as err:
         raise ValueError(
             f"cannot load torch.export model {str(path)!r}: {_first_line(err)}"

@@ -296,3 +296,23 @@ def test_export_rejects_unknown_format(filled, tmp_path):
     with pytest.raises(ValueError, match="export format must be 'parquet' or 'csv', got 'xlsx'"):
         export(filled, tmp_path / "out.xlsx", fmt="xlsx")
     assert not (tmp_path / "out.xlsx").exists()
+
+
+def test_outputs_never_replace_their_store(filled, tmp_path, capsys):
+    # export / report -o STORE (also through a second name): one line, exit 2, store intact
+    from robustlab.cli import main
+
+    before = filled.read_bytes()
+    alias = tmp_path / "alias.db"
+    alias.symlink_to(filled)
+    for out in (filled, alias):
+        for argv in (
+            ["export", str(filled), "--format", "csv", "-o", str(out)],
+            ["report", str(filled), "-o", str(out)],
+        ):
+            assert main(argv) == 2, argv
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and "is the input" in err[0], err
+    assert filled.read_bytes() == before and len(load(filled)) == 4
+    with pytest.raises(ValueError, match="it is a folder"):
+        export(filled, tmp_path, fmt="csv")

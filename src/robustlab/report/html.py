@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .._atomic import atomic_write
+from .._atomic import atomic_write, check_target
 from .._version import __version__
 from ..claims import VERDICTS, evaluate
 from ..claims.judge import _numpy_dtypes
@@ -204,6 +204,7 @@ def build(store_path: str | Path, out_html: str | Path, *, figures_dir=None) -> 
     from ..claims import sensitivity  # lazy, like the store: the report imports alone
     from ..sweep.store import load, load_configs
 
+    check_target(out_html, (store_path,))
     df, configs = load(store_path), load_configs(store_path)
     title = f"robustlab report: {Path(store_path).name}"
     return write_html(df, out_html, claims=evaluate(df), configs=configs, title=title,

@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from .._atomic import atomic_write
+from .._atomic import atomic_write, check_target
 from .._version import __version__
 from .schema import COLUMNS, STATUSES
 
@@ -401,8 +401,9 @@ def export(store_path: StorePath, out_path: StorePath, fmt: str = "parquet") -> 
     """
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"export format must be 'parquet' or 'csv', got {fmt!r}")
+    keep = (store_path,)
+    out = check_target(out_path, keep)
     df = load(store_path)
-    out = Path(out_path)
     if fmt == "parquet":
-        return atomic_write(out, lambda tmp: df.to_parquet(tmp, index=False))
-    return atomic_write(out, lambda tmp: df.to_csv(tmp, index=False))
+        return atomic_write(out, lambda tmp: df.to_parquet(tmp, index=False), protect=keep)
+    return atomic_write(out, lambda tmp: df.to_csv(tmp, index=False), protect=keep)

@@ -84,12 +84,15 @@ def _pickles_of(blob: bytes, depth: int = 0) -> list[bytes]:
     return parts
 
 
+def _foreign_in(blob: bytes) -> list[str]:
+    """Foreign globals of every pickle in a torch.save blob."""
+    return [g for part in _pickles_of(blob) for g in _globals(part) if _is_foreign(g)]
+
+
 def foreign_globals(path: Path) -> list[str]:
     """Globals in a saved file that are not tensor/state-dict plumbing, e.g.
     ``torch.nn.modules.linear.Linear`` or ``posix.mkdir``: code that unpickling would run."""
-    return [
-        g for part in _pickles_of(Path(path).read_bytes()) for g in _globals(part) if _is_foreign(g)
-    ]
+    return _foreign_in(Path(path).read_bytes())
 
 
 def unsafe_export_parts(path: Path) -> list[str]:
@@ -107,12 +110,7 @@ def unsafe_export_parts(path: Path) -> list[str]:
                     if pickled or path_name.startswith(("custom_obj", "opaque_obj")):
                         bad.append(f"{fqn} ({path_name})")
             elif name.endswith((".pt", ".pkl", ".pth", ".bin")):
-                strange = [
-                    g
-                    for part in _pickles_of(z.read(name))
-                    for g in _globals(part)
-                    if _is_foreign(g)
-                ]
+                strange = _foreign_in(z.read(name))
                 if strange:
                     bad.append(f"{name} ({strange[0]})")
     return bad

@@ -64,7 +64,7 @@ def _sin_minus_t_cos(t: torch.Tensor) -> torch.Tensor:
     term, series = small * t2 / 3.0, torch.zeros_like(t)  # k = 1: 2 t^3 / 3!
     for k in range(1, 9):
         series = series + term
-        term = -term * t2 * (2 * k + 2) / (2 * k * (2 * k + 2) * (2 * k + 3))
+        term = -term * t2 / (2 * k * (2 * k + 3))  # ratio of terms k+1 and k
     return torch.where(t <= _SERIES_ANGLE, series, torch.sin(t) - t * torch.cos(t))
 
 

@@ -13,6 +13,7 @@ import pytest
 from robustlab.claims import (
     CLAIMS,
     COLUMNS,
+    Protocol,
     effect,
     evaluate,
     monotone,
@@ -78,8 +79,9 @@ def rows(
     return pd.DataFrame(out, columns=list(ROW_COLUMNS))
 
 
-def claim(df: pd.DataFrame, cid: str, **kw) -> pd.Series:
-    return evaluate(df, **kw).set_index("claim").loc[cid]
+def claim(df: pd.DataFrame, cid: str, *, sensitivity: bool = True, **protocol) -> pd.Series:
+    out = evaluate(df, Protocol(**protocol), sensitivity=sensitivity)
+    return out.set_index("claim").loc[cid]
 
 
 # --- the statistics, by simulation -----------------------------------------------------

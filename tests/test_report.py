@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -15,7 +16,7 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
-from robustlab.claims import CLAIMS, VERDICTS, evaluate, sensitivity
+from robustlab.claims import CLAIMS, VERDICTS, assess, evaluate
 from robustlab.report import FIGURES, build, figures, write_html
 from robustlab.report.plot import PN_GID, REF_GID
 from robustlab.report.rows import pn_width
@@ -215,13 +216,18 @@ def df() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def claims(df) -> pd.DataFrame:
-    return evaluate(df)
+def assessment(df):
+    return assess(df)
 
 
 @pytest.fixture(scope="module")
-def sens(df) -> pd.DataFrame:
-    return sensitivity(df)
+def claims(assessment) -> pd.DataFrame:
+    return assessment.claims
+
+
+@pytest.fixture(scope="module")
+def sens(assessment) -> pd.DataFrame:
+    return assessment.sensitivity
 
 
 @pytest.fixture(scope="module")
@@ -233,14 +239,14 @@ SHAPE = [i % 2 == 0 for i in range(len(CLAIMS))]  # monotone flags the report is
 
 
 @pytest.fixture(scope="module")
-def report(df, claims, sens, figs_dir, tmp_path_factory):
+def report(df, assessment, figs_dir, tmp_path_factory):
     path = tmp_path_factory.mktemp("report") / "report.html"
     configs = [{"name": EVIL, "widths": (16, 64), "note": "a & b"}]
+    shaped = dataclasses.replace(assessment, claims=assessment.claims.assign(monotone=SHAPE))
     return write_html(
         df,
         path,
-        claims=claims.assign(monotone=SHAPE),
-        sensitivity=sens,
+        assessment=shaped,
         configs=configs,
         title=f"sweep {EVIL}",
         figures_dir=figs_dir,
@@ -510,9 +516,11 @@ def test_sensitivity_tables_in_the_dom(claims, sens, report):
     )
 
 
-def test_given_claims_are_shown(claims, df, tmp_path):
-    given = claims.assign(reason="marker-reason <b>")
-    out = write_html(df.iloc[-1:], tmp_path / "r.html", claims=given)  # one diverged row
+def test_given_claims_are_shown(assessment, df, tmp_path):
+    given = dataclasses.replace(
+        assessment, claims=assessment.claims.assign(reason="marker-reason <b>")
+    )
+    out = write_html(df.iloc[-1:], tmp_path / "r.html", assessment=given)  # one diverged row
     text = out.read_text(encoding="utf-8")
     assert "marker-reason &lt;b&gt;" in text and "No figure" in text
 

@@ -341,6 +341,14 @@ def _claims_table(df) -> str:
     return view.to_string(index=False, float_format=lambda v: f"{v:+.3g}")
 
 
+def _protocol(a: argparse.Namespace):
+    """The claims protocol with the thresholds given on the command line."""
+    from .claims import Protocol
+
+    given = {"lazy_threshold": a.lazy_threshold, "nonlazy_threshold": a.nonlazy_threshold}
+    return Protocol(**{k: v for k, v in given.items() if v is not None})
+
+
 def cmd_reproduce(a: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
@@ -352,8 +360,7 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
             workers=a.workers,
             address=a.address,
             progress=update,
-            lazy_threshold=a.lazy_threshold,
-            nonlazy_threshold=a.nonlazy_threshold,
+            protocol=_protocol(a),
         )
     print(_summary_line(res.summary))
     print()
@@ -551,6 +558,7 @@ def _add_report(r) -> None:
 
 
 def _add_reproduce(p) -> None:
+    from .claims import Protocol
     from .sweep.executors import EXECUTORS
 
     mode = p.add_mutually_exclusive_group()
@@ -564,12 +572,14 @@ def _add_reproduce(p) -> None:
         help="worker processes or Ray CPUs (default: one per core)",
     )  # fmt: skip
     p.add_argument(
-        "--lazy-threshold", type=_positive_float, default=0.1,
-        help="C3/C4 on standard runs: max weight and NTK change of a lazy run (default 0.1)",
+        "--lazy-threshold", type=_positive_float, default=None,
+        help="C3/C4 on standard runs: max weight and NTK change of a lazy run "
+        f"(default {Protocol.lazy_threshold:g})",
     )  # fmt: skip
     p.add_argument(
-        "--nonlazy-threshold", type=_positive_float, default=0.3,
-        help="C5: min weight change of every mean-field run (default 0.3)",
+        "--nonlazy-threshold", type=_positive_float, default=None,
+        help=f"C5: min weight change of every mean-field run (default "
+        f"{Protocol.nonlazy_threshold:g})",
     )  # fmt: skip
     p.add_argument("--quiet", action="store_true", help=_QUIET_HELP)
     p.set_defaults(func=cmd_reproduce)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ._atomic import atomic_write
-from .claims import evaluate, sensitivity
+from .claims import Assessment, Protocol, assess
 from .report import write_html
 from .sweep import Progress, SweepSummary, load, load_config, load_configs, run
 
@@ -28,7 +28,7 @@ MODES = ("quick", "full")
 
 @dataclass(frozen=True)
 class ReproduceResult:
-    """Paths of the artifacts, the claims table and the sweep summary."""
+    """Paths of the artifacts, the assessment of the claims and the sweep summary."""
 
     out_dir: Path
     store: Path
@@ -36,8 +36,13 @@ class ReproduceResult:
     sensitivity_csv: Path
     report: Path
     figures: list[Path]
-    claims: pd.DataFrame
+    assessment: Assessment
     summary: SweepSummary
+
+    @property
+    def claims(self) -> pd.DataFrame:
+        """The claims table (:attr:`Assessment.claims`)."""
+        return self.assessment.claims
 
 
 def preset_paths(mode: str = "quick") -> list[Path]:
@@ -56,19 +61,17 @@ def reproduce(
     workers: int | None = None,
     address: str | None = None,
     progress: Callable[[Progress], None] | None = None,
-    lazy_threshold: float = 0.1,
-    nonlazy_threshold: float = 0.3,
+    protocol: Protocol | None = None,
 ) -> ReproduceResult:
-    """Run the presets of ``mode`` into ``out_dir``; write claims.csv, sensitivity.csv,
-    figures and report.html.
+    """Run the presets of ``mode`` into ``out_dir``; assess the claims once under
+    ``protocol`` (default :class:`~robustlab.claims.Protocol`) and write claims.csv,
+    sensitivity.csv, figures and report.html from that assessment.
 
     Resumable: rerunning skips finished cells (and on a finished store only re-judges).
     Claims are judged on the rows of this mode's sweeps only (a store may also hold the other
-    mode's runs). The thresholds are those of :func:`robustlab.claims.evaluate`.
+    mode's runs).
     """
-    for name, v in (("lazy_threshold", lazy_threshold), ("nonlazy_threshold", nonlazy_threshold)):
-        if not (isinstance(v, (int, float)) and 0 < v < float("inf")):
-            raise ValueError(f"{name} must be a positive number, got {v!r}")
+    protocol = protocol or Protocol()
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {str(out)!r} exists and is not a directory")
@@ -81,25 +84,22 @@ def reproduce(
     names = {c.name for c in configs}
     df = load(store)
     df = df[df["sweep"].isin(names)]
-    thresholds = {"lazy_threshold": lazy_threshold, "nonlazy_threshold": nonlazy_threshold}
-    claims = evaluate(df, **thresholds)
+    assessment = assess(df, protocol)
     claims_csv = out / "claims.csv"
-    atomic_write(claims_csv, lambda tmp: claims.to_csv(tmp, index=False))
-    sens = sensitivity(df, **thresholds)
+    atomic_write(claims_csv, lambda tmp: assessment.claims.to_csv(tmp, index=False))
     sens_csv = out / "sensitivity.csv"
-    atomic_write(sens_csv, lambda tmp: sens.to_csv(tmp, index=False))
+    atomic_write(sens_csv, lambda tmp: assessment.sensitivity.to_csv(tmp, index=False))
     fig_dir = out / "figures"
     fig_dir.mkdir(exist_ok=True)
     sweep_configs = [c for c in load_configs(store) if c.get("name") in names]
     report = write_html(
         df,
         out / "report.html",
-        claims=claims,
+        assessment=assessment,
         configs=sweep_configs,
-        sensitivity=sens,
-        thresholds=thresholds,
         title=f"robustlab: reproduction of Zhu et al. (NeurIPS 2022), {mode}",
         figures_dir=fig_dir,
+        overwrite=True,  # reproduce's own report, rewritten on every (resumed) run
     )
     figures = sorted(fig_dir.glob("*.png")) + sorted(fig_dir.glob("*.pdf"))
-    return ReproduceResult(out, store, claims_csv, sens_csv, report, figures, claims, summary)
+    return ReproduceResult(out, store, claims_csv, sens_csv, report, figures, assessment, summary)

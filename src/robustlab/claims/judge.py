@@ -12,13 +12,16 @@ The protocol, fixed before any verdict is looked at:
    sweep: all its runs qualify, or the verdict is ``regime not reached``. Centred
    (alpha-scaled) rows never judge an initialization claim.
 3. Matched fit: a run whose training loss did not reach its ``target_loss`` is excluded and
-   counted (``n_excluded``); if more than a fifth of a claim's runs are excluded, the
-   verdict is ``not converged``.
+   counted (``n_excluded``); if more than ``Protocol.max_excluded`` (a fifth) of a claim's
+   runs are excluded, the verdict is ``not converged``.
 4. Statistics (:mod:`robustlab.claims.stats`): per-seed fixed-effects slopes, t interval
    over seeds; ``supported`` / ``contradicted`` when the interval excludes 0 on the
    claimed / other side, else ``inconclusive``.
 5. Sensitivity (:mod:`robustlab.claims.sensitivity`): a directional verdict that does not
-   hold in at least 80% of the re-judged variants is reported as ``fragile``.
+   hold in at least ``Protocol.robust_share`` (80%) of the re-judged variants is reported as
+   ``fragile``.
+
+Every number of this protocol is a field of :class:`~robustlab.claims.Protocol`.
 """
 
 from __future__ import annotations
@@ -28,14 +31,13 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..training.regimes import get_regime
+from .._frames import numpy_dtypes
+from ..regime_facts import REGIME_FACTS, regime_facts
 from .catalog import CLAIMS, Claim
+from .protocol import Protocol
 from .stats import CI_T_SEEDS, effect, monotone, plateau_fit, seed_slopes, t_interval
 
-__all__ = ["COLUMNS", "base_rows", "evaluate", "judge"]
-
-MAX_EXCLUDED = 0.2  # more than this share of runs missing the target loss: "not converged"
-ROBUST_SHARE = 0.8  # a directional verdict must hold in this share of sensitivity variants
+__all__ = ["COLUMNS", "base_rows", "judge", "judge_claims", "robust_share"]
 
 _NEEDED = ("status", "at", "p_value", "seed", "width", "depth", "init", "regime", "alpha",
            "dataset", "eps", "method", "n_params", "n_train", "rel_weight_change")  # fmt: skip
@@ -53,24 +55,9 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-def _numpy_dtypes(df: pd.DataFrame) -> pd.DataFrame:
-    """Nullable columns (the store's ``Int64`` / ``string``) -> numpy ones, so comparisons
-    give plain booleans: integers with NA become float (NaN), pd.NA strings become None."""
-    cols = {}
-    for name, s in df.items():
-        if isinstance(s.dtype, pd.StringDtype) and s.dtype.na_value is pd.NA:
-            cols[name] = s.astype(object).where(s.notna(), None)
-        elif pd.api.types.is_extension_array_dtype(s.dtype) and pd.api.types.is_numeric_dtype(s):
-            kind = "int64" if pd.api.types.is_integer_dtype(s) and s.notna().all() else "float64"
-            cols[name] = pd.Series(s.to_numpy(dtype=kind, na_value=np.nan), index=s.index)
-    return df.assign(**cols) if cols else df
-
-
 def _predictor_label(regime: object) -> str | None:
-    try:
-        return get_regime(str(regime)).predictor_label
-    except ValueError:
-        return None
+    facts = REGIME_FACTS.get(str(regime))
+    return facts.predictor_label if facts is not None else None
 
 
 def base_rows(df: pd.DataFrame, *, at: str = "final", points: str = "test") -> pd.DataFrame:
@@ -81,7 +68,7 @@ def base_rows(df: pd.DataFrame, *, at: str = "final", points: str = "test") -> p
     (no ``train.checkpoint_loss``) contribute their final rows. Columns added since older
     stores default: ``sweep`` "", ``sweep_hash`` "", ``points`` "test", ``reached_target`` from
     ``train_loss <= target_loss`` (or 1 when neither is known)."""
-    df = _numpy_dtypes(df).reset_index(drop=True)  # a concatenation may repeat labels
+    df = numpy_dtypes(df).reset_index(drop=True)  # a concatenation may repeat labels
     missing = [c for c in _NEEDED if c not in df.columns]
     if missing and len(df):
         raise ValueError(f"result rows lack columns {missing} (see robustlab.sweep.schema)")
@@ -165,7 +152,7 @@ def _candidates(c: Claim, base: pd.DataFrame) -> tuple[pd.DataFrame, str, str]:
         if len(rows):
             return rows, name, ""
     if c.about_init and len(d):
-        centred = [r for r in d["regime"].unique() if not get_regime(r).keeps_init_function]
+        centred = [r for r in d["regime"].unique() if not regime_facts(r).keeps_init_function]
         if centred:
             return (
                 d.iloc[:0],
@@ -191,13 +178,14 @@ def _side(c: Claim, d: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return keep, what
 
 
-def _measured_regime(c: Claim, d: pd.DataFrame, regime: str, lazy: float, nonlazy: float):
+def _measured_regime(c: Claim, d: pd.DataFrame, regime: str, protocol: Protocol):
     """Per-sweep regime test: a sweep counts only when all of its runs are in the regime."""
+    lazy, nonlazy = protocol.lazy_threshold, protocol.nonlazy_threshold
     if c.two_layer:
         if not (d["depth"] == 2).any():
             return d.iloc[:0], "no two-layer (depth 2) runs"
         d = d[d["depth"] == 2]
-    if c.laziness is None or get_regime(regime).lazy_by_construction:
+    if c.laziness is None or regime_facts(regime).lazy_by_construction:
         return d, ""
     ok_sweeps, why = [], []
     for (sweep, _), g in d.groupby(["sweep", "sweep_hash"], sort=True):
@@ -233,10 +221,9 @@ def _matched(d: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
     return d[~d["cell"].isin(bad)], len(bad), len(runs)
 
 
-def judge(
-    c: Claim, base: pd.DataFrame, *, lazy: float = 0.1, nonlazy: float = 0.3, level: float = 0.95
-) -> tuple[dict, pd.DataFrame]:
-    """Verdict of claim ``c`` on ``base`` rows (from :func:`base_rows`), and its rows used.
+def judge(c: Claim, base: pd.DataFrame, protocol: Protocol) -> tuple[dict, pd.DataFrame]:
+    """Verdict of claim ``c`` on ``base`` rows (from :func:`base_rows`) under ``protocol``,
+    and its rows used.
 
     Returns the claim-level facts (verdict, slope, interval, ...) without the sensitivity
     check, and the rows the slope was fitted on (empty when there is no verdict).
@@ -247,7 +234,7 @@ def judge(
     med = {"median_rel_weight_change": cand["rel_weight_change"].median(), "regime": regime}
     d, why = _side(c, cand)
     if not d.empty:
-        d, why = _measured_regime(c, d, regime, lazy, nonlazy)
+        d, why = _measured_regime(c, d, regime, protocol)
     if d.empty:
         return _empty("regime not reached", why, **med), d
     d = _swept(c, d)  # sweeps that do not vary the claim's axis say nothing about it
@@ -255,14 +242,14 @@ def judge(
         return _empty("inconclusive", f"no group with >= 2 distinct {c.axis}s", **med), d
     d, n_excl, n_runs = _matched(d)
     facts = med | {"n_excluded": n_excl, "n_runs": n_runs}
-    if n_excl > MAX_EXCLUDED * n_runs:
+    if n_excl > protocol.max_excluded * n_runs:
         why = (f"{n_excl} of {n_runs} runs did not reach their target training loss "
-               f"(more than {MAX_EXCLUDED:.0%})")  # fmt: skip
+               f"(more than {protocol.max_excluded:.0%})")  # fmt: skip
         return _empty("not converged", why, **facts), d.iloc[:0]
     if d[c.axis].nunique() < 2:
         why = f"needs >= 2 distinct {c.axis}s after filters, got {d[c.axis].nunique()}"
         return _empty("inconclusive", why, **facts), d.iloc[:0]
-    out = facts | _slope(c, d, level) | {"n": len(d)}
+    out = facts | _slope(c, d, protocol.level) | {"n": len(d)}
     return out, d
 
 
@@ -333,43 +320,23 @@ def _group_rows(c: Claim, d: pd.DataFrame, level: float) -> list[dict]:
     return out
 
 
-def evaluate(
-    df: pd.DataFrame,
-    *,
-    lazy_threshold: float = 0.1,
-    nonlazy_threshold: float = 0.3,
-    level: float = 0.95,
-    sensitivity: bool = True,
-    by_group: bool = False,
-) -> pd.DataFrame:
-    """Judge the claims (:data:`robustlab.claims.CLAIMS`) on result rows.
+def judge_claims(
+    df: pd.DataFrame, protocol: Protocol, variants: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every claim of :data:`CLAIMS` judged on result rows ``df`` under ``protocol``.
 
-    Args:
-        df: rows with the columns of :mod:`robustlab.sweep.schema` (e.g. ``rl.sweep.load``).
-        lazy_threshold: C3/C4 judged on measured (standard) runs need every run's relative
-            weight change and NTK change at or below this (linearized runs are lazy exactly).
-        nonlazy_threshold: C5 needs every mean-field run's weight change at or above this.
-        level: confidence level of the t interval over seeds.
-        sensitivity: re-judge each claim on the variants of
-            :func:`robustlab.claims.sensitivity` and mark a directional verdict holding in
-            fewer than 80% of them ``fragile`` (``robust_share``).
-        by_group: one row per (claim, group) instead of one per claim.
-
-    Returns:
-        One row per claim, in :data:`CLAIMS` order, with the columns of :data:`COLUMNS`.
+    ``variants`` is the claims' sensitivity table (:func:`robustlab.claims.sensitivity`);
+    with it, a directional verdict holding in fewer than ``protocol.robust_share`` of its
+    variants becomes ``fragile`` (``robust_share`` records the share). Returns the claims
+    table (one row per claim, :data:`COLUMNS`) and the per-group table (one row per claim
+    and group).
     """
-    from .sensitivity import robust_share
-    from .sensitivity import sensitivity as variants
-
-    bases = {level: base_rows(df, at=level) for level in {c.fit for c in CLAIMS}}
-    table = None
-    if sensitivity:
-        table = variants(df, lazy_threshold=lazy_threshold,
-                         nonlazy_threshold=nonlazy_threshold, level=level)  # fmt: skip
+    level = protocol.level
+    bases = {at: base_rows(df, at=at) for at in {c.fit for c in CLAIMS}}
     rows, groups = [], []
     for c in CLAIMS:
         base = bases[c.fit]
-        out, used = judge(c, base, lazy=lazy_threshold, nonlazy=nonlazy_threshold, level=level)
+        out, used = judge(c, base, protocol)
         head = {"claim": c.id, "statement": c.statement, "x": c.x_label, "level": level,
                 "fit": c.fit,
                 "expected_sign": "+" if c.sign > 0 else "-"}  # fmt: skip
@@ -384,23 +351,30 @@ def evaluate(
         else:
             groups.append(head | out)
         out["primary_verdict"] = out["verdict"]
-        if table is not None and out["verdict"] in ("supported", "contradicted", "inconclusive"):
-            share = robust_share(table, c.id, out["verdict"])
+        if variants is not None and out["verdict"] in ("supported", "contradicted",
+                                                       "inconclusive"):  # fmt: skip
+            share = robust_share(variants, c.id, out["verdict"])
             out["robust_share"] = share
-            if out["verdict"] != "inconclusive" and share < ROBUST_SHARE:
+            if out["verdict"] != "inconclusive" and share < protocol.robust_share:
                 out["reason"] = (
                     f"{out['verdict']} on the main protocol, but in only "
-                    f"{share:.0%} of sensitivity variants (< {ROBUST_SHARE:.0%})"
+                    f"{share:.0%} of sensitivity variants (< {protocol.robust_share:.0%})"
                 )
                 out["verdict"] = "fragile"  # fmt: skip
         rows.append(head | out)
-    if by_group:
-        keys = list(dict.fromkeys([*_KEYS, "width", "depth"]))
-        cols = COLUMNS[:1] + keys + [c for c in COLUMNS[2:] if c not in keys]
-        return pd.DataFrame(groups).reindex(columns=cols)
+    keys = list(dict.fromkeys([*_KEYS, "width", "depth"]))
+    cols = COLUMNS[:1] + keys + [c for c in COLUMNS[2:] if c not in keys]
+    per_group = pd.DataFrame(groups).reindex(columns=cols)
     out = pd.DataFrame(rows).reindex(columns=COLUMNS)
     for col in ("n", "n_runs", "n_seeds", "n_groups", "groups_supported", "groups_contradicted",
                 "n_excluded"):  # fmt: skip
         out[col] = out[col].fillna(0).astype(int)
     out["reason"] = out["reason"].fillna("")
-    return out
+    return out, per_group
+
+
+def robust_share(table: pd.DataFrame, claim_id: str, verdict: str) -> float:
+    """Share of ``claim_id``'s variants in ``table`` (from
+    :func:`robustlab.claims.sensitivity`) whose verdict is ``verdict``; nan when it has none."""
+    v = table.loc[table["claim"] == claim_id, "verdict"]
+    return float((v == verdict).mean()) if len(v) else float("nan")

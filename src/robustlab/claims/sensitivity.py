@@ -16,8 +16,9 @@ import pandas as pd
 
 from .catalog import CLAIMS, Claim
 from .judge import base_rows, judge
+from .protocol import Protocol
 
-__all__ = ["robust_share", "sensitivity"]
+__all__ = ["sensitivity"]
 
 
 def _bases(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
@@ -42,11 +43,11 @@ def _claim_bases(c: Claim, bases):
     return out
 
 
-def _variants(c: Claim, bases, lazy, nonlazy, level):
+def _variants(c: Claim, bases, protocol: Protocol):
     main = bases.get(("test", c.fit))
     if main is None:
         return
-    _, used = judge(c, main, lazy=lazy, nonlazy=nonlazy, level=level)
+    _, used = judge(c, main, protocol)
     if used.empty:
         return
     lo, hi = used[c.axis].min(), used[c.axis].max()
@@ -57,7 +58,7 @@ def _variants(c: Claim, bases, lazy, nonlazy, level):
             drops = [None] + (seeds if len(seeds) >= 3 else [])
             for s in drops:
                 bs = b if s is None else b[b["seed"] != s]
-                out, _ = judge(c, bs, lazy=lazy, nonlazy=nonlazy, level=level)
+                out, _ = judge(c, bs, protocol)
                 yield {
                     "claim": c.id, "points": points, "fit": at, "range": rng,
                     "seeds": "all" if s is None else f"without {s}", "verdict": out["verdict"],
@@ -68,27 +69,13 @@ def _variants(c: Claim, bases, lazy, nonlazy, level):
 
 
 def sensitivity(
-    df: pd.DataFrame,
-    *,
-    lazy_threshold: float = 0.1,
-    nonlazy_threshold: float = 0.3,
-    level: float = 0.95,
-    claims: tuple[Claim, ...] = CLAIMS,
+    df: pd.DataFrame, protocol: Protocol | None = None, *, claims: tuple[Claim, ...] = CLAIMS
 ) -> pd.DataFrame:
-    """Every claim re-judged on every variant: one row per (claim, points, fit, range,
-    seeds) with its verdict, slope and interval."""
+    """Every claim re-judged on every variant under ``protocol`` (default
+    :class:`Protocol`): one row per (claim, points, fit, range, seeds) with its verdict,
+    slope and interval."""
+    protocol = protocol or Protocol()
     bases = _bases(df)
-    rows = [
-        r
-        for c in claims
-        for r in _variants(c, _claim_bases(c, bases), lazy_threshold, nonlazy_threshold, level)
-    ]
+    rows = [r for c in claims for r in _variants(c, _claim_bases(c, bases), protocol)]
     cols = ["claim", "points", "fit", "range", "seeds", "verdict", "slope", "ci_low", "ci_high"]
     return pd.DataFrame(rows, columns=cols)
-
-
-def robust_share(table: pd.DataFrame, claim_id: str, verdict: str) -> float:
-    """Share of ``claim_id``'s variants in ``table`` (from :func:`sensitivity`) whose
-    verdict is ``verdict``; nan when it has none."""
-    v = table.loc[table["claim"] == claim_id, "verdict"]
-    return float((v == verdict).mean()) if len(v) else float("nan")

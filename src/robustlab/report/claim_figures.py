@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..claims import CLAIMS, base_rows
-from ..training.regimes import get_regime
+from ..regime_facts import regime_facts
 from . import plot as pl
 from .rows import keyed, level_loss, one_measurement, predictor_rows
 
@@ -158,7 +158,7 @@ def p_vs_depth(df: pd.DataFrame, **_) -> Figure | None:
             pl.draw_line(ax, g, "depth", "p_value", color=cmap[key], label=f"{key}, {reg}",
                          ls=REGIME_LS.get(reg, "-"), marker=REGIME_MARKER.get(reg, "v"),
                          xscale="linear")  # fmt: skip
-            lazy = get_regime(reg).lazy_by_construction  # its limit is its own: darker
+            lazy = regime_facts(reg).lazy_by_construction  # its limit is its own: darker
             _limit_line(ax, g, "depth", color="0.1" if lazy else "0.35", label=f"{reg}")
         pl.depth_axis(ax)
         pl.finish(ax, title=f"init {init}")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..claims import Protocol
 from .claim_figures import fit_control, p_across_pn, p_vs_depth, p_vs_width
 from .regime_figures import (
     laziness_vs_depth,
@@ -75,22 +76,22 @@ def figures(
     out_dir: str | Path,
     *,
     formats: Sequence[str] = ("png", "pdf"),
-    lazy_threshold: float = 0.1,
-    nonlazy_threshold: float = 0.3,
+    protocol: Protocol | None = None,
 ) -> list[Path]:
     """Write the report's figures (:data:`FIGURES`, each only when the rows hold its data)
     to ``out_dir`` as ``NAME.FORMAT``; returns the paths written, in :data:`FIGURES` order.
 
-    ``lazy_threshold`` / ``nonlazy_threshold`` are drawn on the regime checks (those of
-    :func:`robustlab.claims.evaluate`).
+    The laziness thresholds of ``protocol`` (default :class:`~robustlab.claims.Protocol`)
+    are drawn on the regime checks.
     """
+    thresholds = (protocol or Protocol()).thresholds
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     if df.empty:
         return written
     for name, draw in FIGURES.items():
-        fig = draw(df, lazy_threshold=lazy_threshold, nonlazy_threshold=nonlazy_threshold)
+        fig = draw(df, **thresholds)
         if fig is None:
             continue
         for fmt in formats:

@@ -21,20 +21,14 @@ import pandas as pd
 import yaml
 
 from .._atomic import atomic_write, check_target
+from .._frames import numpy_dtypes
 from .._version import __version__
-from ..claims import VERDICTS, evaluate
-from ..claims.judge import _numpy_dtypes
+from ..claims import VERDICTS, Assessment, Protocol, assess
 from .figures import CAPTIONS, figures
 from .markup import CSS, e, table
-from .robustness import sensitivity_table, threshold_grid, threshold_table, variants_table
+from .robustness import sensitivity_table, threshold_table, variants_table
 from .tables import claims_table, details_table, groups_table
-from .texts import (
-    DEFINITIONS,
-    SENSITIVITY_NOTE,
-    THRESHOLD_NOTE,
-    VERDICT_MEANINGS,
-    Y_F0_NOTE,
-)
+from .texts import THRESHOLD_NOTE, Y_F0_NOTE, definitions, sensitivity_note, verdict_meanings
 
 __all__ = ["build", "write_html"]
 
@@ -96,12 +90,12 @@ def _versions_html(df: pd.DataFrame) -> str:
     )
 
 
-def _figures_html(df: pd.DataFrame, figures_dir, thresholds: Mapping[str, float]) -> str:
+def _figures_html(df: pd.DataFrame, figures_dir, protocol: Protocol) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(figures_dir) if figures_dir is not None else Path(tmp)
         formats = ("png", "pdf") if figures_dir is not None else ("png",)
         parts = []
-        for path in figures(df, out, formats=formats, **thresholds):
+        for path in figures(df, out, formats=formats, protocol=protocol):
             if path.suffix != ".png":
                 continue
             b64 = base64.b64encode(path.read_bytes()).decode("ascii")
@@ -113,22 +107,21 @@ def _figures_html(df: pd.DataFrame, figures_dir, thresholds: Mapping[str, float]
     return "".join(parts) or "<p>No figure: the results lack the data for any.</p>"
 
 
-def _robustness_html(df, claims, sensitivity, thresholds) -> str:
-    """The sensitivity variants (when given) and the laziness-threshold grid."""
-    if sensitivity is not None and len(sensitivity):
+def _robustness_html(a: Assessment) -> str:
+    """The sensitivity variants and the verdicts across the laziness thresholds."""
+    if len(a.sensitivity):
         sens = (
-            f"<p class=note>{e(SENSITIVITY_NOTE)}</p>"
-            + sensitivity_table(sensitivity, claims)
+            f"<p class=note>{e(sensitivity_note(a.protocol))}</p>"
+            + sensitivity_table(a.sensitivity, a.claims, a.protocol.robust_share)
             + "<details><summary>Every variant (all seeds)</summary>"
-            + variants_table(sensitivity)
+            + variants_table(a.sensitivity)
             + "</details>"
         )
     else:
         sens = "<p>No sensitivity table.</p>"
-    grid = threshold_grid(df, thresholds)
     return (
         f"{sens}<h3>Sensitivity to the laziness thresholds</h3><p class=note>{THRESHOLD_NOTE}"
-        f"</p>{threshold_table(grid, claims)}"
+        f"</p>{threshold_table(a.thresholds, a.claims)}"
     )
 
 
@@ -136,34 +129,32 @@ def write_html(
     df: pd.DataFrame,
     path: str | Path,
     *,
-    claims: pd.DataFrame | None = None,
+    assessment: Assessment | None = None,
     configs: Iterable[Mapping] = (),
     title: str = "robustlab report",
     figures_dir: str | Path | None = None,
-    sensitivity: pd.DataFrame | None = None,
-    thresholds: Mapping[str, float] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write the report for result rows ``df`` to ``path`` and return it.
+
+    The report renders one :class:`~robustlab.claims.Assessment` and judges nothing itself.
 
     Args:
         df: result rows (columns of :mod:`robustlab.sweep.schema`).
         path: the HTML file to write.
-        claims: the claims table; default :func:`robustlab.claims.evaluate` ``(df,
-            **thresholds)``.
+        assessment: the claims judged on ``df`` (:func:`robustlab.claims.assess`); default
+            ``assess(df)`` under the default protocol. Its protocol's laziness thresholds
+            are drawn on the regime figures.
         configs: the sweep configs, shown as YAML.
         title: page title.
         figures_dir: keep the figures (PNG and PDF) there; otherwise they are drawn in a
             temporary directory and only embedded.
-        sensitivity: the variants of :func:`robustlab.claims.sensitivity`, summarized per
-            claim and factor (no table when None).
-        thresholds: ``lazy_threshold`` / ``nonlazy_threshold`` of the verdicts: drawn on the
-            regime figures and the center of the threshold grid.
+        overwrite: replace an existing ``path`` (never an SQLite database); otherwise an
+            existing file is refused, before anything is computed.
     """
-    path = Path(path)
-    df = _numpy_dtypes(df)
-    thresholds = dict(thresholds or {})
-    claims = evaluate(df, **thresholds) if claims is None else claims
-    groups = evaluate(df, by_group=True, sensitivity=False, **thresholds)
+    path = check_target(path, overwrite=overwrite)
+    df = numpy_dtypes(df)
+    a = assess(df) if assessment is None else assessment
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     cfgs = (
         "".join(
@@ -172,40 +163,60 @@ def write_html(
         )
         or "<p>No sweep configs given.</p>"
     )
+    meanings = verdict_meanings(a.protocol)
     meaning = "".join(
         f'<li><span class="verdict v-{e(k.replace(" ", "-"))}">{e(k)}</span>: '
-        f"{e(VERDICT_MEANINGS.get(k, ''))}</li>"
+        f"{e(meanings.get(k, ''))}</li>"
         for k in VERDICTS
     )
-    groups_html = groups_table(groups) if len(groups) else "<p>No groups.</p>"
+    groups_html = groups_table(a.groups) if len(a.groups) else "<p>No groups.</p>"
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>
 <style>{CSS}</style></head><body>
 <h1>{e(title)}</h1><p>Generated {now} by robustlab {e(__version__)}.</p>
-<h2>Claims</h2>{claims_table(claims)}
+<h2>Claims</h2>{claims_table(a.claims)}
 <h2>What each verdict means</h2><ul>{meaning}</ul>
-<h2>Evidence beside each verdict</h2>{details_table(claims)}<p class=note>{e(Y_F0_NOTE)}</p>
+<h2>Evidence beside each verdict</h2>{details_table(a.claims)}<p class=note>{e(Y_F0_NOTE)}</p>
 <h2>Verdicts per group</h2>{groups_html}
-<h2>Sensitivity of the verdicts</h2>{_robustness_html(df, claims, sensitivity, thresholds)}
-<h2>Definitions</h2><pre>{e(DEFINITIONS)}</pre>
-<h2>Figures</h2>{_figures_html(df, figures_dir, thresholds)}
+<h2>Sensitivity of the verdicts</h2>{_robustness_html(a)}
+<h2>Definitions</h2><pre>{e(definitions(a.protocol))}</pre>
+<h2>Figures</h2>{_figures_html(df, figures_dir, a.protocol)}
 <h2>Sweep configs</h2>{cfgs}
 <h2>Runs</h2>{_runs_html(df)}
 <h2>Versions</h2>{_versions_html(df)}
 </body></html>
 """
     path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
+    return atomic_write(
+        path, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"), overwrite=overwrite
+    )
 
 
-def build(store_path: str | Path, out_html: str | Path, *, figures_dir=None) -> Path:
+def _check_folder(folder: str | Path) -> None:
+    """A folder to keep figures in: it, or its nearest existing parent, is a folder."""
+    path = Path(folder)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    if path.exists() and not path.is_dir():
+        raise ValueError(
+            f"cannot keep figures in {str(folder)!r}: {str(path)!r} is a file; give a folder"
+        )
+
+
+def build(
+    store_path: str | Path, out_html: str | Path, *, figures_dir=None, overwrite: bool = False
+) -> Path:
     """Report of a results store (:func:`robustlab.sweep.store.load` rows and its configs),
-    with the claims and their sensitivity variants judged here at the default thresholds."""
-    from ..claims import sensitivity  # lazy, like the store: the report imports alone
-    from ..sweep.store import load, load_configs
+    with the claims assessed once under the default :class:`~robustlab.claims.Protocol`.
 
-    check_target(out_html, (store_path,))
+    ``out_html`` is checked before the store is read: an existing file is replaced only with
+    ``overwrite``, and never an SQLite database or the store itself."""
+    from ..sweep.store import load, load_configs  # lazy: the report imports alone
+
+    check_target(out_html, (store_path,), overwrite=overwrite)  # before the long work
+    if figures_dir is not None:
+        _check_folder(figures_dir)
     df, configs = load(store_path), load_configs(store_path)
     title = f"robustlab report: {Path(store_path).name}"
-    return write_html(df, out_html, claims=evaluate(df), configs=configs, title=title,
-                      figures_dir=figures_dir, sensitivity=sensitivity(df))  # fmt: skip
+    return write_html(df, out_html, assessment=assess(df), configs=configs, title=title,
+                      figures_dir=figures_dir, overwrite=overwrite)  # fmt: skip

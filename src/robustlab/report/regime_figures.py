@@ -11,8 +11,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from ..claims import Protocol
+from ..regime_facts import regime_facts, twinned_regimes
 from ..theory import kappa
-from ..training.regimes import get_regime, twinned_regimes
 from . import plot as pl
 from .rows import keyed, line_labels, one_measurement, predictor_rows
 
@@ -33,7 +34,11 @@ def _run_rows(df: pd.DataFrame) -> pd.DataFrame:
     return d.drop_duplicates("cell") if d["cell"].notna().all() else d
 
 
-def weight_change_vs_width(df: pd.DataFrame, lazy_threshold=0.1, nonlazy_threshold=0.3):
+def weight_change_vs_width(
+    df: pd.DataFrame,
+    lazy_threshold: float = Protocol.lazy_threshold,
+    nonlazy_threshold: float = Protocol.nonlazy_threshold,
+):
     """Relative weight change against width, a panel per regime, the laziness thresholds
     dashed (lazy) and dotted (non-lazy), p = N marked."""
     d = _run_rows(df)
@@ -68,7 +73,9 @@ def weight_change_vs_width(df: pd.DataFrame, lazy_threshold=0.1, nonlazy_thresho
     return fig
 
 
-def laziness_vs_depth(df: pd.DataFrame, lazy_threshold=0.1, **_) -> Figure | None:
+def laziness_vs_depth(
+    df: pd.DataFrame, lazy_threshold: float = Protocol.lazy_threshold, **_
+) -> Figure | None:
     """How far the standard runs are from lazy, against depth: weight change, NTK change and
     the input gradient's deviation from the linearized twin's, a panel each (one y scale)."""
     d = _run_rows(df)
@@ -103,7 +110,7 @@ def _init_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     d = d[d["theory_grad_sq"].gt(0) & (d["out_dim"] == 1)]
     if d.empty:
         return d, desc
-    w0 = d["regime"].map(lambda r: get_regime(r).twin_of or r)  # the regime of w0's network
+    w0 = d["regime"].map(lambda r: regime_facts(r).twin_of or r)  # the regime of w0's network
     ident = ["sweep", "sweep_hash", "init", "width", "depth", "seed", "alpha", "dataset", "regime"]
     d = d.assign(regime=w0).drop_duplicates(ident)
     kap = [kappa(int(n), r if isinstance(r, str) else "ball")

@@ -3,32 +3,17 @@ thresholds, as report tables.
 
 The sensitivity table (from :func:`robustlab.claims.sensitivity`) is summarized per claim
 and factor: the share of the variants at each level of a factor whose verdict equals the
-claim's main verdict (``primary_verdict``, before the fragile mark). The laziness
-thresholds are varied by re-running :func:`robustlab.claims.evaluate` over a small grid.
+claim's main verdict (``primary_verdict``, before the fragile mark). The verdicts across
+the laziness thresholds are the assessment's (:attr:`robustlab.claims.Assessment.thresholds`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 import pandas as pd
 
-from ..claims import evaluate
-from ..claims.judge import ROBUST_SHARE
 from .markup import interval, num, table, td, verdict_cell
 
-__all__ = [
-    "LAZY_GRID",
-    "NONLAZY_GRID",
-    "sensitivity_shares",
-    "sensitivity_table",
-    "threshold_grid",
-    "threshold_table",
-    "variants_table",
-]
-
-LAZY_GRID = (0.05, 0.1, 0.2)
-NONLAZY_GRID = (0.2, 0.3, 0.5)
+__all__ = ["sensitivity_shares", "sensitivity_table", "threshold_table", "variants_table"]
 _FACTORS = ("points", "fit", "range", "seeds")
 
 
@@ -56,8 +41,8 @@ def sensitivity_shares(sens: pd.DataFrame, claims: pd.DataFrame) -> pd.DataFrame
     return pd.DataFrame(rows, columns=["claim", "factor", "level", "share", "n"])
 
 
-def sensitivity_table(sens: pd.DataFrame, claims: pd.DataFrame) -> str:
-    """Claims x (factor, level) table of the shares; below the robust share: marked."""
+def sensitivity_table(sens: pd.DataFrame, claims: pd.DataFrame, robust_share: float) -> str:
+    """Claims x (factor, level) table of the shares; below ``robust_share``: marked."""
     shares = sensitivity_shares(sens, claims)
     if shares.empty:
         return "<p>No sensitivity variants (no claim had rows to re-judge).</p>"
@@ -74,7 +59,7 @@ def sensitivity_table(sens: pd.DataFrame, claims: pd.DataFrame) -> str:
                 row.append(td(""))
                 continue
             s, n = cell[key]
-            low = " low" if s < ROBUST_SHARE else ""
+            low = " low" if s < robust_share else ""
             row.append(f'<td class="num{low}">{num(s, ".2f")} <small>(n={n})</small></td>')
         rows.append(row)
     return table(head, rows, ' id="sensitivity"')
@@ -90,28 +75,6 @@ def variants_table(sens: pd.DataFrame) -> str:
         for r in t.itertuples(index=False)
     ]  # fmt: skip
     return table(head, rows, ' id="variants"')
-
-
-def threshold_grid(
-    df: pd.DataFrame,
-    thresholds: Mapping[str, float] | None = None,
-    *,
-    lazy: Sequence[float] = LAZY_GRID,
-    nonlazy: Sequence[float] = NONLAZY_GRID,
-) -> pd.DataFrame:
-    """Main verdicts (``evaluate(..., sensitivity=False)``) for every pair of thresholds in
-    ``lazy`` x ``nonlazy``, plus the pair of ``thresholds`` when it is not on the grid.
-    Long table: claim, lazy_threshold, nonlazy_threshold, verdict, slope."""
-    given = dict(thresholds or {})
-    lazy = sorted({*lazy, given.get("lazy_threshold", 0.1)})
-    nonlazy = sorted({*nonlazy, given.get("nonlazy_threshold", 0.3)})
-    out = []
-    for t1 in lazy:
-        for t2 in nonlazy:
-            c = evaluate(df, lazy_threshold=t1, nonlazy_threshold=t2, sensitivity=False)
-            out.append(c[["claim", "verdict", "slope"]].assign(
-                lazy_threshold=t1, nonlazy_threshold=t2))  # fmt: skip
-    return pd.concat(out, ignore_index=True)
 
 
 def threshold_table(grid: pd.DataFrame, claims: pd.DataFrame) -> str:

@@ -19,8 +19,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..claims.judge import _numpy_dtypes  # the store's nullable dtypes -> numpy
-from ..training.regimes import get_regime
+from .._frames import numpy_dtypes  # the store's nullable dtypes -> numpy
+from ..regime_facts import regime_facts
 
 __all__ = ["keyed", "level_loss", "line_labels", "one_measurement", "pn_width", "predictor_rows"]
 
@@ -32,7 +32,7 @@ _MEASUREMENT = (("method", "exact"), ("region", "ball"), ("eps", None))
 
 
 def _with_defaults(df: pd.DataFrame) -> pd.DataFrame:
-    df = _numpy_dtypes(df)
+    df = numpy_dtypes(df)
     add = {c: v for c, v in _TEXT.items() if c not in df.columns}
     add |= {c: np.nan for c in _NUMBERS if c not in df.columns}
     df = df.assign(**add) if add else df
@@ -47,7 +47,7 @@ def _predictor(regime: object, at: str) -> str | None:
     if at == "init":
         return "network"
     try:
-        return get_regime(str(regime)).predictor_label
+        return regime_facts(str(regime)).predictor_label
     except ValueError:  # a regime this version does not know: not drawn
         return None
 

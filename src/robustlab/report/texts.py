@@ -1,34 +1,38 @@
 """The report's fixed prose: what each verdict means, the definitions, the notes on scale.
 
-The thresholds quoted here are imported from the claims protocol, so the text cannot drift
-from what :func:`robustlab.claims.evaluate` does.
+The numbers quoted here come from the assessment's protocol
+(:class:`robustlab.claims.Protocol`), so the text cannot drift from what judged the claims.
 """
 
 from __future__ import annotations
 
-from ..claims.judge import MAX_EXCLUDED, ROBUST_SHARE
+from ..claims import Protocol
 
-__all__ = ["DEFINITIONS", "SENSITIVITY_NOTE", "THRESHOLD_NOTE", "VERDICT_MEANINGS", "Y_F0_NOTE"]
+__all__ = ["THRESHOLD_NOTE", "Y_F0_NOTE", "definitions", "sensitivity_note", "verdict_meanings"]
 
-VERDICT_MEANINGS = {
-    "supported": "the t interval of the slope excludes 0 on the side the claim predicts, and "
-    f"that holds in at least {ROBUST_SHARE:.0%} of the sensitivity variants.",
-    "contradicted": "the interval excludes 0 on the opposite side: the data go against the "
-    f"claim (in at least {ROBUST_SHARE:.0%} of the sensitivity variants).",
-    "inconclusive": "the interval contains 0, or there are too few seeds or distinct "
-    "widths/depths to fit a slope.",
-    "fragile": "the main protocol gives a directional verdict (supported or contradicted; "
-    f"shown as the main verdict) that holds in fewer than {ROBUST_SHARE:.0%} of the "
-    "sensitivity variants (data seeds, training vs test points, level of fit, swept range): "
-    "it hangs on those choices.",
-    "not converged": f"more than {MAX_EXCLUDED:.0%} of the claim's runs missed the target "
-    "training loss, so the runs are not fitted equally well and no slope is judged.",
-    "regime not reached": "the claim has runs, but not in its regime: no widths on its side "
-    "of p = N, or a sweep whose runs are not all lazy / non-lazy as measured.",
-    "no data": "no runs of the kind the claim is about (alpha-scaled, centred runs are refused "
-    "for the initialization claims: they remove the initialization's own function).",
-}
-"""Verdict -> its meaning; one entry per :data:`robustlab.claims.VERDICTS`."""
+
+def verdict_meanings(protocol: Protocol) -> dict[str, str]:
+    """Verdict -> its meaning; one entry per :data:`robustlab.claims.VERDICTS`."""
+    share, excluded = f"{protocol.robust_share:.0%}", f"{protocol.max_excluded:.0%}"
+    return {
+        "supported": "the t interval of the slope excludes 0 on the side the claim predicts, and "
+        f"that holds in at least {share} of the sensitivity variants.",
+        "contradicted": "the interval excludes 0 on the opposite side: the data go against the "
+        f"claim (in at least {share} of the sensitivity variants).",
+        "inconclusive": "the interval contains 0, or there are too few seeds or distinct "
+        "widths/depths to fit a slope.",
+        "fragile": "the main protocol gives a directional verdict (supported or contradicted; "
+        f"shown as the main verdict) that holds in fewer than {share} of the "
+        "sensitivity variants (data seeds, training vs test points, level of fit, swept range): "
+        "it hangs on those choices.",
+        "not converged": f"more than {excluded} of the claim's runs missed the target "
+        "training loss, so the runs are not fitted equally well and no slope is judged.",
+        "regime not reached": "the claim has runs, but not in its regime: no widths on its side "
+        "of p = N, or a sweep whose runs are not all lazy / non-lazy as measured.",
+        "no data": "no runs of the kind the claim is about (alpha-scaled, centred runs are refused "
+        "for the initialization claims: they remove the initialization's own function).",
+    }
+
 
 Y_F0_NOTE = (
     "y_f0_ratio is the label-to-f_0 scale ||y|| / ||f_0(X)||: the norm of the training labels "
@@ -40,13 +44,18 @@ Y_F0_NOTE = (
     "proportion set by this ratio (large: the fit of y dominates; small: f_0 does)."
 )
 
-SENSITIVITY_NOTE = (
-    "Share of the re-judged variants (each data seed left out in turn, P on training instead "
-    "of test points, the other level of fit, the swept range without its lowest or highest "
-    "value) whose verdict equals the main verdict, per claim and level of each factor. A "
-    f"directional verdict must hold in at least {ROBUST_SHARE:.0%} of all variants, else it is "
-    f"reported as fragile; shares below {ROBUST_SHARE:.0%} are marked."
-)
+
+def sensitivity_note(protocol: Protocol) -> str:
+    """What the sensitivity table shows, with the protocol's robust share."""
+    share = f"{protocol.robust_share:.0%}"
+    return (
+        "Share of the re-judged variants (each data seed left out in turn, P on training instead "
+        "of test points, the other level of fit, the swept range without its lowest or highest "
+        "value) whose verdict equals the main verdict, per claim and level of each factor. A "
+        f"directional verdict must hold in at least {share} of all variants, else it is "
+        f"reported as fragile; shares below {share} are marked."
+    )
+
 
 THRESHOLD_NOTE = (
     "Each claim re-judged with other laziness thresholds (run with "
@@ -58,7 +67,13 @@ THRESHOLD_NOTE = (
     "from the verdict at the thresholds of this report."
 )
 
-DEFINITIONS = f"""\
+
+def definitions(protocol: Protocol) -> str:
+    """The definitions block of the report, with the protocol's exclusion share."""
+    return _DEFINITIONS.format(max_excluded=f"{protocol.max_excluded:.0%}")
+
+
+_DEFINITIONS = """\
 P(f, eps) = E_{{x ~ data}} E_{{x' ~ U(B_2(x, eps))}} ||J_f(x) (x' - x)||_2    (lower = more robust)
   J_f(x): k x d input Jacobian; x' uniform in the L2 ball of radius eps (or on its sphere).
   For k = 1: E_{{delta ~ U(B(0, eps))}} |g . delta| = eps * kappa_d * ||g||_2, exactly, with
@@ -83,7 +98,7 @@ Effect: exp(b * span), the factor by which P changes from the first to the last 
   (0.93 = 7% more robust), with the interval's ends. Monotone: the per-value means of log P
   move in one direction.
 Matched fit: a run whose training loss missed its target is excluded and counted
-  (n_excluded); more than {MAX_EXCLUDED:.0%} excluded: "not converged". C1 compares its runs
+  (n_excluded); more than {max_excluded} excluded: "not converged". C1 compares its runs
   at the looser checkpoint loss (under-parameterized networks cannot fit noisy labels).
 Plateau: P = P_inf + c m^(-gamma) fitted beside the power law where P levels off with
   width (C2, C5); the claim is about the sign of c.

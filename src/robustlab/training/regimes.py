@@ -1,72 +1,36 @@
 """Training regimes as objects in one registry: what is fitted, and what is measured.
 
-A :class:`Regime` says how the trained predictor g(x; w) is built from the network
-f(x; w) and its initialization w0, how the loss is scaled, which parameterization it
-needs and which functions a sweep measures after training. Code elsewhere asks the regime
-(``regime.output(...)``, ``regime.predictor(...)``, ``regime.measured``), never tests its name.
-
-- ``standard``: g = f(x; w), the network as initialized, plain gradient descent.
-- ``linearized``: g = f(x; w0) + J_w f(x; w0) (w - w0), the first-order Taylor model
-  (Lee et al., NeurIPS 2019, arXiv 1902.06720): lazy exactly at any width, and it keeps
-  the initialization's own function f(x; w0).
-- ``lazy``: g = alpha (f(x; w) - f(x; w0)), loss / alpha^2 (Chizat, Oyallon & Bach,
-  NeurIPS 2019): centred, so g carries nothing of f(x; w0) and cannot test an
-  initialization claim.
-- ``mean_field``: g = f(x; w) for the two-layer mean-field network
-  f(x) = (1/m) sum_j a_j relu(w_j . x) (non-lazy).
+A :class:`Regime` is a regime's facts (:mod:`robustlab.regime_facts`: how the trained
+predictor g(x; w) is built from the network f(x; w) and its initialization w0, how the loss
+is scaled, which parameterization it needs, which functions a sweep measures) with the
+behaviour those facts imply. Code elsewhere asks the regime (``regime.output(...)``,
+``regime.predictor(...)``, ``regime.measured``), never tests its name.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
 from .._func import jvp
+from ..regime_facts import REGIME_FACTS, REGIMES, RegimeFacts, regime_facts, twinned_regimes
 
 __all__ = ["REGIMES", "AlphaScaled", "Linearized", "Regime", "get_regime", "twinned_regimes"]
 
 
 @dataclass(frozen=True)
-class Regime:
-    """One training regime.
+class Regime(RegimeFacts):
+    """One training regime: its facts (:class:`~robustlab.regime_facts.RegimeFacts`) and
+    the behaviour they imply."""
 
-    Attributes:
-        name: registry key (the ``regime`` value of configs and result rows).
-        summary: one line for tables and reports.
-        alpha_scaled: the predictor is alpha (f - f0) and the loss is divided by alpha^2.
-        linearized: the predictor is the first-order Taylor model around w0.
-        parameterization: the parameterization the network must have
-            (:data:`robustlab.init.PARAMETERIZATIONS`; None: any); ``mean_field`` builds its
-            networks with the two-layer mean-field one.
-        measured: the ``model`` labels of the functions measured after training, the
-            fitted predictor first (``network`` = f(x; w_T), ``centred`` = alpha (f - f0),
-            ``linearized`` = the Taylor model at w_T).
-        keeps_init_function: whether the fitted predictor contains f(x; w0), i.e. whether
-            it can test a claim about the initialization (False for centred predictors).
-        lazy_by_construction: the predictor is linear in w, so training is lazy exactly.
-        twin_of: a regime whose runs this one pairs with (same w0, same data): a sweep trains
-            both in one group and reports, for each run of ``twin_of``, how far it is from
-            this regime's run (``linearized`` pairs with ``standard``).
-    """
-
-    name: str
-    summary: str
-    measured: tuple[str, ...] = ("network",)
-    alpha_scaled: bool = False
-    linearized: bool = False
-    parameterization: str | None = None
-    keeps_init_function: bool = True
-    lazy_by_construction: bool = False
-    twin_of: str = ""
-
-    @property
-    def predictor_label(self) -> str:
-        """The ``model`` label of the fitted predictor's result rows."""
-        return self.measured[0]
+    @classmethod
+    def of(cls, facts: RegimeFacts) -> Regime:
+        """The regime with these facts."""
+        return cls(**{f.name: getattr(facts, f.name) for f in fields(facts)})
 
     def output(self, model, params, params0, x, alpha, f0) -> torch.Tensor:
         """The predictor's outputs g(x; params), shape (B, k), in functional form.
@@ -164,46 +128,11 @@ class Linearized(nn.Module):
         return _REGISTRY["linearized"].output(self.model, p, p0, x, 1.0, None)
 
 
-_REGISTRY: dict[str, Regime] = {
-    r.name: r
-    for r in (
-        Regime("standard", "the network as initialized, gradient descent"),
-        Regime(
-            "lazy",
-            "alpha-scaling alpha (f - f0) (Chizat et al. 2019): centred, lazy for large alpha",
-            measured=("centred", "network"),
-            alpha_scaled=True,
-            keeps_init_function=False,
-        ),
-        Regime(
-            "mean_field",
-            "two-layer mean-field network (1/m) sum_j a_j relu(w_j . x): non-lazy",
-            parameterization="mean_field",
-        ),
-        Regime(
-            "linearized",
-            "first-order Taylor model around w0 (Lee et al. 2019): lazy exactly",
-            measured=("linearized",),
-            linearized=True,
-            lazy_by_construction=True,
-            twin_of="standard",
-        ),
-    )
-}
+_REGISTRY: dict[str, Regime] = {name: Regime.of(f) for name, f in REGIME_FACTS.items()}
 
 
 def get_regime(name: str | Regime) -> Regime:
     """The :class:`Regime` called ``name`` (a Regime is returned as is)."""
     if isinstance(name, Regime):
         return name
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown regime {name!r}; choices: {', '.join(REGIMES)}")
-    return _REGISTRY[name]
-
-
-REGIMES: tuple[str, ...] = tuple(_REGISTRY)  # the names, in registry order
-
-
-def twinned_regimes() -> tuple[str, ...]:
-    """The regimes whose runs a sweep pairs with a twin (``Regime.twin_of`` of another)."""
-    return tuple(dict.fromkeys(r.twin_of for r in _REGISTRY.values() if r.twin_of))
+    return _REGISTRY[regime_facts(name).name]

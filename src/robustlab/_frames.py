@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["numpy_dtypes"]
+from .regime_facts import REGIME_FACTS
+
+__all__ = ["numpy_dtypes", "predictor_mask"]
 
 
 def numpy_dtypes(df: pd.DataFrame) -> pd.DataFrame:
@@ -19,3 +21,25 @@ def numpy_dtypes(df: pd.DataFrame) -> pd.DataFrame:
             kind = "int64" if pd.api.types.is_integer_dtype(s) and s.notna().all() else "float64"
             cols[name] = pd.Series(s.to_numpy(dtype=kind, na_value=np.nan), index=s.index)
     return df.assign(**cols) if cols else df
+
+
+def _predictor_label(regime: object, at: object) -> str | None:
+    """The ``model`` label of the function a regime fits (at initialization: the network);
+    None for a regime this version does not know."""
+    facts = REGIME_FACTS.get(str(regime))
+    if facts is None:
+        return None
+    return "network" if at == "init" else facts.predictor_label
+
+
+def predictor_mask(df: pd.DataFrame) -> pd.Series:
+    """True on the rows of the function each regime fitted (its ``predictor_label``; at
+    ``at = init`` the network), the rows claims are judged on and figures draw. Rows
+    without a ``model`` label (older stores) count as the predictor; rows of regimes this
+    version does not know never do. Needs the columns ``regime``, ``at`` and ``model``."""
+    label = pd.Series(
+        [_predictor_label(r, a) for r, a in zip(df["regime"], df["at"], strict=True)],
+        index=df.index,
+        dtype=object,
+    )
+    return label.notna() & ((df["model"] == label) | df["model"].isna())

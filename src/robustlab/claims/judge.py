@@ -31,8 +31,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from .._frames import numpy_dtypes
-from ..regime_facts import REGIME_FACTS, regime_facts
+from .._frames import numpy_dtypes, predictor_mask
+from ..regime_facts import regime_facts
 from .catalog import CLAIMS, Claim
 from .protocol import Protocol
 from .stats import CI_T_SEEDS, effect, monotone, plateau_fit, seed_slopes, t_interval
@@ -53,11 +53,6 @@ COLUMNS = [
     "beside_verdict", "beside_grad_lin_dev", "beside_ntk_change", "limit_slope", "y_f0_ratio",
     "reason",
 ]  # fmt: skip
-
-
-def _predictor_label(regime: object) -> str | None:
-    facts = REGIME_FACTS.get(str(regime))
-    return facts.predictor_label if facts is not None else None
 
 
 def base_rows(df: pd.DataFrame, *, at: str = "final", points: str = "test") -> pd.DataFrame:
@@ -96,11 +91,7 @@ def base_rows(df: pd.DataFrame, *, at: str = "final", points: str = "test") -> p
         missing = fin[recorded & ~fin["cell"].isin(d["cell"])].assign(reached_target=0.0)
         # sweeps that recorded no such level are judged at their final level
         d = pd.concat([d.assign(reached_target=1.0), missing, fin[~recorded]], ignore_index=True)
-    label = d["regime"].map(_predictor_label)
-    keep = label.notna()
-    if d["model"].notna().any():
-        keep &= (d["model"] == label) | d["model"].isna()
-    d = d[keep]
+    d = d[predictor_mask(d)]
     p = pd.to_numeric(d["p_value"], errors="coerce")
     d = d[np.isfinite(p) & (p > 0)]
     return d.assign(reached_target=_reached(d))

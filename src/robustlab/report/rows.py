@@ -19,8 +19,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .._frames import numpy_dtypes  # the store's nullable dtypes -> numpy
-from ..regime_facts import regime_facts
+from .._frames import numpy_dtypes, predictor_mask
 
 __all__ = ["keyed", "level_loss", "line_labels", "one_measurement", "pn_width", "predictor_rows"]
 
@@ -43,15 +42,6 @@ def _with_defaults(df: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _predictor(regime: object, at: str) -> str | None:
-    if at == "init":
-        return "network"
-    try:
-        return regime_facts(str(regime)).predictor_label
-    except ValueError:  # a regime this version does not know: not drawn
-        return None
-
-
 def predictor_rows(df: pd.DataFrame, at: str | Iterable[str]) -> pd.DataFrame:
     """Predictor rows (see module docstring) measured ``at`` (one level or several), P > 0."""
     levels = {at} if isinstance(at, str) else set(at)
@@ -59,8 +49,7 @@ def predictor_rows(df: pd.DataFrame, at: str | Iterable[str]) -> pd.DataFrame:
         return pd.DataFrame(columns=[*df.columns, *_TEXT, *_NUMBERS])
     d = _with_defaults(df)
     d = d[(d["status"] == "ok") & d["at"].isin(levels) & (d["points"] == "test")]
-    label = [_predictor(r, a) for r, a in zip(d["regime"], d["at"], strict=True)]
-    d = d[(d["model"] == pd.Series(label, index=d.index, dtype=object)) | d["model"].isna()]
+    d = d[predictor_mask(d)]
     p = pd.to_numeric(d["p_value"], errors="coerce")
     return d[np.isfinite(p) & (p > 0)]
 

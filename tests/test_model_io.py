@@ -197,15 +197,78 @@ def test_torchscript_and_torch_export(capsys, workdir):
     torch.export.save(dynamic, tmp / "dynamic.pt2")
     torch.export.save(torch.export.export(net, (x[:4],)), tmp / "static.pt2")
     ref = p_of(net, x)
-    for name in ("scripted.pt", "dynamic.pt2"):
+    for name in ("scripted.pt", "dynamic.pt2", "static.pt2"):
         row = measure(capsys, "--model", name, "--data", "img.npy", "--device", "cpu")
         assert row["p_value"] == pytest.approx(ref, rel=1e-5), name
-    line = usage_error(capsys, "--model", "static.pt2", "--data", "img.npy")
-    assert "takes one batch size only" in line and "torch.export.Dim" in line
     line = usage_error(
         capsys, "--model", "dynamic.pt2", "--data", "img.npy", "--model-class", "a:B"
     )
     assert "is a torch.export archive; --model-class applies to state dicts" in line
+
+
+@pytest.mark.parametrize("n", [7, 30, 31, 100])
+def test_exported_programs_are_called_at_their_own_batch_sizes(capsys, tmp_path, n):
+    """A program exported at batch 30 takes 30 rows only (probing one point failed even on
+    30 points), one with Dim("batch", min=4, max=16) takes 4..16: the points go through in
+    chunks of those sizes, the last one padded, and P is the in-memory P, for the reverse-mode
+    Jacobian and for forward-mode JVPs (mc)."""
+    net = rl.mlp(6, 16, 2, out_dim=3, init="he", generator=seeded(5))
+    x = torch.randn(n, 6, generator=seeded(6))
+    np.save(tmp_path / "x.npy", x.numpy())
+    example = torch.randn(8, 6, generator=seeded(7))
+    batch = {
+        "static30": ((torch.randn(30, 6, generator=seeded(8)),), None),
+        "dynamic": ((example,), ({0: torch.export.Dim("batch")},)),
+        "bounded": ((example,), ({0: torch.export.Dim("batch", min=4, max=16)},)),
+    }
+    for name, (args, dynamic_shapes) in batch.items():
+        program = torch.export.export(net, args, dynamic_shapes=dynamic_shapes)
+        torch.export.save(program, tmp_path / f"{name}.pt2")
+        for method, extra in (("jacobian", ()), ("mc", ("--samples", "8"))):
+            args = ["--model", str(tmp_path / f"{name}.pt2"), "--data", str(tmp_path / "x.npy")]
+            row = measure(capsys, *args, "--method", method, *extra)
+            ref = p_of(net, x, method=method, n_samples=8 if method == "mc" else None)
+            assert (row["method"], row["points"]) == (method, n)
+            assert row["p_value"] == pytest.approx(ref, rel=1e-6), (name, method)
+
+
+def test_a_state_dict_that_does_not_fit_names_every_misfit_on_one_line(capsys, workdir):
+    """torch's error is several lines (missing, unexpected, size mismatch) and the CLI shows
+    one: the library words all of it on one line, long lists cut with a count."""
+    tmp, _, _ = workdir
+    sys.path.insert(0, str(tmp))
+    from usernet_io import TwoHead
+
+    state = TwoHead(width=6).state_dict()  # the model is TwoHead(width=4)
+    del state["fc.bias"]
+    state.update({f"head.{i}.weight": torch.zeros(2) for i in range(7)})
+    torch.save(state, tmp / "user.pt")
+    line = usage_error(
+        capsys, "--model", "user.pt", "--model-class", "usernet_io:TwoHead", "--data", "img.npy"
+    )
+    assert line == (
+        "robustlab: error: the weights in 'user.pt' do not fit the network (TwoHead): "
+        "missing 1 key (fc.bias); unexpected 7 keys (head.0.weight, head.1.weight, "
+        "head.2.weight, head.3.weight, head.4.weight, +2 more); size mismatch in 3 keys "
+        "(conv.weight: file 6x1x3x3 vs model 4x1x3x3, conv.bias: file 6 vs model 4, "
+        "fc.weight: file 3x6 vs model 3x4)"
+    )
+
+
+def test_a_refusal_beyond_keys_and_shapes_keeps_torchs_whole_message(tmp_path):
+    class Refusing(torch.nn.Linear):
+        """Keys and shapes fit; a load hook refuses in two lines."""
+
+        def __init__(self):
+            super().__init__(2, 1)
+            self.register_load_state_dict_pre_hook(self.refuse)
+
+        def refuse(self, *args):
+            raise RuntimeError("first line\n\tsecond line")
+
+    torch.save(torch.nn.Linear(2, 1).state_dict(), tmp_path / "w.pt")
+    with pytest.raises(ValueError, match=r"\(Refusing\): first line second line$"):
+        rl.load_model(tmp_path / "w.pt", model_class=Refusing)
 
 
 def test_whole_pickled_model_is_refused_with_the_fix(capsys, workdir):

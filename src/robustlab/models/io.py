@@ -9,7 +9,8 @@ Formats :func:`load_model` reads, found by content (not by file name):
   user's own class (``model_class="package.module:Class"`` with ``model_kwargs``);
 - TorchScript (``torch.jit.script(model).save(path)`` or ``torch.jit.trace``);
 - a ``torch.export`` archive (``torch.export.save(program, "model.pt2")``), run through
-  ``torch.export.load(path).module()``.
+  ``torch.export.load(path).module()`` at the batch sizes it was exported for (any number
+  of points goes through in chunks of those sizes).
 
 Files are opened with ``torch.load(weights_only=True)``: a pickled Python object (a whole
 model saved with ``torch.save(model)``) is refused, never unpickled, with a message saying
@@ -20,9 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import json
 import os
 import re
+import sys
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -30,6 +33,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils import _pytree as pytree
 
 from .._atomic import atomic_write
 from ..init import get_init
@@ -142,11 +146,76 @@ def _load_export(path: Path) -> nn.Module:
         )
     try:
         with _weights_only_forced():
-            return torch.export.load(str(path)).module()
+            program = torch.export.load(str(path))
+            module = program.module()
     except Exception as err:
         raise ValueError(
             f"cannot load torch.export model {str(path)!r}: {_first_line(err)}"
         ) from None
+    rows = _batch_range(program)
+    if rows is None or rows == (1, None):  # takes any batch already (or unknown: as it is)
+        return module
+    return _ExportedBatches(module, *rows)
+
+
+def _batch_range(program: torch.export.ExportedProgram) -> tuple[int, int | None] | None:
+    """(lo, hi): the rows the program's one input takes in its first dim, hi None for no
+    upper bound; (30, 30) for one exported at batch 30 without a dynamic batch. None where
+    it cannot be read (several inputs, a size derived from another)."""
+    import sympy  # torch.export's own dependency: its size bounds are sympy numbers
+
+    names = program.graph_signature.user_inputs
+    if len(names) != 1:
+        return None
+    val = next((n.meta.get("val") for n in program.graph.nodes if n.name == names[0]), None)
+    if not isinstance(val, torch.Tensor) or val.ndim == 0:
+        return None
+    size = val.shape[0]
+    if isinstance(size, int):  # exported without a dynamic batch: that size only
+        return size, size
+    bounds = program.range_constraints.get(size.node.expr)
+    if bounds is None:
+        return None
+    hi = int(bounds.upper) if isinstance(bounds.upper, sympy.Integer) else None  # not int_oo
+    return max(1, int(bounds.lower)), hi
+
+
+class _ExportedBatches(nn.Module):
+    """A torch.export program called with any number of rows.
+
+    A program takes the batch sizes it was exported for: the example input's alone, or
+    ``lo..hi`` with ``dynamic_shapes=({0: torch.export.Dim("batch", min=lo, max=hi)},)``.
+    ``forward`` runs x (N, ...) in chunks of at most ``hi`` rows, pads a chunk of fewer than
+    ``lo`` rows with copies of its last row (detached: no gradient or tangent flows through
+    them) and keeps the chunk's own rows of every output tensor, so N rows in give N rows
+    out. Rows are independent in a program exported in eval mode (its mode is fixed), so
+    the padding changes no kept row.
+    """
+
+    def __init__(self, program: nn.Module, lo: int, hi: int | None):
+        super().__init__()
+        self.program, self.lo, self.hi = program, lo, hi
+
+    def forward(self, x: torch.Tensor) -> object:
+        n = x.shape[0]
+        if n == 0 or (self.lo <= n and (self.hi is None or n <= self.hi)):
+            return self.program(x)
+        step = n if self.hi is None else self.hi
+        chunks, spec = [], None
+        for start in range(0, n, step):
+            xc = x[start : start + step]
+            b = xc.shape[0]
+            if b < self.lo:  # (b, ...) -> (lo, ...)
+                pad = xc[-1:].detach().expand(self.lo - b, *xc.shape[1:])
+                xc = torch.cat([xc, pad])
+            leaves, spec = pytree.tree_flatten(self.program(xc))
+            chunks.append([t[:b] if isinstance(t, torch.Tensor) and t.ndim else t for t in leaves])
+        # per output leaf: the chunks' rows in order; a leaf that is no per-row tensor as is
+        leaves = [
+            torch.cat(parts) if isinstance(parts[0], torch.Tensor) and parts[0].ndim else parts[0]
+            for parts in zip(*chunks, strict=True)
+        ]
+        return pytree.tree_unflatten(leaves, spec)
 
 
 def _load_weights_only(path: Path) -> object:
@@ -205,8 +274,12 @@ def _user_class(model_class: str | type, model_kwargs: object) -> nn.Module:
             if not hasattr(cls, part):
                 raise ValueError(f"module {module_name!r} has no attribute {attr!r}")
             cls = getattr(cls, part)
-    if not callable(cls):
-        raise ValueError(f"model class {model_class!r} is not callable")
+    # checked before any call: a Module class, or a Python function outside the standard
+    # library that builds one (never a builtin such as os:system)
+    is_class = isinstance(cls, type) and issubclass(cls, nn.Module)
+    home = (getattr(cls, "__module__", None) or "").partition(".")[0]
+    if not is_class and not (inspect.isfunction(cls) and home not in sys.stdlib_module_names):
+        raise ValueError(f"model class {model_class!r} is not a torch.nn.Module class")
     if isinstance(model_kwargs, str):
         try:
             model_kwargs = json.loads(model_kwargs)
@@ -255,6 +328,42 @@ def _check_shape_flags(model: nn.Module, spec: dict, where: str) -> None:
     init = spec.get("init")
     if init is not None and get_init(init).name != recorded.init:
         raise ValueError(f"{where} records init={recorded.init!r}, not {init!r}")
+
+
+_LISTED = 5  # keys named per kind of misfit in an error; the rest are counted
+
+
+def _listed(items: list[str]) -> str:
+    """'a, b, c': at most _LISTED items, then how many more."""
+    more = f", +{len(items) - _LISTED} more" if len(items) > _LISTED else ""
+    return ", ".join(items[:_LISTED]) + more
+
+
+def _misfit(model: nn.Module, state: Mapping[str, torch.Tensor], err: BaseException) -> str:
+    """Why ``state`` does not load into ``model``, on one line (the CLI shows one line):
+    missing, unexpected and mis-sized keys, each named up to _LISTED times and counted.
+    torch's whole message, its lines joined, where keys and shapes agree (a load hook)."""
+    own = model.state_dict()
+
+    def dims(t: torch.Tensor) -> str:  # torch.Size([16, 4]) -> 16x4
+        return "x".join(map(str, t.shape)) or "scalar"
+
+    kinds = {
+        "missing": [k for k in own if k not in state],
+        "unexpected": [k for k in state if k not in own],
+        "size mismatch in": [
+            f"{k}: file {dims(v)} vs model {dims(own[k])}"
+            for k, v in state.items()
+            if k in own and v.shape != own[k].shape
+        ],
+    }
+    parts = [
+        f"{kind} {len(keys)} key{'s' if len(keys) != 1 else ''} ({_listed(keys)})"
+        for kind, keys in kinds.items()
+        if keys
+    ]
+    lines = _ANSI.sub("", str(err)).splitlines()
+    return "; ".join(parts) or " ".join(line.strip() for line in lines if line.strip())
 
 
 def load_model(
@@ -321,8 +430,9 @@ def load_model(
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
+        why = _misfit(model, state, err)
         raise ValueError(
-            f"the weights in {where} do not fit the network: {_first_line(err)}"
+            f"the weights in {where} do not fit the network ({type(model).__name__}): {why}"
         ) from None
     floats = [t for t in state.values() if t.is_floating_point()]
     return model.to(floats[0].dtype if floats else torch.float32)

@@ -5,29 +5,122 @@ as ``grid.width[2]``, or a field name) and fails with a ``ValueError`` whose mes
 with that path: ``grid.width[2]: expected a positive integer, got -3``. Config dataclasses
 check their fields with these in ``__post_init__``; :mod:`robustlab._sections` reads them
 from mappings and prefixes the section's path.
+
+The limits on what a config or the command line may ask for live here too, checked when the
+value is read, before anything is allocated: integers in range (:data:`MAX_INT`,
+:data:`MAX_STEPS`), grid axes and sweeps of bounded size (:data:`MAX_AXIS`,
+:data:`MAX_CELLS`, ranges counted before they are expanded), and sizes against this
+machine's memory (:func:`check_memory`). A value shown in a message is cut by :func:`short`.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import os
 import re
+import reprlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NoReturn
 
-__all__ = ["FrozenMap", "check_positive_int"]
+__all__ = [
+    "MAX_AXIS",
+    "MAX_CELLS",
+    "MAX_INT",
+    "MAX_STEPS",
+    "FrozenMap",
+    "check_memory",
+    "check_positive_int",
+    "memory_limit",
+    "range_values",
+    "short",
+]
+
+MAX_INT = 2**63 - 1  # int64: what torch, numpy and the SQLite store hold (sizes, seeds)
+MAX_STEPS = 10**9  # training steps or iterations: days of compute at 0.1 ms a step
+MAX_AXIS = 10_000  # values of one grid axis, range, seed list or list of a config
+MAX_CELLS = 100_000  # runs of one sweep (each trains a network): more is several sweeps
+SHORT = 60  # characters of a value shown in an error message
+
+
+class _Repr(reprlib.Repr):
+    """reprlib's bounded repr (it never walks a whole container), also for FrozenMap."""
+
+    def repr_FrozenMap(self, x: Mapping, level: int) -> str:  # noqa: N802 (reprlib's naming)
+        return self.repr_dict(dict(x), level)
+
+
+_REPR = _Repr()
+_REPR.maxlevel, _REPR.maxdict = 3, 4
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxfrozenset = _REPR.maxdeque = 6
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = SHORT
+
+
+def short(value: object, limit: int = SHORT) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, saying how big a cut value was:
+    ``'aaaaaaa...aaa' (1000000 chars)``, ``[[[...]]] (9 items)``. Never builds the whole repr
+    of a large or deep value (an alias bomb's would take 300 MB)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"an integer of {int(math.log10(abs(value))) + 1} digits"  # no repr: 4300 max
+    text = _REPR.repr(value)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    if isinstance(value, (str, bytes)) and len(value) > limit - 2:
+        return f"{text} ({len(value)} chars)"
+    if isinstance(value, (list, tuple, set, frozenset, Mapping)) and "..." in text:
+        return f"{text} ({len(value)} item{'s' if len(value) != 1 else ''})"
+    return text
+
+
+def _bytes(n: float) -> str:
+    """``1.23 TB``: decimal units, three significant digits (``10^40 bytes`` beyond 1e18,
+    where an int may be too big for a float)."""
+    if n >= 1e18:
+        return f"10^{int(math.log10(n))} bytes"
+    for unit, size in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f} bytes"
+
+
+def memory_limit() -> float:
+    """This machine's physical memory in bytes (``inf`` where the OS does not say)."""
+    try:
+        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows) or no such name
+        return math.inf
+
+
+def check_memory(path: str, what: str, n_bytes: float, fix: str) -> None:
+    """Refuse work whose arrays need more than this machine's memory.
+
+    ``n_bytes`` is a lower bound of what the work holds at once (its callers count only
+    the arrays it cannot do without), so what is refused cannot run here, while what passes
+    may still be too big. The message reads ``path: what needs at least N of memory, more
+    than this machine's M; fix``.
+    """
+    limit = memory_limit()
+    if n_bytes > limit:
+        _fail(
+            path,
+            f"{what} needs at least {_bytes(n_bytes)} of memory, more than this machine's "
+            f"{_bytes(limit)}; {fix}",
+        )
 
 
 def check_positive_int(name: str, value: object) -> int:
-    """Return ``value`` as an int if it is a positive integer, else raise a ValueError naming it."""
+    """Return ``value`` as an int if it is a positive integer (at most :data:`MAX_INT`),
+    else raise a ValueError naming it."""
     if (
         isinstance(value, bool)
         or not isinstance(value, (int,))
         and not (isinstance(value, float) and value.is_integer())
     ):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise ValueError(f"{name} must be a positive integer, got {short(value)}")
     if int(value) < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise ValueError(f"{name} must be a positive integer, got {short(value)}")
+    if int(value) > MAX_INT:
+        raise ValueError(f"{name} must be an integer <= {MAX_INT}, got {short(value)}")
     return int(value)
 
 
@@ -39,8 +132,9 @@ def _set(obj: object, name: str, value: object) -> None:
     object.__setattr__(obj, name, value)  # normalising a frozen dataclass in __post_init__
 
 
-def _int(path: str, value: object, *, minimum: int = 1) -> int:
-    """An integer >= ``minimum`` (an integral float such as 2.0 counts; a bool does not)."""
+def _int(path: str, value: object, *, minimum: int = 1, maximum: int = MAX_INT) -> int:
+    """An integer in [``minimum``, ``maximum``] (an integral float such as 2.0 counts; a bool
+    does not)."""
     integral = isinstance(value, numbers.Integral) or (
         isinstance(value, float) and value.is_integer()
     )
@@ -48,7 +142,9 @@ def _int(path: str, value: object, *, minimum: int = 1) -> int:
         kind = {1: "a positive integer", 0: "a non-negative integer"}.get(
             minimum, f"an integer >= {minimum}"
         )
-        _fail(path, f"expected {kind}, got {value!r}")
+        _fail(path, f"expected {kind}, got {short(value)}")
+    if int(value) > maximum:  # type: ignore[call-overload]
+        _fail(path, f"expected an integer <= {maximum}, got {short(value)}")
     return int(value)  # type: ignore[call-overload]
 
 
@@ -66,7 +162,7 @@ def _number(
     real = isinstance(value, numbers.Real) and not isinstance(value, bool)
     x = float(value) if real else math.nan  # type: ignore[arg-type]
     if not (math.isfinite(x) and ok(x)):
-        _fail(path, f"expected {what}, got {value!r}")
+        _fail(path, f"expected {what}, got {short(value)}")
     return x
 
 
@@ -76,20 +172,20 @@ def _positive(path: str, value: object) -> float:
 
 def _bool(path: str, value: object) -> bool:
     if not isinstance(value, bool):
-        _fail(path, f"expected true or false, got {value!r}")
+        _fail(path, f"expected true or false, got {short(value)}")
     return value
 
 
 def _string(path: str, value: object) -> str:
     if not isinstance(value, str) or not value.strip():
-        _fail(path, f"expected a non-empty string, got {value!r}")
+        _fail(path, f"expected a non-empty string, got {short(value)}")
     return value.strip()
 
 
 def _choice(choices: tuple[str, ...]) -> Callable[[str, object], str]:
     def check(path: str, value: object) -> str:
         if not isinstance(value, str) or value not in choices:
-            _fail(path, f"expected one of {', '.join(choices)}, got {value!r}")
+            _fail(path, f"expected one of {', '.join(choices)}, got {short(value)}")
         return value
 
     return check
@@ -103,17 +199,35 @@ def _items(
     if isinstance(value, (list, tuple)):
         if not value:
             _fail(path, "expected a non-empty list, got []")
+        if len(value) > MAX_AXIS:
+            _fail(path, f"expected at most {MAX_AXIS} values, got {len(value)}")
         out = tuple(check(f"{path}[{i}]", v) for i, v in enumerate(value))
+        seen: set[Any] = set()
         for i, v in enumerate(out):
-            if distinct and v in out[:i]:
-                _fail(f"{path}[{i}]", f"duplicate value {value[i]!r}")
+            if distinct and v in seen:
+                _fail(f"{path}[{i}]", f"duplicate value {short(value[i])}")
+            seen.add(v)
         return out
     if isinstance(value, Mapping):
-        _fail(path, f"expected a list or a single value, got a mapping {dict(value)!r}")
+        _fail(path, f"expected a list or a single value, got a mapping {short(dict(value))}")
     return (check(path, value),)
 
 
-_RANGE = re.compile(r"^\s*(-?\d+)\s*:\s*(-?\d+)\s*(?::\s*(-?\d+)\s*)?$")
+_RANGE = re.compile(r"^\s*(-?\d{1,30})\s*:\s*(-?\d{1,30})\s*(?::\s*(-?\d{1,30})\s*)?$")
+
+
+def range_values(text: str, start: int, stop: int, step: int) -> range:
+    """The inclusive range ``start..stop`` by ``step`` written as ``text``, counted before it
+    is expanded: at most :data:`MAX_AXIS` values, each at most :data:`MAX_INT`; a ValueError
+    (without a path) otherwise."""
+    if start < 1 or step < 1 or stop < start:
+        raise ValueError(f"bad range {short(text)}: need 1 <= start <= stop and step >= 1")
+    if stop > MAX_INT:
+        raise ValueError(f"bad range {short(text)}: values must be <= {MAX_INT}")
+    count = (stop - start) // step + 1
+    if count > MAX_AXIS:
+        raise ValueError(f"range {short(text)} has {count} values; at most {MAX_AXIS}")
+    return range(start, stop + 1, step)
 
 
 def _int_axis(path: str, value: object) -> tuple[int, ...]:
@@ -123,12 +237,13 @@ def _int_axis(path: str, value: object) -> tuple[int, ...]:
         if not m:
             _fail(
                 path,
-                f'expected an int, a list of ints or a range "start:stop[:step]", got {value!r}',
+                'expected an int, a list of ints or a range "start:stop[:step]", '
+                f"got {short(value)}",
             )
-        start, stop, step = int(m[1]), int(m[2]), int(m[3] or 1)
-        if start < 1 or step < 1 or stop < start:
-            _fail(path, f"bad range {value!r}: need 1 <= start <= stop and step >= 1")
-        return tuple(range(start, stop + 1, step))
+        try:
+            return tuple(range_values(value, int(m[1]), int(m[2]), int(m[3] or 1)))
+        except ValueError as err:
+            _fail(path, str(err))
     return _items(path, value, _int)
 
 
@@ -176,9 +291,9 @@ def _freeze(path: str, value: object) -> Any:
     if isinstance(value, Mapping):
         for k in value:
             if not isinstance(k, str):
-                _fail(path, f"mapping keys must be strings, got {k!r}")
+                _fail(path, f"mapping keys must be strings, got {short(k)}")
         return FrozenMap({k: _freeze(f"{path}.{k}", v) for k, v in value.items()})
-    _fail(path, f"expected plain data (numbers, strings, lists, mappings), got {value!r}")
+    _fail(path, f"expected plain data (numbers, strings, lists, mappings), got {short(value)}")
 
 
 def _thaw(value: Any) -> Any:
@@ -191,14 +306,14 @@ def _thaw(value: Any) -> Any:
 
 def _mapping(path: str, value: object) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        _fail(path, f"expected a mapping of keys to values, got {value!r}")
+        _fail(path, f"expected a mapping of keys to values, got {short(value)}")
     return value
 
 
 def _check_keys(path: str, d: Mapping[str, Any], allowed: tuple[str, ...], required=()) -> None:
     for key in d:
         if key not in allowed:
-            _fail(path, f"unknown key {key!r} (allowed: {', '.join(allowed)})")
+            _fail(path, f"unknown key {short(key)} (allowed: {', '.join(allowed)})")
     for key in required:
         if key not in d:
-            _fail(path, f"missing required key {key!r}")
+            _fail(path, f"missing required key {short(key)}")

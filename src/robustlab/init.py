@@ -23,6 +23,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from ._checks import short
+
 Variance = float | Callable[[int, int, int], float]
 
 __all__ = [
@@ -306,16 +308,16 @@ def get_init(name: str | InitScheme) -> InitScheme:
     if isinstance(name, InitScheme):
         return name
     if not isinstance(name, str):
-        raise ValueError(f"init must be a scheme name, got {name!r}")
+        raise ValueError(f"init must be a scheme name, got {short(name)}")
     key = name.strip().lower()
     if key in _REGISTRY:
         return _REGISTRY[key]
-    match = _CUSTOM_RE.match(key)
+    match = _CUSTOM_RE.match(key) if len(key) <= 200 else None  # no quadratic regex time
     if match:
         try:
             values = [float(g) for g in match.groups()]
         except ValueError:
-            raise ValueError(f"custom init needs three numbers, got {name!r}") from None
+            raise ValueError(f"custom init needs three numbers, got {short(name)}") from None
         return custom(*values)
     choices = ", ".join(init_schemes() + ["custom(s1,s2,s3)"])
-    raise ValueError(f"unknown init scheme {name!r}; choices: {choices}")
+    raise ValueError(f"unknown init scheme {short(name)}; choices: {choices}")

@@ -32,6 +32,8 @@ from .._checks import (
     _number,
     _set,
     _string,
+    check_memory,
+    short,
 )
 from .dataset import Dataset
 from .registry import (
@@ -60,7 +62,7 @@ def _label_column(path: str, value: object) -> str | int:
         return _string(path, value)
     if isinstance(value, int) and not isinstance(value, bool):
         return value  # negative counts from the end, as in Python
-    _fail(path, f"expected a column name or an integer index, got {value!r}")
+    _fail(path, f"expected a column name or an integer index, got {short(value)}")
 
 
 def _header(path: str, value: object) -> bool | None:
@@ -136,11 +138,12 @@ class DataConfig:
             given = given.tolist() if hasattr(given, "tolist") else given  # tensor, array
             classes = _items("classes", given, _label)
             if len(classes) < 2:
-                _fail("classes", f"expected at least two classes, got {self.classes!r}")
+                _fail("classes", f"expected at least two classes, got {short(self.classes)}")
             _set(self, "classes", classes)
         for key in ("n_train", "n_test", "in_dim"):  # P is measured on test points: n_test >= 1
             if getattr(self, key) is not None:
                 _set(self, key, _int(key, getattr(self, key)))
+        self._check_memory()
         _bool("sphere", self.sphere)
         self._check_seed()
         options = _mapping("options", self.options)
@@ -157,6 +160,17 @@ class DataConfig:
 
     def _check_seed(self) -> None:
         _set(self, "seed", _nonneg_int("seed", self.seed))
+
+    def _check_memory(self) -> None:
+        """The draw's inputs, (n_train + n_test, in_dim) of at least 4-byte floats, against
+        this machine's memory (a data set read from a file is no bigger than the file)."""
+        n, d = (self.n_train or 0) + (self.n_test or 0), self.in_dim or 1
+        check_memory(
+            "in_dim" if d > n else "n_train",
+            f"a draw of {n} points of dimension {d}",
+            4 * n * d,
+            "ask for fewer points (n_train, n_test) or a smaller in_dim",
+        )
 
     def load(self) -> Dataset:
         """Read or generate the data and return it as tensors (see :func:`~.loader.load`)."""

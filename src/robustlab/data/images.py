@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import gzip
+import math
 import pickle
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._checks import check_memory
 from .raw import Raw, Request, missing_file
 
 MNIST_URL = "https://yann.lecun.com/exdb/mnist/ (or the mirror https://ossci-datasets.s3.amazonaws.com/mnist/)"
@@ -16,6 +19,7 @@ CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz (extract th
 TEN_CLASSES = list(range(10))
 # idx type byte -> big-endian numpy dtype (LeCun's idx format description).
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_MAX_BATCH_BYTES = 64 << 20  # a CIFAR-10 batch file is 31 MB (10000 x 3072 bytes, pickled)
 
 
 def _directory(target: str, kind: str) -> Path:
@@ -31,19 +35,27 @@ def read_idx(path: Path) -> np.ndarray:
     """Read an idx file (optionally gzip-compressed, by the ``.gz`` suffix) into an array.
 
     Layout: two zero bytes, a type byte, a byte with the number of dimensions n, n
-    big-endian uint32 sizes, then the data in C order.
+    big-endian uint32 sizes, then the data in C order. The header's size is checked
+    against this machine's memory before the data are read, and no more than it is read
+    (a gzip bomb stops there); a corrupt file or stream is a ValueError naming the file.
     """
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        blob = f.read()
-    if len(blob) < 4 or blob[0] != 0 or blob[1] != 0 or blob[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path} is not an idx file (bad magic number {blob[:4].hex()})")
-    dtype, ndim = np.dtype(_IDX_DTYPES[blob[2]]), blob[3]
-    shape = tuple(int(s) for s in np.frombuffer(blob, ">u4", count=ndim, offset=4))
-    offset = 4 + 4 * ndim
-    if len(blob) - offset != int(np.prod(shape)) * dtype.itemsize:
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_DTYPES:
+                raise ValueError(f"{path} is not an idx file (bad magic number {head.hex()})")
+            dtype, ndim = np.dtype(_IDX_DTYPES[head[2]]), head[3]
+            dims = f.read(4 * ndim)
+            shape = tuple(int(s) for s in np.frombuffer(dims, ">u4", count=len(dims) // 4))
+            size = math.prod(shape) * dtype.itemsize
+            check_memory(str(path), f"an idx array of shape {shape}", size, "is it corrupt?")
+            blob = f.read(size + 1)
+    except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
+        raise ValueError(f"cannot read {path} as an idx file: {err}") from None
+    if len(shape) != ndim or len(blob) != size:
         raise ValueError(f"{path} is truncated or corrupt: header says shape {shape}")
-    return np.frombuffer(blob, dtype, offset=offset).reshape(shape)
+    return np.frombuffer(blob, dtype).reshape(shape)
 
 
 def _find_mnist(directory: Path, name: str) -> Path:
@@ -95,14 +107,29 @@ def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
 
 
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(data (N, 3072) uint8, labels (N,)) of one batch file, at most _MAX_BATCH_BYTES."""
+    if path.stat().st_size > _MAX_BATCH_BYTES:
+        raise ValueError(
+            f"{path} is not a CIFAR-10 python batch: {path.stat().st_size} bytes, more than "
+            f"the {_MAX_BATCH_BYTES >> 20} MiB a batch of 10000 images can take"
+        )
     try:
         with path.open("rb") as f:
             batch = _ArrayUnpickler(f, encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError) as err:
-        raise ValueError(f"{path} is not a CIFAR-10 python batch: {err}") from err
-    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
-        raise ValueError(f"{path} is not a CIFAR-10 batch: expected a dict with b'data', b'labels'")
-    return np.asarray(batch[b"data"], dtype=np.uint8), np.asarray(batch[b"labels"], np.int64)
+        if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+            raise ValueError("expected a dict with b'data', b'labels'")
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        labels = np.asarray(batch[b"labels"], np.int64)
+    except Exception as err:  # whatever a malformed pickle raises: the file is not a batch
+        text = str(err).strip().splitlines()
+        reason = text[0][:200] if text else type(err).__name__
+        raise ValueError(f"{path} is not a CIFAR-10 python batch: {reason}") from None
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.shape != (data.shape[0],):
+        raise ValueError(
+            f"{path} is not a CIFAR-10 python batch: data of shape {data.shape} and labels of "
+            f"shape {labels.shape}, expected (N, 3072) and (N,)"
+        )
+    return data, labels
 
 
 def load_cifar10(req: Request) -> Raw:

@@ -22,16 +22,16 @@ def _unlabelled(path: Path) -> tuple[np.ndarray | torch.Tensor, object] | None:
     """(x, y or None) of a file that is not a full data set, None for one that is."""
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        try:
-            return np.load(path, allow_pickle=False), None
-        except (OSError, ValueError) as err:
+        try:  # mapped first: a header that claims more than the file holds allocates nothing
+            return np.array(np.load(path, mmap_mode="r", allow_pickle=False)), None
+        except (OSError, ValueError, EOFError) as err:  # EOFError: an empty file
             raise ValueError(f"cannot read {str(path)!r} as a plain .npy array: {err}") from None
     if suffix == ".npz":
         try:
             with np.load(path, allow_pickle=False) as z:
                 if set(z.files) == {"x"}:
                     return z["x"], None
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, EOFError) as err:
             raise ValueError(f"cannot read {str(path)!r}: {err}") from None
         return None
     if suffix == ".pt":

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .._checks import short
 from . import files, images, real, synthetic
 from .raw import Raw, Request
 
@@ -37,7 +38,7 @@ class Source:
         unknown = sorted(set(given) - set(allowed))
         if unknown:
             raise ValueError(
-                f"unknown option {unknown[0]!r} for dataset {self.name!r}; "
+                f"unknown option {short(unknown[0])} for dataset {self.name!r}; "
                 f"allowed options: {', '.join(sorted(allowed))}"
             )
         return {**allowed, **given}
@@ -91,7 +92,7 @@ def resolve(name: str | os.PathLike[str]) -> tuple[Source, str]:
     """
     text = os.fspath(name)
     if not isinstance(text, str):
-        raise ValueError(f"dataset name must be a string or path; got {name!r}")
+        raise ValueError(f"dataset name must be a string or path; got {short(name)}")
     if text in BUILTINS:
         return BUILTINS[text], ""
     prefix, sep, rest = text.partition(":")
@@ -101,4 +102,4 @@ def resolve(name: str | os.PathLike[str]) -> tuple[Source, str]:
     if suffix in SUFFIXES:
         return SUFFIXES[suffix], text
     choices = [*datasets(), *(f"{p}:DIR" for p in PREFIXES), "a path to a .npz, .pt or .csv file"]
-    raise ValueError(f"unknown dataset {text!r}; choose one of: {', '.join(choices)}")
+    raise ValueError(f"unknown dataset {short(text)}; choose one of: {', '.join(choices)}")

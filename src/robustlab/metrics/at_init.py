@@ -6,11 +6,12 @@ import math
 
 import torch
 
+from .._checks import check_memory
 from .._sampling import uniform_sphere
-from ..models.mlp import check_positive_int, mlp
+from ..models.mlp import check_positive_int, mlp, n_params
 from ..theory import expected_grad_sq_norm, init_stability_bound
 from .regions import get_region
-from .stability import exact_from_gradients, input_gradients, perturbation_stability
+from .stability import CHUNK, exact_from_gradients, input_gradients, perturbation_stability
 
 __all__ = ["TABLE_COLUMNS", "sphere_points", "stability_at_init", "stability_table"]
 
@@ -38,6 +39,31 @@ def sphere_points(
     return uniform_sphere(n, d, generator, dtype)
 
 
+DEFAULT_POINTS = 1000  # evaluation points of stability_at_init
+
+
+def check_size(
+    in_dim: int,
+    width: int,
+    depth: int,
+    points: int = DEFAULT_POINTS,
+    out_dim: int = 1,
+    dtype: torch.dtype = torch.float32,
+) -> None:
+    """Refuse, before any allocation, a measurement whose arrays cannot fit this machine's
+    memory: the network's weights, the points and their input gradients (points, d), and
+    the activations of one chunk of points through the hidden layers."""
+    d, m = check_positive_int("in_dim", in_dim), check_positive_int("width", width)
+    L, n = check_positive_int("depth", depth), check_positive_int("points", points)
+    floats = n_params(d, m, L, out_dim) + 2 * n * d + min(n, CHUNK) * m * (L - 1)
+    check_memory(
+        "points" if 2 * n * d > floats / 2 else "width",
+        f"measuring {n} points of dimension {d} on networks of width {m} and depth {L}",
+        floats * dtype.itemsize,
+        "use fewer points or a smaller in_dim, width or depth",
+    )
+
+
 def stability_at_init(
     init: str,
     in_dim: int,
@@ -46,7 +72,7 @@ def stability_at_init(
     eps: float,
     *,
     seeds: int = 10,
-    points: int = 1000,
+    points: int = DEFAULT_POINTS,
     method: str = "auto",
     region: str = "ball",
     n_samples: int | None = None,
@@ -65,6 +91,7 @@ def stability_at_init(
     """
     seeds = check_positive_int("seeds", seeds)
     points = check_positive_int("points", points)
+    check_size(in_dim, width, depth, points, out_dim, dtype)
     runs = []
     for s in range(seeds):
         net = mlp(
@@ -143,6 +170,10 @@ def stability_table(
     :func:`stability_at_init` (seeds, points, method, region, n_samples, out_dim, dtype,
     device); ``progress()`` is called once per network measured."""
     tick = (lambda *_: progress()) if progress is not None else None
+    if widths and depths:  # the largest network, before the first is built
+        points, out_dim = kwargs.get("points", DEFAULT_POINTS), kwargs.get("out_dim", 1)
+        dtype = kwargs.get("dtype", torch.float32)
+        check_size(in_dim, max(widths), max(depths), points, out_dim, dtype)
     rows = []
     for init in inits:
         for width in widths:

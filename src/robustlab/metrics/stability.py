@@ -47,6 +47,7 @@ REGIONS = tuple(_REGIONS)
 # network passes than mc's default 64 samples, and far more (free) samples of delta
 AUTO_JACOBIAN_MAX_PASSES = 64
 DEFAULT_SAMPLES = {"mc": 64, "finite_difference": 64, "jacobian": 1024}
+CHUNK = 4096  # default points per batched call: bounds the memory of the network's pass
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def input_gradients(
     model: Callable,
     x: torch.Tensor,
     *,
-    chunk_size: int = 4096,
+    chunk_size: int = CHUNK,
     output: object = None,
     y: torch.Tensor | None = None,
 ) -> torch.Tensor:
@@ -248,7 +249,7 @@ def perturbation_stability(
     region: str = "ball",
     n_samples: int | None = None,
     generator: torch.Generator | None = None,
-    chunk_size: int = 4096,
+    chunk_size: int = CHUNK,
     output: object = None,
     y: torch.Tensor | None = None,
     clip: tuple[float, float] | None = None,

@@ -13,13 +13,22 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .._checks import check_positive_int
+from .._checks import check_memory, check_positive_int
 from ..init import PARAMETERIZATIONS, InitScheme, get_init
 from ._layers import attach_spec
 
-__all__ = ["MLP", "MLPSpec", "check_positive_int", "mlp"]
+__all__ = ["MLP", "MLPSpec", "check_positive_int", "mlp", "n_params"]
 
 MEAN_FIELD = "mean_field"  # the parameterization robustlab's mean-field MLPs record
+
+
+def n_params(in_dim: int, width: int, depth: int, out_dim: int = 1, bias: bool = False) -> int:
+    """Number of trainable parameters p of an MLP: d m + (L - 2) m^2 + m k weights (d k for
+    L = 1), plus (L - 1) m + k biases with ``bias``."""
+    d, m, k, L = in_dim, width, out_dim, depth
+    if L == 1:
+        return d * k + (k if bias else 0)
+    return d * m + (L - 2) * m * m + m * k + ((L - 1) * m + k if bias else 0)
 
 
 @dataclass(frozen=True)
@@ -56,13 +65,7 @@ class MLPSpec:
     @property
     def n_params(self) -> int:
         """Number of trainable parameters p."""
-        d, m, k, L = self.in_dim, self.width, self.out_dim, self.depth
-        if L == 1:
-            return d * k + (k if self.bias else 0)
-        p = d * m + (L - 2) * m * m + m * k
-        if self.bias:
-            p += (L - 1) * m + k
-        return p
+        return n_params(self.in_dim, self.width, self.depth, self.out_dim, self.bias)
 
     def to_dict(self) -> dict:
         """Plain-dict form (JSON/YAML friendly)."""
@@ -145,6 +148,8 @@ def mlp(
     m = check_positive_int("width", width)
     L = check_positive_int("depth", depth)
     k = check_positive_int("out_dim", out_dim)
+    p = n_params(d, m, L, k, bool(bias))
+    check_memory("width", f"an MLP of {p} parameters", 4 * p, "use a narrower or shallower one")
     scheme = get_init(init).as_mean_field() if mean_field else get_init(init)
     need = PARAMETERIZATIONS[scheme.parameterization].depth
     if need is not None and need != L:

@@ -29,18 +29,18 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import numbers
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .._checks import (
+    MAX_AXIS,
+    MAX_CELLS,
     FrozenMap,
     _bool,
     _check_keys,
@@ -56,6 +56,8 @@ from .._checks import (
     _set,
     _string,
     _thaw,
+    check_memory,
+    short,
 )
 from .._sections import Section, at_path
 from ..data.config import DataConfig, option_names
@@ -64,9 +66,12 @@ from ..metrics.regions import get_region
 from ..metrics.stability import METHODS as _METHODS
 from ..metrics.stability import REGIONS
 from ..models.families import FAMILY_NAMES, get_family
+from ..models.mlp import n_params
 from ..models.resnet import NORMS
+from ..theory.lazy_moments import limit_bytes
 from ..training.config import LOSSES, OPTIMIZERS, REGIMES, TrainConfig
 from ..training.regimes import get_regime
+from ._yaml import read_yaml
 
 __all__ = [
     "LOSSES",
@@ -281,11 +286,11 @@ class MeasureSpec(Section):
 
 def _seeds(value: object) -> tuple[int, ...]:
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return tuple(range(_int("seeds", value)))
+        return tuple(range(_int("seeds", value, maximum=MAX_AXIS)))
     if not isinstance(value, (list, tuple)):
         _fail(
             "seeds",
-            f"expected a positive integer or a list of non-negative integers, got {value!r}",
+            f"expected a positive integer or a list of non-negative integers, got {short(value)}",
         )
     return _items("seeds", value, _nonneg_int)
 
@@ -321,6 +326,37 @@ class SweepConfig:
         _set(self, "seeds", _seeds(self.seeds))
         for regime in self.grid.regime:
             self._check_parameterization(regime, get_regime(regime).parameterization)
+        self._check_size()
+
+    def _check_size(self) -> None:
+        """At most MAX_CELLS cells, and the largest cell within this machine's memory: a
+        lower bound of what it holds at once, counted before anything runs."""
+        g = self.grid
+        axes = (g.width, g.depth, g.init, g.regime, g.alpha, self.seeds)
+        n_cells = math.prod(len(a) for a in axes)
+        if n_cells > MAX_CELLS:
+            _fail(
+                "grid",
+                f"{' x '.join(str(len(a)) for a in axes)} (widths x depths x inits x regimes x "
+                f"alphas x seeds) = {n_cells} cells; at most {MAX_CELLS}: split the sweep",
+            )
+        m, L = max(g.width), max(g.depth)
+        d = self.data.in_dim or 1  # unknown until read for data other than sphere: 1
+        n = self.data.n_train or 0
+        points = min(self.measure.points, self.data.n_test or self.measure.points)
+        batch = min(self.train.batch_size or n, n)
+        lazy = limit_bytes(n, 0, 1) if self.measure.lazy_limit else 0
+        parts = {  # bytes of float32 weights and their gradients; activations; points
+            "grid.width": 4 * 2 * n_params(d if self.model.family == "mlp" else 1, m, L),
+            "data.n_train": 4 * batch * m * (L - 1) + lazy,
+            "measure.points": 4 * points * d,
+        }
+        check_memory(
+            max(parts, key=parts.__getitem__),
+            f"a cell of width {m} and depth {L} with {n} training and {points} measured points",
+            sum(parts.values()),
+            "use narrower or shallower networks or fewer points",
+        )
 
     def _check_parameterization(self, regime: str, name: str | None) -> None:
         """A regime that needs a parameterization (mean field) gets one for every init, on
@@ -505,33 +541,14 @@ class Cell:
 # --- YAML ---------------------------------------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 numbers: ``2:6`` stays a string (YAML 1.1 reads it as the
-    base-60 int 126) and ``1e-3`` is a float (YAML 1.1 reads it as a string)."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if not tag.endswith((":int", ":float"))]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789")
-)
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$"
-        r"|^[-+]?[0-9]+[eE][-+]?[0-9]+$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"
-    ),
-    list("-+.0123456789"),
-)
-
-
 def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | SweepConfig) -> SweepConfig:
     """Load and validate a sweep config from a YAML file path or an already-parsed mapping.
 
+    The file is read by :func:`robustlab.sweep._yaml.read_yaml`: plain data, bounded in
+    size, nesting and alias expansion, with unique keys.
+
     Raises:
-        ValueError: unreadable file or invalid YAML (one line naming the file), or an
+        ValueError: unreadable, oversized or invalid YAML (one line naming the file), or an
             invalid config (the message starts with the path of the bad value).
     """
     if isinstance(source, SweepConfig):
@@ -539,18 +556,7 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | SweepConfig
     if isinstance(source, Mapping):
         return SweepConfig.from_dict(source)
     path = Path(source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        reason = getattr(err, "strerror", None) or str(err)
-        raise ValueError(f"cannot read config file '{path}': {reason}") from None
-    try:
-        document = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or type(err).__name__
-        raise ValueError(f"config file '{path}' is not valid YAML: {problem}{where}") from None
+    document = read_yaml(path)
     if not isinstance(document, Mapping):
         raise ValueError(f"config file '{path}' must hold a mapping (name:, data:, grid:, ...)")
     return SweepConfig.from_dict(document)

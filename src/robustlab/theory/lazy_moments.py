@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._checks import check_positive_int
+from .._checks import check_memory, check_positive_int
 from ..init import get_init
 from .kernels import angular, cosines, layer_variances, unit_difference, width_free
 
@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_JITTER",
     "INF_WIDTH",
     "LimitMoments",
+    "limit_bytes",
     "limit_moments",
     "project",
     "summarize",
@@ -102,15 +103,29 @@ def _train_operator(theta: torch.Tensor, t: int | None, lr: float | str, jitter:
     return (u * filt) @ u.T, (u * decay) @ u.T, step, float(z[-1]), 0.0, 0.0
 
 
+def limit_bytes(n_train: int, n_eval: int, d: int, chunk: int = 256, itemsize: int = 8) -> int:
+    """A lower bound of the bytes :func:`limit_moments` holds at once: the kernel, the NTK
+    and the two training operators on the training points (4 N^2), the covariances at the
+    evaluation points (n d^2) and one chunk's differences (chunk N d)."""
+    return itemsize * (4 * n_train * n_train + n_eval * d * d + min(n_eval, chunk) * n_train * d)
+
+
 def limit_moments(
     x, y, xt, init, depth, width, t, lr, jitter, chunk, model="network"
 ) -> LimitMoments:
     """mu (n, d) for labels y and C (n, d, d) at the points xt; see :class:`LimitMoments`.
 
     Inputs already validated: x (N, d), y (N,), xt (n, d) of one dtype; ``lr`` a number or
-    ``"auto"``; ``width`` None (m -> infinity) or an int.
+    ``"auto"``; ``width`` None (m -> infinity) or an int. Refused before any allocation when
+    :func:`limit_bytes` exceeds this machine's memory.
     """
     n, d = x.shape
+    check_memory(
+        "n_train",
+        f"the lazy limit on {n} training and {xt.shape[0]} evaluation points of dimension {d}",
+        limit_bytes(n, xt.shape[0], d, chunk, x.dtype.itemsize),
+        "use fewer points (n_train, n_test) or lower-dimensional data",
+    )
     if width is None:
         if not width_free(init, d, depth, 0):
             raise ValueError(

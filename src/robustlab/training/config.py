@@ -5,7 +5,18 @@ from __future__ import annotations
 import numbers
 from dataclasses import asdict, dataclass
 
-from .._checks import _bool, _choice, _fail, _int, _nonneg_int, _number, _positive, _set
+from .._checks import (
+    MAX_STEPS,
+    _bool,
+    _choice,
+    _fail,
+    _int,
+    _nonneg_int,
+    _number,
+    _positive,
+    _set,
+    short,
+)
 from .losses import LOSSES, get_loss
 from .optim import OPTIMIZERS, get_optimizer
 from .regimes import REGIMES, get_regime
@@ -19,7 +30,7 @@ def check_lr(path: str, value: object) -> str | float:
         return "auto"
     if isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0:
         return _positive(path, value)
-    _fail(path, f'expected a positive number or "auto", got {value!r}')
+    _fail(path, f'expected a positive number or "auto", got {short(value)}')
 
 
 @dataclass(frozen=True)
@@ -74,7 +85,7 @@ class TrainConfig:
         get_loss(self.loss)
         _choice(REGIMES)("regime", self.regime)
         _set(self, "lr", check_lr("lr", self.lr))
-        _set(self, "steps", _int("steps", self.steps))
+        _set(self, "steps", _int("steps", self.steps, maximum=MAX_STEPS))
         for key in ("target_loss", "checkpoint_loss"):
             if getattr(self, key) is not None:
                 _set(self, key, _positive(key, getattr(self, key)))
@@ -86,8 +97,8 @@ class TrainConfig:
         _set(self, "max_retries", _nonneg_int("max_retries", self.max_retries))
         _bool("lr_backoff", self.lr_backoff)
         _set(self, "blowup", _positive("blowup", self.blowup))
-        for key in ("power_iters", "lr_probe"):
-            _set(self, key, _int(key, getattr(self, key)))
+        _set(self, "power_iters", _int("power_iters", self.power_iters, maximum=MAX_STEPS))
+        _set(self, "lr_probe", _int("lr_probe", self.lr_probe))
         both = self.checkpoint_loss is not None and self.target_loss is not None
         if both and self.checkpoint_loss <= self.target_loss:
             _fail(

@@ -166,10 +166,12 @@ def test_load_does_not_create_a_missing_store(db):
 
 def test_a_file_that_is_not_sqlite(db):
     db.write_bytes(b"name,value\n" * 200)
-    with pytest.raises(ValueError, match=r"results\.db' is not a robustlab store"):
+    message = r"results\.db' is not a readable robustlab store: file is not a database"
+    with pytest.raises(ValueError, match=message):
         load(db)
-    with pytest.raises(ValueError, match=r"results\.db' is not a robustlab store"):
+    with pytest.raises(ValueError, match=message):
         Store(db)
+    assert db.read_bytes() == b"name,value\n" * 200
 
 
 def test_an_sqlite_file_of_another_schema(db):
@@ -283,10 +285,13 @@ def test_export_csv_round_trip(filled, tmp_path):
     pd.testing.assert_frame_equal(back, df)
 
 
-def test_export_is_atomic_and_overwrites(filled, tmp_path):
+def test_export_is_atomic_and_overwrites_only_when_asked(filled, tmp_path):
     out = tmp_path / "out.csv"
     out.write_text("old")
-    export(filled, out, fmt="csv")
+    with pytest.raises(ValueError, match=r"out\.csv': the file exists; .* --force"):
+        export(filled, out, fmt="csv")
+    assert out.read_text() == "old"
+    export(filled, out, fmt="csv", overwrite=True)
     assert out.read_text().startswith("sweep,cell,seed")
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []

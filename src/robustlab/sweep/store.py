@@ -11,9 +11,17 @@ Tables:
   created_at, robustlab_version, torch_version).
 - ``robustlab_store``: key/value metadata marking the file as a robustlab store.
 
-The file runs in WAL mode: readers (:func:`load`) see the last committed state while a
-writer holds a transaction open, and never block it. Only one process should write (the
-sweep driver); SQLite serialises writers anyway, waiting up to ``timeout`` seconds.
+A new store also carries ``PRAGMA application_id`` :data:`APPLICATION_ID` (stores made before
+it have 0 and still open). The file runs in WAL mode: readers (:func:`load`) see the last
+committed state while a writer holds a transaction open, and never block it. Only one process
+should write (the sweep driver); SQLite serialises writers anyway, waiting up to ``timeout``
+seconds.
+
+Only a missing or empty file becomes a store: any other file is checked read-only before
+anything is written to it, so a database of another program is refused byte for byte
+unchanged. Readers open the file read-only; where SQLite cannot create the ``-shm`` file
+beside it (a read-only folder or mount, a full disk) they read it as immutable, unless an
+unmerged ``-wal`` log lies beside it (then they refuse: immutable reading would miss it).
 """
 
 from __future__ import annotations
@@ -23,8 +31,8 @@ import numbers
 import os
 import sqlite3
 import sys
-from collections.abc import Iterable, Mapping
-from contextlib import closing, suppress
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import closing, contextmanager, suppress
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -36,9 +44,18 @@ from .._atomic import atomic_write, check_target
 from .._version import __version__
 from .schema import COLUMNS, STATUSES
 
-__all__ = ["EXPORT_FORMATS", "Store", "export", "load", "load_cells", "load_configs"]
+__all__ = [
+    "APPLICATION_ID",
+    "EXPORT_FORMATS",
+    "Store",
+    "export",
+    "load",
+    "load_cells",
+    "load_configs",
+]
 
 FORMAT = "1"  # bump when the layout changes incompatibly
+APPLICATION_ID = 0x524C4142  # b"RLAB": PRAGMA application_id of the stores robustlab creates
 _META = "robustlab_store"
 _TABLES = ("results", "cells", "sweeps", _META)
 _DTYPES = {"INTEGER": "Int64", "REAL": "float64", "TEXT": pd.StringDtype()}
@@ -86,26 +103,77 @@ def _schema_sql() -> list[str]:
     ]
 
 
-def _open(path: Path, *, readonly: bool, timeout: float = 30.0) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), or a ValueError."""
-    if readonly and not path.is_file():
-        raise ValueError(f"no robustlab store at '{path}' (file not found)")
-    # mode=ro never creates the file; read-only WAL readers still see committed writes
-    target = path.resolve().as_uri() + "?mode=ro" if readonly else str(path)
-    try:
-        conn = sqlite3.connect(target, uri=readonly, timeout=timeout, isolation_level=None)
-    except sqlite3.Error as err:
-        raise ValueError(f"cannot open store '{path}': {err}") from None
+# how SQLite says a read-only connection could not open the file as it is: no -shm file can
+# be created beside it (read-only folder or mount, full disk), or a journal needs rolling back
+_READONLY_BLOCKED = ("unable to open database file", "readonly database", "disk I/O error")
+# the logs SQLite leaves beside a database whose writer stopped, and why a reader must refuse
+_UNMERGED_LOGS = {
+    "-wal": "SQLite cannot create its -shm file here (read-only or full media) and its log"
+    " '{log}' holds changes not yet merged; copy the store with its log to a writable folder"
+    " and read it there",
+    "-journal": "its journal '{log}' holds a transaction a writer left unfinished, which only"
+    " a writer can roll back; run the sweep on it again where its folder is writable",
+}
+
+
+def _unreadable(path: Path, err: sqlite3.Error) -> ValueError:
+    return ValueError(f"'{path}' is not a readable robustlab store: {err}")
+
+
+def _connect(target: str, timeout: float) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit) that has read the header."""
+    conn = sqlite3.connect(target, uri=True, timeout=timeout, isolation_level=None)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        if not readonly:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")  # durable across crashes in WAL mode
         conn.execute("SELECT count(*) FROM sqlite_master")  # reads the header: fails on non-SQLite
-    except sqlite3.DatabaseError as err:
+    except BaseException:
         conn.close()
-        raise ValueError(f"'{path}' is not a robustlab store: {err}") from None
+        raise
     return conn
+
+
+def _open_readonly(
+    path: Path, timeout: float = 30.0, *, ignore_logs: bool = False
+) -> sqlite3.Connection:
+    """A read-only connection that never writes to the file, or a one-line ValueError.
+
+    ``mode=ro`` sees what a live writer committed, but a WAL store needs its ``-shm`` file
+    beside it, and a hot journal needs a writer; where ``mode=ro`` cannot open the file the
+    file is read as ``immutable``, which is exact only when no log beside it holds unmerged
+    pages: then it is refused, unless ``ignore_logs`` (enough to identify the file before a
+    writer opens it, which merges the log).
+    """
+    if not path.is_file():
+        raise ValueError(f"no robustlab store at '{path}' (file not found)")
+    if path.stat().st_size == 0:
+        raise ValueError(f"'{path}' is an empty file, not a robustlab store")
+    uri = path.resolve().as_uri()
+    try:
+        return _connect(f"{uri}?mode=ro", timeout)
+    except sqlite3.OperationalError as err:
+        if not any(text in str(err) for text in _READONLY_BLOCKED):
+            raise _unreadable(path, err) from None
+    except sqlite3.Error as err:
+        raise _unreadable(path, err) from None
+    for suffix, why in _UNMERGED_LOGS.items():
+        log = Path(f"{path}{suffix}")
+        if not ignore_logs and log.is_file() and log.stat().st_size > 0:
+            raise ValueError(f"'{path}' cannot be read: {why.format(log=log.name)}")
+    try:
+        return _connect(f"{uri}?immutable=1", timeout)
+    except sqlite3.Error as err:
+        raise _unreadable(path, err) from None
+
+
+@contextmanager
+def _reading(path: Path, *, ignore_logs: bool = False) -> Iterator[sqlite3.Connection]:
+    """A read-only connection (:func:`_open_readonly`); SQLite errors while reading (a
+    corrupt file) become one-line ValueErrors."""
+    with closing(_open_readonly(path, ignore_logs=ignore_logs)) as conn:
+        try:
+            yield conn
+        except sqlite3.DatabaseError as err:
+            raise _unreadable(path, err) from None
 
 
 def _tables(conn: sqlite3.Connection) -> set[str]:
@@ -115,11 +183,17 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
 
 def _check(conn: sqlite3.Connection, path: Path) -> list[str]:
     """Verify the store's layout; return the columns of its results table (without id)."""
+    app = conn.execute("PRAGMA application_id").fetchone()[0]
+    if app not in (0, APPLICATION_ID):  # 0: a store made before robustlab set it
+        raise ValueError(
+            f"'{path}' is an SQLite database of another program (application_id {app:#x}), "
+            "not a robustlab store; give a new file for the store"
+        )
     missing = [t for t in _TABLES if t not in _tables(conn)]
     if missing:
         raise ValueError(
             f"'{path}' is an SQLite database but not a robustlab store "
-            f"(missing tables: {', '.join(missing)})"
+            f"(missing tables: {', '.join(missing)}); give a new file for the store"
         )
     row = conn.execute(f"SELECT value FROM {_META} WHERE key = 'format'").fetchone()
     if row is None or row[0] != FORMAT:
@@ -165,7 +239,9 @@ def _read_results(conn: sqlite3.Connection, columns: list[str]) -> pd.DataFrame:
 
 
 class Store:
-    """A results store opened for writing; created (with its tables) if the file is new.
+    """A results store opened for writing; created (with its tables) if the file is missing
+    or empty. Any other file is first checked read-only: a file that is not a robustlab store
+    is refused and left byte for byte as it was.
 
     Use as a context manager, or call :meth:`close`::
 
@@ -176,27 +252,45 @@ class Store:
             store.write_cell(cell.hash, cell.sweep, "ok", "", cell.config_json(), t, rows)
 
     Raises:
-        ValueError: the file exists but is not SQLite, or not a robustlab store.
+        ValueError: the file exists but is not SQLite, or not a robustlab store, or it cannot
+            be written.
     """
 
     def __init__(self, path: StorePath, *, timeout: float = 30.0) -> None:
         self.path = Path(path)
-        self._conn = _open(self.path, readonly=False, timeout=timeout)
+        if self.path.is_file() and self.path.stat().st_size > 0:
+            # nothing is written before this check; a log left by a stopped writer is merged
+            # by the writer below, so only the file as it is on disk is identified here
+            with _reading(self.path, ignore_logs=True) as conn:
+                _check(conn, self.path)
         try:
-            self._columns = self._init()
+            self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        except sqlite3.Error as err:
+            raise ValueError(f"cannot open store '{self.path}': {err}") from None
+        try:
+            self._columns = self._init(timeout)
+        except sqlite3.DatabaseError as err:  # e.g. read-only media, a full disk, corruption
+            self._conn.close()
+            raise ValueError(f"cannot write store '{self.path}': {err}") from None
         except BaseException:
             self._conn.close()
             raise
 
-    def _init(self) -> list[str]:
+    def _init(self, timeout: float) -> list[str]:
         conn = self._conn
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         with self._transaction():
-            if not _tables(conn):
+            # under the write lock no one else can commit: 0 bytes is a file no one has written
+            if self.path.stat().st_size == 0:
                 for statement in _schema_sql():
                     conn.execute(statement)
-            columns = _check(conn, self.path)
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            columns = _check(conn, self.path)  # a file that appeared meanwhile: before any write
             for name in list(COLUMNS)[len(columns) :]:  # migrate an older store
                 conn.execute(f"ALTER TABLE results ADD COLUMN {_q(name)} {COLUMNS[name]}")
+        # WAL only now: the switch writes the header, and a new store's tables are all there
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")  # durable across crashes in WAL mode
         return list(dict.fromkeys([*COLUMNS, *columns]))
 
     def _transaction(self) -> _Transaction:
@@ -344,20 +438,22 @@ class _Transaction:
 def load(store_path: StorePath) -> pd.DataFrame:
     """All result rows as a DataFrame: the schema's columns in order, no ``id`` column,
     rows in insertion order. INTEGER columns are ``Int64``, REAL ``float64`` and TEXT
-    ``string`` (nullable). Opens the file read-only; never creates it.
+    ``string`` (nullable). Opens the file read-only, also on read-only or full media; never
+    creates or changes it.
 
     Raises:
-        ValueError: the file is missing, not SQLite, or not a robustlab store.
+        ValueError: the file is missing, not SQLite, not a robustlab store, corrupt, or holds
+            an unmerged log that cannot be read where it lies.
     """
     path = Path(store_path)
-    with closing(_open(path, readonly=True)) as conn:
+    with _reading(path) as conn:
         return _read_results(conn, _check(conn, path))
 
 
 def load_cells(store_path: StorePath) -> pd.DataFrame:
     """The ``cells`` table (one row per finished cell, in the order they finished)."""
     path = Path(store_path)
-    with closing(_open(path, readonly=True)) as conn:
+    with _reading(path) as conn:
         _check(conn, path)
         rows = conn.execute(f"SELECT {', '.join(_CELL_COLUMNS)} FROM cells ORDER BY rowid")
         return pd.DataFrame(rows.fetchall(), columns=list(_CELL_COLUMNS))
@@ -366,7 +462,7 @@ def load_cells(store_path: StorePath) -> pd.DataFrame:
 def load_configs(store_path: StorePath) -> list[dict[str, Any]]:
     """The sweep configs recorded in the store, oldest first (as given to record_sweep)."""
     path = Path(store_path)
-    with closing(_open(path, readonly=True)) as conn:
+    with _reading(path) as conn:
         _check(conn, path)
         rows = conn.execute("SELECT config_json FROM sweeps ORDER BY id").fetchall()
     return [json.loads(text) for (text,) in rows]
@@ -391,19 +487,54 @@ _UNSET = _Unset()
 
 
 EXPORT_FORMATS = ("parquet", "csv")
+_EXPORT_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
 
-def export(store_path: StorePath, out_path: StorePath, fmt: str = "parquet") -> Path:
-    """Write the results table to ``out_path`` as Parquet (needs pyarrow) or CSV.
-
-    The file appears atomically (written next to it, then renamed), so a reader never
-    sees half of it. Returns the output path.
-    """
+def _export_format(out_path: StorePath, fmt: str | None) -> str:
+    """``fmt``, or the format named by the output's suffix; parquet only where pyarrow is."""
+    if fmt is None:
+        fmt = _EXPORT_SUFFIXES.get(Path(out_path).suffix.lower())
+        if fmt is None:
+            raise ValueError(
+                f"cannot tell the export format from {str(out_path)!r}: name the file .parquet"
+                " or .csv, or give --format parquet or csv"
+            )
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"export format must be 'parquet' or 'csv', got {fmt!r}")
-    keep = (store_path,)
-    out = check_target(out_path, keep)
-    df = load(store_path)
     if fmt == "parquet":
-        return atomic_write(out, lambda tmp: df.to_parquet(tmp, index=False), protect=keep)
-    return atomic_write(out, lambda tmp: df.to_csv(tmp, index=False), protect=keep)
+        try:
+            import pyarrow  # noqa: F401  (only in the optional 'parquet' extra)
+        except ImportError:
+            raise ValueError(
+                "parquet needs pyarrow: pip install 'robustlab[parquet]', or use --format csv"
+            ) from None
+    return fmt
+
+
+def export(
+    store_path: StorePath,
+    out_path: StorePath,
+    fmt: str | None = None,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write the results table to ``out_path`` as Parquet (needs pyarrow) or CSV.
+
+    ``fmt`` None takes the format from the suffix (``.parquet``, ``.pq`` or ``.csv``). The
+    format and the output are checked before the store is read: an existing file is replaced
+    only with ``overwrite``, and never an SQLite database or the store itself. The file
+    appears atomically (written next to it, then moved), so a reader never sees half of it.
+    Returns the output path.
+    """
+    fmt = _export_format(out_path, fmt)
+    keep = (store_path,)
+    out = check_target(out_path, keep, overwrite=overwrite)
+    df = load(store_path)
+
+    def write(tmp: str) -> None:
+        if fmt == "parquet":
+            df.to_parquet(tmp, index=False, engine="pyarrow")
+        else:
+            df.to_csv(tmp, index=False)
+
+    return atomic_write(out, write, protect=keep, overwrite=overwrite)

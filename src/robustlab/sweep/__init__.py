@@ -1,7 +1,7 @@
 """Sweeps: declarative grids (YAML), batched cells, executors, the SQLite store."""
 
 from .config import Cell, SweepConfig, load_config
-from .runner import Progress, SweepSummary, run
+from .runner import Progress, SweepInterrupted, SweepSummary, check_device, run
 from .store import Store, export, load, load_cells, load_configs
 
 __all__ = [
@@ -9,7 +9,9 @@ __all__ = [
     "Progress",
     "Store",
     "SweepConfig",
+    "SweepInterrupted",
     "SweepSummary",
+    "check_device",
     "export",
     "load",
     "load_cells",

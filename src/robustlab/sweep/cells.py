@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -32,9 +34,14 @@ from ..training.losses import accuracy, get_loss, loss_value
 from ..training.regimes import get_regime
 from .config import Cell
 
-__all__ = ["CellOutcome", "check_config", "run_group"]
+__all__ = ["GROUP_THREADS", "CellOutcome", "check_config", "group_threads", "run_group"]
 
 BATCH_ORDER_SEED = 12345  # minibatch order is fixed per group (shared by its members)
+# torch's intra-op threads for every group, wherever it runs (the driver, a worker process,
+# a Ray task): a parallel reduction splits its sum by thread, so its last bits depend on the
+# count (the empirical NTK's did: 2 threads against 1 changed ntk_change by 5e-7 relative).
+# Fixed, every stored number is a function of its cell's config and seed alone.
+GROUP_THREADS = 1
 PROBE_POINTS = 32  # most points for the empirical-NTK change (cost grows as their square)
 PROBE_MIN, PROBE_SHARE = 8, 0.05  # fewest points; the probe's FLOPs against training's
 
@@ -65,6 +72,17 @@ class CellOutcome:
     config_json: str
     time_s: float
     rows: list[dict]
+
+
+@contextmanager
+def group_threads() -> Iterator[None]:
+    """Run the block with GROUP_THREADS intra-op threads; restore the count after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(GROUP_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @lru_cache(maxsize=64)
@@ -217,10 +235,15 @@ def _train(cells: list[Cell], nets: list, datasets: list) -> list:
 def run_group(
     cells: list[Cell], *, dtype: str = "float32", device: str = "cpu"
 ) -> list[CellOutcome]:
-    """Run one group of cells; a failure marks the group's cells ``failed`` and returns."""
+    """Run one group of cells; a failure marks the group's cells ``failed`` and returns.
+
+    It runs with :data:`GROUP_THREADS` threads (restored after), so its rows are the same
+    bits in the driver, in a worker process and in a Ray task.
+    """
     t0 = time.perf_counter()
     try:
-        return _run_group(cells, dtype, device, t0)
+        with group_threads():
+            return _run_group(cells, dtype, device, t0)
     except Exception as err:  # recorded, the sweep goes on
         msg = f"{type(err).__name__}: {err}".strip().splitlines()[0]
         tb = traceback.format_exc(limit=3)
@@ -266,20 +289,24 @@ def _grad_lin_dev(g_t: torch.Tensor, g_lin: torch.Tensor, g_0: torch.Tensor) -> 
 
 def check_config(config) -> None:
     """Resolve what a sweep needs before any cell runs: its data set (name, files, options,
-    every data seed) and its first network on that data. A ValueError names the sweep."""
+    every data seed) and its first network on that data. A ValueError names the sweep.
+    The data sets are cached for the groups that run in this process, so they are built with
+    the groups' thread count (:data:`GROUP_THREADS`)."""
     cell = config.cells()[0]
     try:
-        # a split can depend on the seed (class balance of a subset): every draw is checked
-        for seed in dict.fromkeys(config.seeds):
-            ds = _dataset(config.data.draw(seed), "float32")
-        ds = _dataset(config.data.draw(cell.seed), "float32")
-        net = build_model(
-            config.model.family, config.model.in_shape or ds.x_shape, cell.width, cell.depth,
-            _out_dim(ds, config.train.loss), init=cell.init, bias=config.model.bias,
-            parameterization=get_regime(cell.regime).parameterization, **config.model.options(),
-        )  # fmt: skip
-        with torch.no_grad():
-            net(ds.x_train[:1])
+        with group_threads():
+            # a split can depend on the seed (class balance of a subset): every draw is checked
+            for seed in dict.fromkeys(config.seeds):
+                ds = _dataset(config.data.draw(seed), "float32")
+            ds = _dataset(config.data.draw(cell.seed), "float32")
+            net = build_model(
+                config.model.family, config.model.in_shape or ds.x_shape, cell.width,
+                cell.depth, _out_dim(ds, config.train.loss), init=cell.init,
+                bias=config.model.bias, parameterization=get_regime(cell.regime).parameterization,
+                **config.model.options(),
+            )  # fmt: skip
+            with torch.no_grad():
+                net(ds.x_train[:1])
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"sweep {config.name!r}: {first}") from None

@@ -4,13 +4,22 @@ Resume semantics: a group is re-run whole if any of its cells is missing (so the
 and therefore every number is the same as in an uninterrupted run), and only its missing
 cells are written. Each cell lands in one transaction; a killed sweep loses at most the
 cells in flight.
+
+Interrupts (handled while :func:`run` runs in the main thread): the first SIGINT (Ctrl-C) or
+SIGTERM stops the scheduling; the groups in flight finish and are stored, and one line on
+stderr says what the sweep waits for. A second signal, or one while no group is in flight,
+stops at once: the groups in flight are dropped, whatever was stored stays. Either way
+:func:`run` then raises :class:`SweepInterrupted` (a ``KeyboardInterrupt``) with the summary.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +28,10 @@ import torch
 
 from .cells import check_config
 from .config import Cell, SweepConfig, load_config
-from .executors import execute
+from .executors import STOP_SIGNALS, Execution, check_executor, execute
 from .store import Store
 
-__all__ = ["Progress", "SweepSummary", "run"]
+__all__ = ["Progress", "SweepInterrupted", "SweepSummary", "check_device", "run"]
 
 MAX_ENSEMBLE = 64  # cells trained together at most (bounds memory)
 
@@ -40,7 +49,13 @@ class Progress:
 
 @dataclass(frozen=True)
 class SweepSummary:
-    """What a sweep did: cells in the grid, skipped as already stored, and run by status."""
+    """What a sweep did: cells in the grid, skipped as already stored, and run by status.
+
+    ``ok``, ``diverged`` and ``failed`` count the cells this run trained; ``elsewhere`` of
+    them had been written meanwhile by another process (a concurrent sweep on the same
+    store: its rows are kept, the same numbers). ``not_run``: cells left undone when the
+    sweep was interrupted.
+    """
 
     name: str
     store: str
@@ -50,6 +65,82 @@ class SweepSummary:
     diverged: int
     failed: int
     time_s: float
+    elsewhere: int = 0
+    not_run: int = 0
+
+    @property
+    def notes(self) -> str:
+        """What the counts leave out, as `` (...)``; empty when nothing."""
+        parts = []
+        if self.elsewhere:
+            parts.append(f"{self.elsewhere} of them already written by another process")
+        if self.not_run:
+            parts.append(f"interrupted: {self.not_run} cells not run; run again to resume")
+        return f" ({'; '.join(parts)})" if parts else ""
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """A sweep stopped by SIGINT (Ctrl-C) or SIGTERM; the cells finished before are stored.
+
+    Attributes:
+        summary: the :class:`SweepSummary` of what this run did.
+        signal: the signal's number.
+        announced: whether a line on stderr already said that the sweep stops.
+    """
+
+    def __init__(self, summary: SweepSummary, signum: int, announced: bool) -> None:
+        super().__init__(f"sweep stopped by {signal.Signals(signum).name}")
+        self.summary = summary
+        self.signal = signum
+        self.announced = announced
+
+
+class _Interrupts:
+    """SIGINT and SIGTERM handlers for the duration of a sweep (main thread only)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.announced = False
+        self.execution: Execution | None = None
+        self._now = False
+        self._before: dict = {}
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                self._before[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._now = True  # a signal from here on is dropped: the sweep is over
+        for sig, handler in self._before.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self._now:  # stopping at once already: let the clean-up end
+            return
+        run = self.execution
+        if self.signum is None and run is not None and run.in_flight:
+            self.signum = signum
+            run.stop()
+            n = run.in_flight
+            if signum == signal.SIGINT:
+                what, hint = "interrupted", "Ctrl-C again to stop now"
+            else:
+                what, hint = "terminated", "a second SIGTERM or Ctrl-C stops now"
+            _say(f"robustlab: {what}; waiting for {n} group{'s' * (n != 1)} in flight ({hint})")
+            self.announced = True
+            return
+        self.signum = self.signum or signum
+        self._now = True
+        raise KeyboardInterrupt
+
+
+def _say(line: str) -> None:
+    """One line on stderr from a signal handler: os.write, since the handler may run while
+    the main thread is inside a buffered write to stderr (a progress bar's)."""
+    lead = "\n" if os.isatty(2) else ""  # past a progress bar's line
+    os.write(2, f"{lead}{line}\n".encode())
 
 
 def _split(group: list[Cell]) -> list[list[Cell]]:
@@ -62,10 +153,23 @@ def _cost(group: list[Cell]) -> int:
     return len(group) * c.train.steps * c.depth * c.width**2
 
 
-def _device(device: str | None) -> str:
+def check_device(device: str | None) -> str:
+    """The device the cells run on, checked before any cell: ``auto`` is CUDA when it is
+    available, else the CPU; ``cuda`` (or ``cuda:N``) must be available here."""
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
-    return str(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: CUDA is not available here; use device cpu")
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise ValueError(f"device {device!r}: this machine has {n} CUDA device(s) (cuda:0..)")
+    return str(dev)
 
 
 ConfigLike = SweepConfig | Mapping[str, Any] | str | os.PathLike
@@ -96,57 +200,70 @@ def run(
         dtype: ``float32`` (default) or ``float64``.
         device: ``cpu``, ``cuda`` or ``auto`` (CUDA when available).
         progress: called with a :class:`Progress` after each group.
+
+    Raises:
+        ValueError: a bad config, executor, device or store, or Ray missing for ``ray``:
+            before the store is touched.
+        SweepInterrupted: SIGINT or SIGTERM stopped the sweep (see the module's docstring).
     """
     configs = [load_config(c) for c in (config if isinstance(config, list) else [config])]
     if not configs:
         raise ValueError("run needs at least one sweep config")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
-    for cfg in configs:  # bad data or model: an error before the store is touched
+    # a wrong device, a missing Ray, bad data or model: an error before the store is touched
+    workers = check_executor(executor, workers)
+    device = check_device(device)
+    for cfg in configs:
         check_config(cfg)
     t0 = time.perf_counter()
-    counts = {"ok": 0, "diverged": 0, "failed": 0}
-    with Store(store) as st:
-        for cfg in configs:
-            st.record_sweep(cfg.to_dict())
-        done = st.done_cells(retry_failed=retry_failed)
-        cells = [c for cfg in configs for c in cfg.cells()]
-        missing = {c.hash for c in cells} - done
-        groups = [g for cfg in configs for grp in cfg.groups() for g in _split(grp)]
-        todo = [g for g in groups if any(c.hash in missing for c in g)]
-        if executor != "serial":  # largest first, so no big group is left for the end alone
-            todo.sort(key=_cost, reverse=True)
-        total = len(missing)
-        finished = 0
-        for _, outcomes in execute(
-            todo, executor, workers=workers, address=address, dtype=dtype, device=_device(device)
-        ):
-            for o in outcomes:
-                if o.cell_hash not in missing:
-                    continue  # finished in an earlier run; re-trained only to keep the ensemble
-                if st.write_cell(
-                    o.cell_hash, o.sweep, o.status, o.message, o.config_json, o.time_s, o.rows
-                ):
-                    counts[o.status] += 1
-                    finished += 1
-                missing.discard(o.cell_hash)
-            if progress is not None:
-                progress(
-                    Progress(
-                        finished,
-                        total,
-                        counts["failed"],
-                        counts["diverged"],
-                        time.perf_counter() - t0,
-                    )
-                )
-    return SweepSummary(
-        ", ".join(cfg.name for cfg in configs),
-        str(Path(store)),
-        len(cells),
-        len(cells) - total,
-        counts["ok"],
-        counts["diverged"],
-        counts["failed"],
-        time.perf_counter() - t0,
-    )
+    cells = [c for cfg in configs for c in cfg.cells()]
+    missing = {c.hash for c in cells}  # until the store says which are done
+    counts = dict.fromkeys(("ok", "diverged", "failed", "elsewhere"), 0)
+    skipped = 0
+    interrupts = _Interrupts()
+    try:
+        with interrupts, Store(store) as st:
+            for cfg in configs:
+                st.record_sweep(cfg.to_dict())
+            missing -= st.done_cells(retry_failed=retry_failed)
+            skipped = len(cells) - len(missing)
+            total = len(missing)
+            groups = [g for cfg in configs for grp in cfg.groups() for g in _split(grp)]
+            todo = [g for g in groups if any(c.hash in missing for c in g)]
+            if executor != "serial":  # largest first, so no big group is left for the end alone
+                todo.sort(key=_cost, reverse=True)
+            execution = execute(
+                todo, executor, workers=workers, address=address, dtype=dtype, device=device
+            )
+            interrupts.execution = execution
+            with closing(execution):
+                for _, outcomes in execution:
+                    for o in outcomes:
+                        if o.cell_hash not in missing:
+                            continue  # finished in an earlier run; re-trained for the ensemble
+                        written = st.write_cell(
+                            o.cell_hash, o.sweep, o.status, o.message, o.config_json,
+                            o.time_s, o.rows,
+                        )  # fmt: skip
+                        counts[o.status] += 1
+                        counts["elsewhere"] += not written  # another process was first
+                        missing.discard(o.cell_hash)
+                    if progress is not None:
+                        progress(
+                            Progress(
+                                total - len(missing), total, counts["failed"],
+                                counts["diverged"], time.perf_counter() - t0,
+                            )
+                        )  # fmt: skip
+    except KeyboardInterrupt:
+        interrupts.signum = interrupts.signum or signal.SIGINT
+    summary = SweepSummary(
+        ", ".join(cfg.name for cfg in configs), str(Path(store)), len(cells), skipped,
+        counts["ok"], counts["diverged"], counts["failed"], time.perf_counter() - t0,
+        elsewhere=counts["elsewhere"],
+        not_run=len(missing) if interrupts.signum is not None else 0,
+    )  # fmt: skip
+    if interrupts.signum is not None:
+        raise SweepInterrupted(summary, interrupts.signum, interrupts.announced)
+    return summary

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import pickle
 import sys
 import time
@@ -55,7 +56,7 @@ MEASURE = ["measure", "--in-dim", "20", "--width", "256", "--depth", "5", "--see
     ("changes", "message"),
     [
         ({"--width": "10000000"}, "width: measuring 1000 points of dimension 20 on networks of "
-         "width 10000000 and depth 5 needs at least 1.2 PB of memory, more than this machine's "
+         "width 10000000 and depth 5 needs at least 1.2 PB of memory, more than the "
          "16 GB"),
         ({"--points": "1000000000"}, "points: measuring 1000000000 points"),
         ({"--in-dim": "1000000000"}, "of dimension 1000000000"),
@@ -81,7 +82,7 @@ def test_measure_refuses_absurd_sizes(capsys, changes, message):
 def test_theory_after_training_refuses_kernels_beyond_memory(capsys):
     line = refused(capsys, "theory", "--after-training", "--n-train", "1000000", "--depth", "2")
     assert "n_train: the lazy limit on 1000000 training and 500 evaluation points" in line
-    assert "needs at least 32 TB of memory, more than this machine's 16 GB" in line
+    assert "needs at least 32 TB of memory, more than the 16 GB this process may use" in line
 
 
 def test_theory_refuses_a_seed_beyond_int64(capsys):
@@ -271,16 +272,33 @@ def test_malformed_cifar(capsys, tmp_path, model_file, content, message):
 
 
 # ----------------------------------------------------------------------------- model class
-@pytest.mark.parametrize("target", ["os:system", "subprocess:getoutput", "builtins:exec"])
+class _MakeMarker:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (os.mkdir, (self.path,))
+
+
+@pytest.mark.parametrize(
+    "target", ["os:system", "subprocess:getoutput", "builtins:exec", "torch:load"]
+)
 def test_model_class_is_checked_before_it_is_called(capsys, tmp_path, monkeypatch, target):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", list(sys.path))  # the CLI adds the cwd for the import
     torch.save(torch.nn.Linear(4, 1).state_dict(), tmp_path / "sd.pt")
     np.save(tmp_path / "x.npy", np.zeros((3, 4), np.float32))
     marker = tmp_path / "ran"
-    name = {"os:system": "command", "subprocess:getoutput": "cmd", "builtins:exec": "source"}
-    code = f"touch {marker}" if target != "builtins:exec" else f"open({str(marker)!r}, 'w')"
-    kwargs = json.dumps({name[target]: code})
+    # a pickle that makes the marker when unpickled: torch.load(weights_only=False) runs it
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps(_MakeMarker(str(marker))))
+    kwargs = json.dumps(
+        {
+            "os:system": {"command": f"touch {marker}"},
+            "subprocess:getoutput": {"cmd": f"touch {marker}"},
+            "builtins:exec": {"source": f"open({str(marker)!r}, 'w')"},
+            "torch:load": {"f": "evil.pkl", "weights_only": False},
+        }[target]
+    )
     line = refused(capsys, "measure", "--model", "sd.pt", "--data", "x.npy",
                    "--model-class", target, "--model-kwargs", kwargs)  # fmt: skip
     assert line == f"robustlab: error: model class '{target}' is not a torch.nn.Module class"
@@ -308,8 +326,23 @@ def test_short_cuts_any_value_without_building_its_repr():
     assert short("a" * 1_000_000).endswith("(1000000 chars)")
     assert len(short("a" * 1_000_000)) < 80
     assert short(10**5000) == "an integer of 5001 digits"
+    assert short([10**5000]) == "[an integer of 5001 digits]"  # nested too
+    assert short({"a": 10**5000}) == "{'a': an integer of 5001 digits}"
     deep: list = []
     for _ in range(10_000):  # repr() would exceed the recursion limit
         deep = [deep]
     assert short(deep) == "[[[[...]]]] (1 item)"
     assert short("fast") == "'fast'" and short(-3) == "-3" and short([1, 2]) == "[1, 2]"
+
+
+def test_memory_limit_is_the_containers_where_lower(tmp_path, monkeypatch):
+    """A cgroup limit below the machine's memory is what a process may use (the kernel kills
+    it above, silently); "max" (cgroup v2: no limit) leaves the physical memory."""
+    monkeypatch.undo()  # the autouse pin of memory_limit above
+    physical = float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    limit = tmp_path / "memory.max"
+    monkeypatch.setattr(_checks, "_CGROUP_LIMITS", (str(tmp_path / "absent"), str(limit)))
+    limit.write_text("1000000\n")
+    assert _checks.memory_limit() == 1_000_000
+    limit.write_text("max\n")
+    assert _checks.memory_limit() == physical

@@ -42,8 +42,14 @@ class TwoHead(nn.Module):
         return {"logits": self.fc(h), "features": h}
 
 
-def broken(**kwargs):
-    raise RuntimeError("this factory always fails")
+class Broken(torch.nn.Module):
+    def __init__(self, **kwargs):
+        raise RuntimeError("this class always fails")
+
+
+class Flat(torch.nn.Sequential):
+    def __init__(self):
+        super().__init__(torch.nn.Linear(25, 2))
 '''
 
 
@@ -166,7 +172,6 @@ def test_state_dict_of_the_users_class(capsys, workdir):
     # input files: .pt tensor, flattened by --input-shape for a model taking (N, 25)
     flat = torch.nn.Sequential(torch.nn.Linear(25, 2))
     torch.save(flat.state_dict(), tmp / "flat.pt")
-    sys.modules["usernet_io"].Flat = lambda: torch.nn.Sequential(torch.nn.Linear(25, 2))
     row = measure(
         capsys, "--model", "flat.pt", "--model-class", "usernet_io:Flat", "--data", "img.pt",
         "--input-shape", "25",
@@ -178,7 +183,7 @@ def test_state_dict_of_the_users_class(capsys, workdir):
         (["--model-class", "usernet_io:Missing"], "has no attribute 'Missing'"),
         (["--model-class", "usernet_io:TwoHead", "--model-kwargs", "{width: 6}"], "not valid JSON"),
         (["--model-class", "usernet_io:TwoHead", "--model-kwargs", "[6]"], "must be a JSON object"),
-        (["--model-class", "usernet_io:broken"], "always fails"),
+        (["--model-class", "usernet_io:Broken"], "always fails"),
         (["--model-class", "usernet_io:TwoHead", "--model-kwargs", '{"width": 5}'], "do not fit"),
         (["--model-class", "usernet_io:TwoHead", "--model-kwargs", '{"width": 6}'], "choose one"),
     ]
@@ -289,7 +294,7 @@ def test_bad_input_on_the_new_options(capsys, workdir):
     rl.save_model(net, tmp / "net.pt")
     base = ["--model", "net.pt", "--data", "img.npz"]
     cases = [
-        (["--device", "tpu9"], "--device must be auto, cpu, cuda or cuda:N"),
+        (["--device", "tpu9"], "device must be auto, cpu, cuda or cuda:N"),
         (["--input-shape", "2,3"], "input shape (2, 3) holds 6 values"),
         (["--input-shape", "0,5"], "expected positive sizes"),
         (["--output", "logits"], "output='logits' does not apply"),

@@ -226,10 +226,35 @@ def threaded_reference(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("threaded") / "reference.db"
     before = torch.get_num_threads()
     torch.set_num_threads(2)
-    summary = run(THREADED, path, executor="serial")
-    torch.set_num_threads(before)
+    try:
+        summary = run(THREADED, path, executor="serial")
+    finally:
+        torch.set_num_threads(before)
     assert (summary.total, summary.ok) == (6, 6)
     return path
+
+
+def test_groups_run_with_group_threads_in_the_driver_and_restore_its_count(monkeypatch):
+    """The bits depend on the thread count only where the CPU's kernels do; this checks the
+    count itself: a group in the driver (serial, or the last group) runs with GROUP_THREADS
+    and the driver's own count comes back after it."""
+    seen = []
+    inner = sweep_cells._run_group
+
+    def recording(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return inner(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_cells, "_run_group", recording)
+    config = load_config({**THREADED, "grid": {**THREADED["grid"], "depth": [2]}})
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run_group(config.groups()[0], dtype="float32", device="cpu")
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [sweep_cells.GROUP_THREADS] and after == 2
 
 
 @pytest.mark.parametrize("executor", ["serial", "local"])

@@ -50,9 +50,9 @@ from robustlab.sweep.executors import _start_reaper, _stop_reaper
 before = subprocess.Popen(["sleep", "300"])
 reaper = _start_reaper()
 after = subprocess.Popen(["sleep", "300"])
-time.sleep(1)  # the reaper looks every 0.2 s
-if sys.argv[1] == "done":
-    _stop_reaper(reaper)
+time.sleep(1.5)  # the reaper looks every 0.5 s
+if sys.argv[1] in ("done", "failed"):  # Ray shut down normally / ray.shutdown raised
+    _stop_reaper(reaper, done=sys.argv[1] == "done")
 print(before.pid, reaper.pid, after.pid, flush=True)
 time.sleep(300)
 """
@@ -218,7 +218,7 @@ def test_killed_ray_driver_leaves_no_process(tmp_path):
 
 
 @needs_proc
-@pytest.mark.parametrize("end", ["killed", "done"])
+@pytest.mark.parametrize("end", ["killed", "done", "failed"])
 def test_reaper_kills_only_what_started_after_it_and_only_if_the_driver_dies(end):
     driver = subprocess.Popen(
         [sys.executable, "-c", FAKE_DRIVER, end], stdout=subprocess.PIPE, text=True
@@ -228,7 +228,7 @@ def test_reaper_kills_only_what_started_after_it_and_only_if_the_driver_dies(end
     driver.wait(timeout=30)
     driver.stdout.close()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and (_alive(reaper) or (end == "killed" and _alive(after))):
+    while time.monotonic() < deadline and (_alive(reaper) or (end != "done" and _alive(after))):
         time.sleep(0.05)
     running = {"before": _alive(before), "reaper": _alive(reaper), "after": _alive(after)}
     _left({before, after}, within=0)

@@ -31,6 +31,8 @@ __all__ = [
     "FrozenMap",
     "check_memory",
     "check_positive_int",
+    "first_line",
+    "joined_lines",
     "memory_limit",
     "range_values",
     "short",
@@ -49,6 +51,16 @@ class _Repr(reprlib.Repr):
     def repr_FrozenMap(self, x: Mapping, level: int) -> str:  # noqa: N802 (reprlib's naming)
         return self.repr_dict(dict(x), level)
 
+    def repr_int(self, x: int, level: int) -> str:
+        return _big_int(x) or super().repr_int(x, level)
+
+
+def _big_int(value: object) -> str | None:
+    """How a huge integer is shown (Python refuses the repr of one over 4300 digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"an integer of {int(math.log10(abs(value))) + 1} digits"
+    return None
+
 
 _REPR = _Repr()
 _REPR.maxlevel, _REPR.maxdict = 3, 4
@@ -60,9 +72,7 @@ def short(value: object, limit: int = SHORT) -> str:
     """``repr(value)`` cut to about ``limit`` characters, saying how big a cut value was:
     ``'aaaaaaa...aaa' (1000000 chars)``, ``[[[...]]] (9 items)``. Never builds the whole repr
     of a large or deep value (an alias bomb's would take 300 MB)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
-        return f"an integer of {int(math.log10(abs(value))) + 1} digits"  # no repr: 4300 max
-    text = _REPR.repr(value)
+    text = _big_int(value) or _REPR.repr(value)
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     if isinstance(value, (str, bytes)) and len(value) > limit - 2:
@@ -70,6 +80,25 @@ def short(value: object, limit: int = SHORT) -> str:
     if isinstance(value, (list, tuple, set, frozenset, Mapping)) and "..." in text:
         return f"{text} ({len(value)} item{'s' if len(value) != 1 else ''})"
     return text
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colour codes in some libraries' errors
+
+
+def first_line(err: BaseException, limit: int | None = None) -> str:
+    """The first line of an error's message, without terminal escape codes, cut to
+    ``limit`` characters; the exception's type name when the message is empty."""
+    text = _ANSI.sub("", str(err)).strip()
+    line = text.splitlines()[0] if text else type(err).__name__
+    if limit is not None and len(line) > limit:
+        line = line[: limit - 3] + "..."
+    return line
+
+
+def joined_lines(err: BaseException) -> str:
+    """An error's whole message on one line (its lines joined), without escape codes."""
+    lines = _ANSI.sub("", str(err)).splitlines()
+    return " ".join(line.strip() for line in lines if line.strip()) or type(err).__name__
 
 
 def _bytes(n: float) -> str:
@@ -83,12 +112,31 @@ def _bytes(n: float) -> str:
     return f"{n:.0f} bytes"
 
 
+# where a container's memory limit is written (cgroup v2, then v1): a process above it is
+# killed by the kernel without a message, whatever the machine's physical memory
+_CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def _cgroup_limit() -> float:
+    for name in _CGROUP_LIMITS:
+        try:
+            with open(name, encoding="ascii") as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit():  # "max" (v2) means no limit; v1 writes a huge number instead
+            return float(text)
+    return math.inf
+
+
 def memory_limit() -> float:
-    """This machine's physical memory in bytes (``inf`` where the OS does not say)."""
+    """The memory this process may use, in bytes: the machine's physical memory, or the
+    container's (cgroup) limit where that is lower; ``inf`` where neither is known."""
     try:
-        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        physical = float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (AttributeError, ValueError, OSError):  # no sysconf (Windows) or no such name
-        return math.inf
+        physical = math.inf
+    return min(physical, _cgroup_limit())
 
 
 def check_memory(path: str, what: str, n_bytes: float, fix: str) -> None:
@@ -97,14 +145,14 @@ def check_memory(path: str, what: str, n_bytes: float, fix: str) -> None:
     ``n_bytes`` is a lower bound of what the work holds at once (its callers count only
     the arrays it cannot do without), so what is refused cannot run here, while what passes
     may still be too big. The message reads ``path: what needs at least N of memory, more
-    than this machine's M; fix``.
+    than the M this process may use; fix``.
     """
     limit = memory_limit()
     if n_bytes > limit:
         _fail(
             path,
-            f"{what} needs at least {_bytes(n_bytes)} of memory, more than this machine's "
-            f"{_bytes(limit)}; {fix}",
+            f"{what} needs at least {_bytes(n_bytes)} of memory, more than the "
+            f"{_bytes(limit)} this process may use; {fix}",
         )
 
 

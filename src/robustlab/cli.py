@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from contextlib import contextmanager
 
-from ._checks import MAX_AXIS, MAX_INT, range_values, short
+from ._checks import MAX_AXIS, MAX_INT, first_line, range_values, short
 
 __all__ = ["main"]
 
@@ -160,15 +160,9 @@ def _device(text: str):
     """--device: auto (CUDA when available, else CPU), cpu, cuda or cuda:N."""
     import torch
 
-    if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, got {short(text)}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {text}: CUDA is not available here; use --device cpu")
-    return device
+    from ._device import check_device
+
+    return torch.device(check_device(text))
 
 
 def _output_selector(text: str):
@@ -681,13 +675,6 @@ _MESSAGE_CHARS = 400  # a longer message is cut (the values it shows are cut alr
 _ASK_LESS = "ask for less: fewer points, seeds or cells, a narrower or shallower network"
 
 
-def _one_line(err: BaseException) -> str:
-    """The first line of an error's message, at most _MESSAGE_CHARS characters."""
-    text = str(err).strip()
-    line = text.splitlines()[0] if text else type(err).__name__
-    return line if len(line) <= _MESSAGE_CHARS else line[: _MESSAGE_CHARS - 3] + "..."
-
-
 def _out_of_memory(err: Exception) -> bool:
     """A MemoryError, or torch's failed allocation (a RuntimeError on CPU, OutOfMemoryError
     on CUDA)."""
@@ -713,7 +700,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     raise UsageError(f"--{name} must be positive integers, got {v}")
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, argparse.ArgumentTypeError) as err:
-        print(f"robustlab: error: {_one_line(err)}", file=sys.stderr)
+        print(f"robustlab: error: {first_line(err, _MESSAGE_CHARS)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM; a sweep kept what had finished
         import signal
@@ -731,10 +718,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         if _out_of_memory(err):  # sizes the checks could not foresee: the input's, still
             print(
-                f"robustlab: error: out of memory: {_one_line(err)}; {_ASK_LESS}", file=sys.stderr
+                f"robustlab: error: out of memory: {first_line(err, _MESSAGE_CHARS)}; {_ASK_LESS}",
+                file=sys.stderr,
             )
             return 2
-        print(f"robustlab: internal error: {type(err).__name__}: {_one_line(err)}", file=sys.stderr)
+        print(
+            f"robustlab: internal error: {type(err).__name__}: {first_line(err, _MESSAGE_CHARS)}",
+            file=sys.stderr,
+        )
         return 1
 
 

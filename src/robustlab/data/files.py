@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import csv
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._checks import first_line
 from .raw import Raw, Request, split
 
 NPZ_OPTIONS = {"test_fraction": 0.2}
@@ -58,8 +58,7 @@ def read_pt(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", str(err)).strip()  # no terminal codes
-        first = text.splitlines()[0] if text else type(err).__name__
+        first = first_line(err)
         if first.startswith("Weights only load failed"):
             first = "it holds Python objects besides tensors, which are never unpickled"
         raise ValueError(

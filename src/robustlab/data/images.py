@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import check_memory
+from .._checks import check_memory, first_line
 from .raw import Raw, Request, missing_file
 
 MNIST_URL = "https://yann.lecun.com/exdb/mnist/ (or the mirror https://ossci-datasets.s3.amazonaws.com/mnist/)"
@@ -121,8 +121,7 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         data = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = np.asarray(batch[b"labels"], np.int64)
     except Exception as err:  # whatever a malformed pickle raises: the file is not a batch
-        text = str(err).strip().splitlines()
-        reason = text[0][:200] if text else type(err).__name__
+        reason = first_line(err, 200)
         raise ValueError(f"{path} is not a CIFAR-10 python batch: {reason}") from None
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.shape != (data.shape[0],):
         raise ValueError(

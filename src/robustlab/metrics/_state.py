@@ -10,6 +10,7 @@ from contextlib import contextmanager, suppress
 import torch
 from torch import nn
 
+from .._checks import first_line
 from .._func import jvp
 from .outputs import logits_before_labels, select, validate_labels
 
@@ -118,13 +119,15 @@ def raw_call(model: Callable, x: torch.Tensor, shape: tuple[int, ...] | None = N
     except (RuntimeError, AssertionError) as err:
         if isinstance(err, AssertionError) and "Guard failed" not in str(err):
             raise
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        first = first_line(err)
         shown = tuple(x.shape) if shape is None else tuple(shape)
         hint = ""
-        if "Guard failed" in first and "size()[0]" in first:  # torch.export, static batch
+        if "Guard failed" in first:  # a torch.export program robustlab could not size
             hint = (
-                " (this torch.export program takes one batch size only: export it with a "
-                "dynamic batch, dynamic_shapes=({0: torch.export.Dim('batch')},))"
+                " (a torch.export program takes the shapes it was exported for; robustlab "
+                "calls one-input programs at their own batch sizes, so this one has several "
+                "inputs or a batch size tied to another: export it with "
+                "dynamic_shapes=({0: torch.export.Dim('batch')},))"
             )
         raise ValueError(f"x of shape {shown} does not fit the model: {first}{hint}") from None
     return out

@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import inspect
 import json
 import os
-import re
-import sys
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -36,6 +33,7 @@ from torch import nn
 from torch.utils import _pytree as pytree
 
 from .._atomic import atomic_write
+from .._checks import first_line, joined_lines, short
 from ..init import get_init
 from ._layers import METADATA_KEY
 from ._pickles import foreign_globals, unsafe_export_parts
@@ -57,13 +55,6 @@ HOW_TO_SAVE = (
     "(torch.jit.script(model).save('model.pt')) or torch.export "
     "(torch.export.save(torch.export.export(model, (x,)), 'model.pt2'))"
 )
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def _first_line(err: BaseException) -> str:
-    """The first line of an error, without terminal escape codes."""
-    text = _ANSI.sub("", str(err)).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def save_model(model: nn.Module, path: str | os.PathLike) -> Path:
@@ -113,7 +104,7 @@ def _load_torchscript(path: Path) -> nn.Module:
             return torch.jit.load(str(path), map_location="cpu")
     except Exception as err:  # corrupt archive: report, don't trace
         raise ValueError(
-            f"cannot load TorchScript model {str(path)!r}: {_first_line(err)}"
+            f"cannot load TorchScript model {str(path)!r}: {first_line(err)}"
         ) from None
 
 
@@ -150,9 +141,12 @@ def _load_export(path: Path) -> nn.Module:
             module = program.module()
     except Exception as err:
         raise ValueError(
-            f"cannot load torch.export model {str(path)!r}: {_first_line(err)}"
+            f"cannot load torch.export model {str(path)!r}: {first_line(err)}"
         ) from None
-    rows = _batch_range(program)
+    try:
+        rows = _batch_range(program)
+    except (TypeError, ValueError, AttributeError):  # a symbolic bound: call it as it is
+        rows = None
     if rows is None or rows == (1, None):  # takes any batch already (or unknown: as it is)
         return module
     return _ExportedBatches(module, *rows)
@@ -234,7 +228,7 @@ def _load_weights_only(path: Path) -> object:
                 f"({found[0]}; a whole model saved with torch.save(model)?), which robustlab "
                 f"never unpickles; {HOW_TO_SAVE}"
             ) from None
-        raise ValueError(f"cannot load model file {str(path)!r}: {_first_line(err)}") from None
+        raise ValueError(f"cannot load model file {str(path)!r}: {first_line(err)}") from None
 
 
 def _state_dict(obj: object) -> Mapping[str, torch.Tensor] | None:
@@ -267,19 +261,17 @@ def _user_class(model_class: str | type, model_kwargs: object) -> nn.Module:
             module = importlib.import_module(module_name)
         except ImportError as err:
             raise ValueError(
-                f"cannot import {module_name!r} for model class {model_class!r}: {_first_line(err)}"
+                f"cannot import {module_name!r} for model class {model_class!r}: {first_line(err)}"
             ) from None
         cls = module
         for part in attr.split("."):
             if not hasattr(cls, part):
                 raise ValueError(f"module {module_name!r} has no attribute {attr!r}")
             cls = getattr(cls, part)
-    # checked before any call: a Module class, or a Python function outside the standard
-    # library that builds one (never a builtin such as os:system)
-    is_class = isinstance(cls, type) and issubclass(cls, nn.Module)
-    home = (getattr(cls, "__module__", None) or "").partition(".")[0]
-    if not is_class and not (inspect.isfunction(cls) and home not in sys.stdlib_module_names):
-        raise ValueError(f"model class {model_class!r} is not a torch.nn.Module class")
+    # checked before any call: only a Module class is ever called (a function could be
+    # os:system, or torch:load with weights_only=False)
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise ValueError(f"model class {short(model_class)} is not a torch.nn.Module class")
     if isinstance(model_kwargs, str):
         try:
             model_kwargs = json.loads(model_kwargs)
@@ -287,12 +279,12 @@ def _user_class(model_class: str | type, model_kwargs: object) -> nn.Module:
             raise ValueError(f"model kwargs are not valid JSON: {err}") from None
     kwargs = {} if model_kwargs is None else model_kwargs
     if not isinstance(kwargs, dict):
-        raise ValueError(f"model kwargs must be a JSON object (a dict), got {kwargs!r}")
+        raise ValueError(f"model kwargs must be a JSON object (a dict), got {short(kwargs)}")
     try:
         model = cls(**kwargs)
     except Exception as err:
         name = getattr(cls, "__name__", str(cls))
-        raise ValueError(f"{name}(**{kwargs!r}) failed: {_first_line(err)}") from None
+        raise ValueError(f"{name}(**{short(kwargs)}) failed: {first_line(err)}") from None
     if not isinstance(model, nn.Module):
         raise ValueError(
             f"model class {model_class!r} built a {type(model).__name__}, not a torch.nn.Module"
@@ -312,7 +304,7 @@ def _from_record(record: object, where: str) -> nn.Module:
     try:
         return FAMILIES[family][1](record["spec"])
     except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{where}: bad {family} spec: {_first_line(err)}") from None
+        raise ValueError(f"{where}: bad {family} spec: {first_line(err)}") from None
 
 
 def _check_shape_flags(model: nn.Module, spec: dict, where: str) -> None:
@@ -362,8 +354,7 @@ def _misfit(model: nn.Module, state: Mapping[str, torch.Tensor], err: BaseExcept
         for kind, keys in kinds.items()
         if keys
     ]
-    lines = _ANSI.sub("", str(err)).splitlines()
-    return "; ".join(parts) or " ".join(line.strip() for line in lines if line.strip())
+    return "; ".join(parts) or joined_lines(err)  # torch's whole message
 
 
 def load_model(

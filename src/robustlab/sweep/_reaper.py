@@ -8,7 +8,8 @@ polling, and outlived a SIGKILLed driver by 40 s and more. The Ray executor star
 (stdlib only, run by path so it loads neither torch nor robustlab) in a session of its own, so
 that a Ctrl-C at the terminal does not reach it, and waits for its ``ready`` before
 ``ray.init``. From then on, every POLL_S seconds, it notes the driver's new descendants by pid
-and start time; the processes the driver had before are never touched, nor is a cluster the
+and start time (walking the driver's tree through /proc/PID/task/TID/children, not the whole
+process table); the processes the driver had before are never touched, nor is a cluster the
 driver connected to (not its descendants).
 
 It reads stdin to the end. ``done`` first: the driver shut Ray down itself, and the reaper
@@ -27,7 +28,7 @@ import threading
 import time
 from contextlib import suppress
 
-POLL_S = 0.2  # between two looks at the driver's descendants
+POLL_S = 0.5  # between two looks at the driver's descendants
 PASSES = 3  # kill passes after the driver died (a raylet may start a worker as it dies)
 DONE = b"done"  # what the driver writes when it shut Ray down itself
 READY = "ready"  # what the reaper writes once it knows the driver's processes from before
@@ -45,6 +46,7 @@ def _stat(pid: int) -> tuple[str, int, int] | None:
 
 
 def _table() -> dict[int, tuple[str, int, int]]:
+    """Every process of the machine (the kill passes, once the driver is gone)."""
     out = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
@@ -52,14 +54,52 @@ def _table() -> dict[int, tuple[str, int, int]]:
     return out
 
 
-def _descendants(root: int, table: dict[int, tuple[str, int, int]]) -> list[int]:
+def _children(pid: int) -> list[int] | None:
+    """The children of ``pid`` (over all its threads), or None where the kernel does not
+    list them (no CONFIG_PROC_CHILDREN)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    out = []
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                out += [int(c) for c in f.read().split()]
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue  # the thread ended meanwhile
+            return None
+        except OSError:
+            continue
+    return out
+
+
+def _descendants(root: int) -> dict[int, int]:
+    """``{pid: start time}`` of the descendants of ``root``, walking its tree through the
+    children lists (a few files, not the whole /proc, every POLL_S), or the whole process
+    table where the kernel has no children lists."""
+    out: dict[int, int] = {}
+    todo = [root]
+    while todo:
+        kids = _children(todo.pop())
+        if kids is None:
+            return _descendants_by_table(root, _table())
+        for child in kids:
+            if child not in out and (stat := _stat(child)) is not None:
+                out[child] = stat[2]
+                todo.append(child)
+    return out
+
+
+def _descendants_by_table(root: int, table: dict[int, tuple[str, int, int]]) -> dict[int, int]:
     children: dict[int, list[int]] = {}
     for pid, (_, ppid, _) in table.items():
         children.setdefault(ppid, []).append(pid)
-    out, todo = [], [root]
+    out, todo = {}, [root]
     while todo:
         for child in children.get(todo.pop(), ()):
-            out.append(child)
+            out[child] = table[child][2]
             todo.append(child)
     return out
 
@@ -84,8 +124,7 @@ class Watch:
 
     def __init__(self, driver: int) -> None:
         self.driver, self.me = driver, os.getpid()
-        table = _table()
-        self.before = {pid: table[pid][2] for pid in _descendants(driver, table)}
+        self.before = _descendants(driver)
         self.noted: dict[int, int] = {}
         self.lock = threading.Lock()
 
@@ -93,11 +132,11 @@ class Watch:
         return pid != self.me and self.before.get(pid) != start
 
     def look(self) -> None:
-        table = _table()
+        found = _descendants(self.driver)
         with self.lock:
-            for pid in _descendants(self.driver, table):
-                if self._new(pid, table[pid][2]):
-                    self.noted[pid] = table[pid][2]
+            for pid, start in found.items():
+                if self._new(pid, start):
+                    self.noted[pid] = start
 
     def forever(self) -> None:
         while True:

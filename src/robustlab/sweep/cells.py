@@ -18,6 +18,7 @@ from functools import lru_cache
 
 import torch
 
+from .._checks import first_line
 from ..data.config import DataConfig
 from ..metrics import (
     adversarial,
@@ -308,7 +309,7 @@ def check_config(config) -> None:
             with torch.no_grad():
                 net(ds.x_train[:1])
     except (ValueError, FileNotFoundError, RuntimeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise ValueError(f"sweep {config.name!r}: {first}") from None
 
 

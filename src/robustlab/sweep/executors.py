@@ -152,8 +152,8 @@ def _start_resource_tracker() -> None:
 
 
 def _local(run: Execution, groups, workers, dtype, device) -> Iterator[Finished]:
+    _start_resource_tracker()  # before the block: starting it unblocks the stop signals
     with _stop_signals_blocked():
-        _start_resource_tracker()
         pool = ProcessPoolExecutor(
             workers, mp_context=get_context("spawn"), initializer=_worker_init,
             initargs=(os.getpid(),),
@@ -203,13 +203,20 @@ def _start_reaper() -> subprocess.Popen | None:
     return reaper
 
 
-def _stop_reaper(reaper: subprocess.Popen) -> None:
-    """Tell the watcher that Ray was shut down normally: it exits and kills nothing."""
+def _stop_reaper(reaper: subprocess.Popen, done: bool) -> None:
+    """End the watcher: ``done`` (Ray was shut down normally) makes it exit and kill
+    nothing; otherwise (``ray.init`` or ``ray.shutdown`` failed) it kills what Ray started,
+    as if the driver had died."""
     assert reaper.stdin is not None
     with suppress(BrokenPipeError):  # it is gone already
-        reaper.stdin.write(DONE)
+        if done:
+            reaper.stdin.write(DONE)
         reaper.stdin.close()
-    reaper.wait(timeout=30)
+    try:
+        reaper.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        reaper.kill()
+        reaper.wait()
 
 
 def _ray(run: Execution, groups, workers, dtype, device, address) -> Iterator[Finished]:
@@ -251,13 +258,18 @@ def _ray(run: Execution, groups, workers, dtype, device, address) -> Iterator[Fi
                 yield refs.pop(ref), ray.get(ref)
                 run.in_flight -= 1  # stored by now
     finally:
-        for ref in refs:  # stopped early: free the cluster of groups nobody will collect
-            ray.cancel(ref, force=True)
-        if started:
-            ray.shutdown()
-        if reaper is not None:
-            _stop_reaper(reaper)
         run.in_flight = 0
+        for ref in refs:  # stopped early: free the cluster of groups nobody will collect
+            with suppress(Exception):  # Ray may be gone already: nothing left to free
+                ray.cancel(ref, force=True)
+        shut = False
+        try:
+            if started:
+                ray.shutdown()
+                shut = True
+        finally:
+            if reaper is not None:  # each step above may fail: the reaper ends in any case
+                _stop_reaper(reaper, done=shut)
 
 
 def execute(

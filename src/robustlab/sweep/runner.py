@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from .._device import check_device
 from .cells import check_config
 from .config import Cell, SweepConfig, load_config
 from .executors import STOP_SIGNALS, Execution, check_executor, execute
@@ -116,6 +115,10 @@ class _Interrupts:
         for sig, handler in self._before.items():
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
+    def finished(self) -> None:
+        """The sweep's work is done: a signal during the clean-up is dropped."""
+        self._now = True
+
     def _handle(self, signum: int, frame: object) -> None:
         if self._now:  # stopping at once already: let the clean-up end
             return
@@ -151,25 +154,6 @@ def _cost(group: list[Cell]) -> int:
     """A rough proxy for a group's compute: cells x steps x depth x width^2."""
     c = group[0]
     return len(group) * c.train.steps * c.depth * c.width**2
-
-
-def check_device(device: str | None) -> str:
-    """The device the cells run on, checked before any cell: ``auto`` is CUDA when it is
-    available, else the CPU; ``cuda`` (or ``cuda:N``) must be available here."""
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        dev = None
-    if dev is None or dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: CUDA is not available here; use device cpu")
-    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
-        n = torch.cuda.device_count()
-        raise ValueError(f"device {device!r}: this machine has {n} CUDA device(s) (cuda:0..)")
-    return str(dev)
 
 
 ConfigLike = SweepConfig | Mapping[str, Any] | str | os.PathLike
@@ -256,6 +240,7 @@ def run(
                                 counts["diverged"], time.perf_counter() - t0,
                             )
                         )  # fmt: skip
+                interrupts.finished()  # every group stored: a late signal changes nothing
     except KeyboardInterrupt:
         interrupts.signum = interrupts.signum or signal.SIGINT
     summary = SweepSummary(

@@ -9,6 +9,8 @@ rounds above 1 (the case that made a test red on one CPU and green on another).
 
 from __future__ import annotations
 
+import math
+
 import mpmath
 import pytest
 import torch
@@ -49,6 +51,35 @@ def near_pairs(d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     delta = torch.randn(1, d, generator=gen, dtype=F64)
     steps = [0.0, 1e-12, 1e-9, 1e-7, 1e-5, 1e-3, 1e-1]
     return x, torch.cat([x + h * delta for h in steps])
+
+
+def test_one_layer_matches_50_digits():
+    # (kappa_0, 1 - kappa_1) from one angle and their derivatives in c = 1 - rho, from the
+    # diagonal (c = 0, subnormal c) across the series / direct switch at t = 0.5
+    # (c = 1 - cos 0.5) to rho = -1. kappa_0 = (pi - t) / pi loses its relative precision
+    # as rho -> -1: there it is held to 4e-16 absolute (an ulp of t near pi, over pi).
+    switch = 1.0 - math.cos(kernels._SERIES_ANGLE)
+    cs = [0.0, 5e-324, 1e-300, 1e-30, 1e-16, 1e-9, 1e-4, 0.03, switch, 0.1225, 0.5, 1.0]
+    cs += [1.5, 1.99, 2.0 - 1e-12, 2.0]
+    c = torch.tensor(cs, dtype=F64, requires_grad=True)
+    k0, comp = kernels._ArcCos.apply(c)
+    dk0 = torch.autograd.grad(k0.sum(), c, retain_graph=True)[0]
+    dcomp = torch.autograd.grad(comp.sum(), c)[0]
+    k0, comp = k0.detach(), comp.detach()
+    for i, cv in enumerate(cs):
+        with mpmath.workdps(800):  # 1 - c is exact at 800 digits even for c = 5e-324
+            rho = 1 - mpmath.mpf(cv)
+            t = mpmath.acos(rho)
+            k0_ref = 1 - t / mpmath.pi
+            comp_ref = 1 - (mpmath.sqrt(1 - rho * rho) + (mpmath.pi - t) * rho) / mpmath.pi
+            slope = -1 / (mpmath.pi * mpmath.sqrt(1 - rho * rho)) if 0 < cv < 2 else None
+        k0_rel = REL * 1e-3 if cv <= 1.5 else 0.0
+        assert float(k0[i]) == pytest.approx(float(k0_ref), rel=k0_rel, abs=4e-16), cv
+        assert float(comp[i]) == pytest.approx(float(comp_ref), rel=REL * 1e-3, abs=0.0), cv
+        assert float(dcomp[i]) == pytest.approx(float(k0_ref), rel=k0_rel, abs=4e-16), cv
+        if slope is not None:  # d kappa_0 / dc = -1 / (pi sin t); finite stand-in at c = 0
+            assert float(dk0[i]) == pytest.approx(float(slope), rel=REL * 1e-2, abs=0.0), cv
+    assert float(dk0[0]) == -kernels._DIAGONAL_SLOPE
 
 
 @pytest.mark.parametrize("d", [3, 784])
@@ -124,7 +155,8 @@ def test_blocked_near_pairs_equal_the_dense_pass(monkeypatch):
     b = torch.cat([a[:10], a[10:20] + 1e-8 * torch.randn(10, 16, generator=gen, dtype=F64)])
     b = torch.cat([b, torch.randn(15, 16, generator=gen, dtype=F64), torch.zeros(1, 16)])
     dense = cosines(a, b)
-    monkeypatch.setattr(kernels, "_NEAR_BLOCK_ELEMS", 64)  # blocks of 4 pairs
+    # chunks of 4 pairs of (4, 16) differences
+    monkeypatch.setattr(kernels, "_BLOCK_BYTES", 4 * 16 * 8 * kernels._NEAR_ARRAYS)
     blocked = cosines(a, b)
     for x, y in zip(dense, blocked, strict=True):
         torch.testing.assert_close(x, y, rtol=0, atol=0)

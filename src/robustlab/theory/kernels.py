@@ -38,34 +38,60 @@ _DIAGONAL_SLOPE = 1e6 / math.pi
 # Pairs with 1 - rho below this get 1 - rho from their unit vectors' difference, not from
 # the dot product (whose rounding error, ~sqrt(d) ulp, is all of 1 - rho near the diagonal).
 _NEAR = 0.05
-# Pairs per block of that recomputation (keeps its (pairs, d) difference bounded).
-_NEAR_BLOCK_ELEMS = 1 << 22
 # Below this angle sin t - t cos t is summed as its series (the direct form cancels).
 _SERIES_ANGLE = 0.5
+# Its Horner coefficients a_k = (-1)^(k+1) 2k / (2k+1)!, k = 8 down to 1 (S = t^3 P(t^2)):
+# at t = 0.5 the first omitted term is 7e-21 of the sum.
+_SERIES = tuple((-1) ** (k + 1) * 2 * k / math.factorial(2 * k + 1) for k in range(8, 0, -1))
+# Memory for the temporaries of one block. nngp / ntk run the recursion in row blocks of
+# x1 with at most _BLOCK_ARRAYS arrays of (rows, N2) entries alive at once, and the
+# near-diagonal recomputation in chunks of pairs with at most _NEAR_ARRAYS arrays of
+# (pairs, d) entries alive (both counted in tests/test_kernels_blocks.py); only the
+# (N1, N2) output and the (N, d) unit vectors are allocated whole.
+_BLOCK_BYTES = 1 << 27
+_BLOCK_ARRAYS = 12
+_NEAR_ARRAYS = 6
+# At most this many pairs per block, so that its temporaries stay in cache (as whole
+# (1000, 1000) arrays they made nngp / ntk 1.1x to 1.8x slower on 1 and 2 cores).
+_CACHE_PAIRS = 1 << 17
 
 
-def _angle(c: torch.Tensor) -> torch.Tensor:
-    """t = arccos(1 - c) from the complement c = 1 - rho in [0, 2], exact as c -> 0.
+def _series(t: torch.Tensor) -> torch.Tensor:
+    """S(t) = sin t - t cos t = sum_k (-1)^(k+1) 2k t^(2k+1) / (2k+1)!, k = 1..8, for
+    0 <= t <= ``_SERIES_ANGLE`` (relative error < 1e-17 before rounding); Horner in t^2."""
+    t2 = t * t
+    p = torch.full_like(t, _SERIES[0])
+    for a in _SERIES[1:]:
+        p.mul_(t2).add_(a)
+    return p.mul_(t2).mul_(t)
 
-    t = 2 arcsin(sqrt(c / 2)) (since 1 - cos t = 2 sin^2(t/2)); for c > 1 the mirrored
-    form pi - 2 arcsin(sqrt(1 - c/2)) keeps arcsin away from its infinite slope at 1.
+
+def _arccos_step(c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(kappa_0(rho), 1 - kappa_1(rho)) at rho = 1 - c from one angle t = arccos rho.
+
+    With sin t = sqrt(1 - rho^2) = sqrt(c (2 - c)) and cos t = rho = 1 - c (both keep
+    their relative precision as c -> 0), t = atan2(sin t, cos t) keeps its relative
+    precision as t -> 0, where arccos' slope is infinite, and is within an ulp of pi as
+    t -> pi; kappa_0 = 1 - t / pi (to an absolute ulp: relatively less as rho -> -1), and
+
+        1 - kappa_1(rho) = (1 - cos t) - (sin t - t cos t) / pi = c - S(t) / pi
+
+    (Cho & Saul 2009: kappa_1 = (sin t + (pi - t) cos t) / pi), which is the next layer's
+    complement with its relative precision kept: S(t) ~ t^3 / 3 is summed as its series
+    (:func:`_series`) where t <= ``_SERIES_ANGLE`` (only those entries: usually the
+    diagonal and its neighbours) and taken directly elsewhere.
+    No graph (called from :class:`_ArcCos`); c of any shape, values in [0, 2].
     """
-    half = torch.clamp(0.5 * c, 0.0, 1.0)
-    low = 2.0 * torch.arcsin(torch.sqrt(half))
-    high = math.pi - 2.0 * torch.arcsin(torch.sqrt(1.0 - half))
-    return torch.where(half <= 0.5, low, high)
-
-
-def _sin_minus_t_cos(t: torch.Tensor) -> torch.Tensor:
-    """S(t) = sin t - t cos t >= 0, by its series sum_k (-1)^(k+1) 2k t^(2k+1) / (2k+1)!
-    below 0.5 (8 terms: relative error < 1e-17) and directly above."""
-    small = torch.clamp(t, max=_SERIES_ANGLE)
-    t2 = small * small
-    term, series = small * t2 / 3.0, torch.zeros_like(t)  # k = 1: 2 t^3 / 3!
-    for k in range(1, 9):
-        series = series + term
-        term = -term * t2 / (2 * k * (2 * k + 3))  # ratio of terms k+1 and k
-    return torch.where(t <= _SERIES_ANGLE, series, torch.sin(t) - t * torch.cos(t))
+    shape, c = c.shape, c.reshape(-1)  # flat, so one index list finds the series' entries
+    sin_t = torch.rsub(c, 2.0).mul_(c).sqrt_()  # sqrt(c (2 - c))
+    cos_t = torch.rsub(c, 1.0)
+    t = torch.atan2(sin_t, cos_t)
+    k0 = torch.rsub(t, 1.0, alpha=1.0 / math.pi)  # 1 - t / pi
+    s = sin_t.sub_(cos_t.mul_(t))  # S(t), direct; replaced below where it cancels
+    small = (t <= _SERIES_ANGLE).nonzero()[:, 0]
+    s.index_copy_(0, small, _series(t.index_select(0, small)))
+    comp = torch.sub(c, s, alpha=1.0 / math.pi).clamp_(min=0.0)
+    return k0.view(shape), comp.view(shape)
 
 
 def _kappa0_slope(c: torch.Tensor) -> torch.Tensor:
@@ -77,59 +103,42 @@ def _kappa0_slope(c: torch.Tensor) -> torch.Tensor:
     return torch.where(inside, 1.0 / (math.pi * root), torch.full_like(q, _DIAGONAL_SLOPE))
 
 
-class _Kappa0(torch.autograd.Function):
-    """kappa_0(rho) = 1 - t / pi as a function of c = 1 - rho (t from :func:`_angle`), with
-    the derivative d/dc = -kappa_0'(rho), finite on the diagonal (arccos' is -inf at +-1:
-    a naive graph gives NaN; see ``_DIAGONAL_SLOPE``)."""
+class _ArcCos(torch.autograd.Function):
+    """One layer of the arc-cosine recursion as a function of c = 1 - rho:
+    ``c -> (kappa_0(rho), 1 - kappa_1(rho))`` (:func:`_arccos_step`), with the derivatives
 
-    generate_vmap_rule = True
+        d kappa_0 / dc = -kappa_0'(rho)                     (:func:`_kappa0_slope`)
+        d (1 - kappa_1) / dc = kappa_1'(rho) = kappa_0(rho)
 
-    @staticmethod
-    def forward(c):
-        return 1.0 - _angle(c) / math.pi
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[0])
-        ctx.save_for_forward(inputs[0])
-
-    @staticmethod
-    def backward(ctx, grad):
-        (c,) = ctx.saved_tensors
-        return -grad * _kappa0_slope(c)
-
-    @staticmethod
-    def jvp(ctx, tangent):
-        (c,) = ctx.saved_tensors
-        return -tangent * _kappa0_slope(c)
-
-
-class _Comp1(torch.autograd.Function):
-    """1 - kappa_1(rho) as a function of c = 1 - rho: with t = arccos rho,
-    1 - kappa_1 = (1 - cos t) - (sin t - t cos t) / pi = c - S(t) / pi, which keeps its
-    relative precision as c -> 0 (the next layer's complement). Its derivative in c is
-    kappa_1'(rho) = kappa_0(rho), finite at rho = 1, where the arccos form is not."""
-
-    generate_vmap_rule = True
+    both finite on the diagonal (arccos' is -inf at +-1: a naive graph gives NaN; see
+    ``_DIAGONAL_SLOPE``). The backward reuses the kappa_0 output (whose own derivative is
+    this Function's), so double backward works; forward mode (jvp) and vmap have rules
+    (vmap: the step is elementwise, so it runs on the tensor underneath, batch dimension
+    included, and the outputs keep that dimension where the input had it).
+    """
 
     @staticmethod
     def forward(c):
-        return torch.clamp(c - _sin_minus_t_cos(_angle(c)) / math.pi, min=0.0)
+        return _arccos_step(c)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[0])
-        ctx.save_for_forward(inputs[0])
+        ctx.save_for_backward(inputs[0], output[0])
+        ctx.save_for_forward(inputs[0], output[0])
 
     @staticmethod
-    def backward(ctx, grad):
-        (c,) = ctx.saved_tensors
-        return grad * _Kappa0.apply(c)  # differentiable: double backward works
+    def backward(ctx, grad_k0, grad_comp):
+        c, k0 = ctx.saved_tensors
+        return grad_comp * k0 - grad_k0 * _kappa0_slope(c)
 
     @staticmethod
     def jvp(ctx, tangent):
-        (c,) = ctx.saved_tensors
-        return tangent * _Kappa0.apply(c)
+        c, k0 = ctx.saved_tensors
+        return -tangent * _kappa0_slope(c), tangent * k0
+
+    @staticmethod
+    def vmap(info, in_dims, c):
+        return _ArcCos.apply(c), (in_dims[0], in_dims[0])
 
 
 def layer_variances(
@@ -159,40 +168,50 @@ def angular(
     *,
     slopes: bool = False,
     fixed_patterns: bool = False,
+    nngp_only: bool = False,
 ) -> tuple[torch.Tensor, ...]:
     """NNGP and NTK divided by |x| |x'|, as functions of c = 1 - rho (any shape), where
     rho is the cosine of the two inputs (:func:`cosines` gives c exactly on the diagonal).
 
-    Returns ``(k, theta)``, or ``(k, theta, dk/drho, dtheta/drho)`` with ``slopes=True``
-    (propagated by hand in forward mode, no graph: the lazy limit's input gradients).
+    Returns ``(k, theta)``, ``(k,)`` with ``nngp_only=True`` (theta's work skipped), or
+    ``(k, theta, dk/drho, dtheta/drho)`` with ``slopes=True`` (propagated by hand in
+    forward mode, no graph: the lazy limit's input gradients).
     The recursion, with D_1 = s_1, rho_1 = rho and for l = 1..L-1
     ``D_{l+1} = D_l m s_{l+1} / 2``, ``rho_{l+1} = kappa_1(rho_l)``,
     ``dot_l = (m s_{l+1} / 2) kappa_0(rho_l)``, is
     ``k = D_L rho_L`` and ``theta = sum_l (D_l rho_l / v_l) prod_{j=l}^{L-1} dot_j``.
     Each layer carries c_l = 1 - rho_l (exact near rho = 1, where rho_l itself rounds
-    to 1 and arccos would amplify the rounding; see :class:`_Comp1`).
+    to 1 and arccos would amplify the rounding) and takes kappa_0(rho_l) and c_{l+1} from
+    one angle (:class:`_ArcCos`).
 
     ``fixed_patterns=True`` holds the dot_j factors constant in ``dtheta/drho``: the
     large-width limit of the autograd derivative of a finite network's empirical NTK in
     its first argument, where the ReLU patterns 1[h > 0] (whose expectation is
     kappa_0) are piecewise constant in x and contribute nothing almost everywhere.
     """
+    if nngp_only and slopes:
+        raise ValueError("angular: slopes=True needs theta; drop nngp_only")
     big_d = s[0]
     c = comp
+    if nngp_only:
+        for l in range(1, len(s)):
+            c = _ArcCos.apply(c)[1]
+            big_d = big_d * (width * s[l] / 2.0)
+        return ((1.0 - c) * big_d,)
     theta = (1.0 - c) * (big_d / v[0])
     if slopes:
         dr = torch.ones_like(comp)
         dtheta = dr * (big_d / v[0])
     for l in range(1, len(s)):
         half = width * s[l] / 2.0
-        k0 = _Kappa0.apply(c)
+        k0, c_next = _ArcCos.apply(c)
         dot = k0 * half
         if slopes:
             dtheta = dtheta * dot
             if not fixed_patterns:
                 dtheta = dtheta + theta * (_kappa0_slope(c) * dr * half)
             dr = k0 * dr  # kappa_1' = kappa_0
-        c = _Comp1.apply(c)
+        c = c_next
         big_d = big_d * half
         theta = theta * dot + (1.0 - c) * (big_d / v[l])
         if slopes:
@@ -231,6 +250,44 @@ def _near_comp(a: torch.Tensor, b: torch.Tensor, na: torch.Tensor, nb: torch.Ten
     return 0.5 * unit_difference(a, b, na, nb).square().sum(-1)
 
 
+def _units(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """|x_i| (N,) and u_i = x_i / |x_i| (N, d), u_i = 0 where |x_i| = 0."""
+    n = torch.linalg.vector_norm(x, dim=1)
+    return n, x / torch.clamp(n, min=torch.finfo(x.dtype).tiny)[:, None]
+
+
+def _near_chunk(d: int, itemsize: int = 8) -> int:
+    """Pairs per chunk of the near-diagonal recomputation: ``_NEAR_ARRAYS`` arrays of
+    (pairs, d) entries of ``itemsize`` bytes within ``_BLOCK_BYTES``; at least one."""
+    return max(1, _BLOCK_BYTES // (_NEAR_ARRAYS * itemsize * d))
+
+
+def _complement(
+    dots: torch.Tensor, a: torch.Tensor, b: torch.Tensor, na: torch.Tensor, nb: torch.Tensor
+) -> torch.Tensor:
+    """c_ij = 1 - rho_ij (N1, N2) from the unit vectors' dot products ``dots`` = u_a u_b^T,
+    the rows a (N1, d), b (N2, d) and their norms na, nb (see :func:`cosines`)."""
+    tiny = torch.finfo(a.dtype).tiny
+    comp = torch.clamp(1.0 - dots, 0.0, 2.0)  # (N1, N2)
+    with torch.no_grad():
+        near = (comp < _NEAR) & (na[:, None] > 0) & (nb[None, :] > 0)
+    chunk = _near_chunk(a.shape[1], comp.element_size())
+    if comp.numel() <= chunk:  # small: one dense pass (vmap-safe)
+        safe_a, safe_b = torch.clamp(na, min=tiny), torch.clamp(nb, min=tiny)
+        exact = _near_comp(a[:, None], b[None], safe_a[:, None], safe_b[None])
+        return torch.where(near, exact, comp)
+    rows, cols = near.nonzero(as_tuple=True)
+    if rows.numel():
+        exact = torch.cat(
+            [
+                _near_comp(a[i], b[j], na[i], nb[j])
+                for i, j in zip(rows.split(chunk), cols.split(chunk), strict=True)
+            ]
+        )
+        comp = comp.index_put((rows, cols), exact)
+    return comp
+
+
 def cosines(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """|x_i| |x'_j| (N1, N2) and c_ij = 1 - rho_ij in [0, 2], rho the cosine (c = 1 where a
     norm is 0).
@@ -241,30 +298,49 @@ def cosines(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     on the diagonal and the angle is exact near it. Differentiable in a and b (first and
     second derivatives).
     """
-    tiny = torch.finfo(a.dtype).tiny
-    na = torch.linalg.vector_norm(a, dim=1)
-    nb = torch.linalg.vector_norm(b, dim=1)
-    ua = a / torch.clamp(na, min=tiny)[:, None]  # (N1, d)
-    ub = b / torch.clamp(nb, min=tiny)[:, None]  # (N2, d)
-    comp = torch.clamp(1.0 - ua @ ub.T, 0.0, 2.0)  # (N1, N2)
-    with torch.no_grad():
-        near = (comp < _NEAR) & (na[:, None] > 0) & (nb[None, :] > 0)
-    d = a.shape[1]
-    if comp.numel() * d <= _NEAR_BLOCK_ELEMS:  # small: one dense pass (vmap-safe)
-        safe_a, safe_b = torch.clamp(na, min=tiny), torch.clamp(nb, min=tiny)
-        exact = _near_comp(a[:, None], b[None], safe_a[:, None], safe_b[None])
-        return na[:, None] * nb[None, :], torch.where(near, exact, comp)
-    rows, cols = near.nonzero(as_tuple=True)
-    if rows.numel():
-        block = max(1, _NEAR_BLOCK_ELEMS // d)
-        exact = torch.cat(
-            [
-                _near_comp(a[i], b[j], na[i], nb[j])
-                for i, j in zip(rows.split(block), cols.split(block), strict=True)
-            ]
-        )
-        comp = comp.index_put((rows, cols), exact)
-    return na[:, None] * nb[None, :], comp
+    (na, ua), (nb, ub) = _units(a), _units(b)
+    return na[:, None] * nb[None, :], _complement(ua @ ub.T, a, b, na, nb)
+
+
+def _block_rows(n1: int, n2: int, itemsize: int = 8) -> int:
+    """Rows of x1 per block of :func:`nngp` / :func:`ntk` on (n1, n2) pairs: at most
+    ``_CACHE_PAIRS`` pairs per block and ``_BLOCK_ARRAYS`` temporaries of (rows, n2)
+    entries of ``itemsize`` bytes within ``_BLOCK_BYTES``; at least one row."""
+    fit = _BLOCK_BYTES // (_BLOCK_ARRAYS * itemsize * n2)
+    return max(1, min(n1, fit, _CACHE_PAIRS // n2))
+
+
+def _kernel(
+    a: torch.Tensor, b: torch.Tensor | None, s: list[float], v: list[float], width: int, which: int
+) -> torch.Tensor:
+    """|x||x'| angular(c)[which] (0 NNGP, 1 NTK) for rows a (N1, d), b (N2, d) (None: a).
+
+    The dot products u_a u_b^T are one (N1, N2) product (so the blocks below never change
+    their rounding); the rest runs in blocks of :func:`_block_rows` rows, each overwriting
+    its own rows of that product with the kernel, so memory is the output plus one block's
+    temporaries. Where autograd records (inputs that require grad) the blocks are
+    concatenated instead: the graph holds every block's temporaries anyway.
+    """
+    na, ua = _units(a)
+    nb, ub = (na, ua) if b is None else _units(b)
+    b = a if b is None else b
+    dots = ua @ ub.T  # (N1, N2)
+    n1, n2 = dots.shape
+    rows = _block_rows(n1, n2, dots.element_size())
+
+    def block(lo: int, hi: int) -> torch.Tensor:  # rows lo:hi of the kernel, (hi - lo, N2)
+        comp = _complement(dots[lo:hi], a[lo:hi], b, na[lo:hi], nb)
+        ang = angular(comp, s, v, width, nngp_only=which == 0)[which]
+        return na[lo:hi, None] * nb[None, :] * ang
+
+    if rows >= n1:
+        return block(0, n1)
+    spans = [(lo, min(lo + rows, n1)) for lo in range(0, n1, rows)]
+    if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
+        return torch.cat([block(lo, hi) for lo, hi in spans])
+    for lo, hi in spans:
+        dots[lo:hi] = block(lo, hi)
+    return dots
 
 
 def width_free(init: str | InitScheme, d: int, depth: int, which: int) -> bool:
@@ -319,6 +395,11 @@ def nngp(
     Returns:
         (N1, N2) tensor, differentiable in x1 and x2 by autograd (first and second
         derivatives; on the diagonal the arc-cosine derivatives are taken at their limits).
+
+    Memory: the output, the (N, d) unit vectors and at most 128 MiB of temporaries
+    (``_BLOCK_BYTES``) whatever N1 and N2, unless autograd records the call: x1 is taken
+    in row blocks (see ``_kernel``; N1 = N2 = 10,000 needs the 800 MB output and ~100 MB
+    more). ``x2=None`` (or x2 the same tensor as x1) reuses x1's unit vectors.
     """
     a, b = _prepare(x1, x1 if x2 is None else x2, dtype)
     L = check_positive_int("depth", depth)
@@ -329,8 +410,7 @@ def nngp(
             )
         width = _PROBE_WIDTH
     s, v = layer_variances(init, a.shape[1], width, L)
-    norms, comp = cosines(a, b)
-    return norms * angular(comp, s, v, width)[0]
+    return _kernel(a, None if x2 is None or x2 is x1 else b, s, v, width, 0)
 
 
 def ntk(
@@ -375,11 +455,10 @@ def ntk(
     Returns:
         (N1, N2) tensor, differentiable in x1 and x2 by autograd. On the diagonal
         (x1_i = x2_j) Theta has a kink (kappa_0 is not differentiable at rho = 1); autograd
-        returns the symmetric (zero-slope) derivative there.
+        returns the symmetric (zero-slope) derivative there. Memory: as in :func:`nngp`.
     """
     a, b = _prepare(x1, x1 if x2 is None else x2, dtype)
     L = check_positive_int("depth", depth)
     m = check_positive_int("width", width)
     s, v = layer_variances(init, a.shape[1], m, L)
-    norms, comp = cosines(a, b)
-    return norms * angular(comp, s, v, m)[1]
+    return _kernel(a, None if x2 is None or x2 is x1 else b, s, v, m, 1)

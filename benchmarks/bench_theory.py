@@ -28,7 +28,45 @@ region = ball; CPU.
 
     ratio = training time / lazy_limit time        (target >= 20)
 
+(c) the mean alone: ``lazy_limit(..., parts=("mean",))`` -- the kernel-regression part
+    (mean gradient mu = G A y, ``p_kernel``), what sweeps of the mean function need --
+    against the full ``lazy_limit`` (a), on the same data in d = 10 and d = 784 (sphere,
+    relu teacher), He, depth 8, N = 1000 training and test points (300 with --quick);
+    best of R repeats after a warm-up (the full one at d = 784 once: ~30 s, ~20 GB).
+
+    mean_speedup = full lazy_limit time / mean-only time      (target >= 5, each d)
+
+(d) kernels (``--kernels``, instead of (a)-(c)): ``rl.theory.nngp(x, None, "he", 8)`` and
+    ``rl.theory.ntk(x, None, "he", 8, 1024)`` for N = 1000 and 2048 standard Gaussian
+    points in d = 784 against themselves, float64, median of 5 calls after a warm-up
+    (--quick: N = 1000 only, 3 calls, N = 4000 below). Target: each <= 0.5 s at N = 1000.
+    Then N = 10,000 (``--big N``; 0 skips it) in a fresh process, reporting both times and
+    that process's peak RSS (VmHWM, else getrusage) against the 800 MB output: nngp / ntk
+    evaluate in row blocks, so their temporaries stay bounded. Accuracy: the max relative
+    error against the recursion in 50-digit arithmetic (mpmath) on the diagonal, near it
+    (x + h delta, h = 1e-9 .. 1e-3) and off it.
+    Where neural-tangents is importable, its ``stax.serial(Dense(1024, W_std, b_std=None,
+    parameterization='standard'), Relu(), ..., Dense(1, ...))`` kernel_fn, jitted, float64
+    (jax_enable_x64), is timed on the same points in the same run (after its compile) and
+    compared: W_std^2 = s_l * fan_in with s_l the He variances, so both compute the same
+    kernels (the table shows their max relative difference off and on the diagonal, and
+    the mpmath line NT's own error: NT takes arccos of the rounded cosine, so its NTK is
+    off by ~1e-8 on the diagonal). XLA uses every core, torch ``--threads`` (default: all).
+    NT is never a robustlab dependency; its environment (CPython 3.11, Linux x86-64, torch
+    the CPU build that robustlab's environment has):
+
+        python3 -m venv /tmp/ntenv
+        /tmp/ntenv/bin/pip install neural-tangents==0.6.5 jax==0.4.30 jaxlib==0.4.30 \
+            tensorflow-cpu==2.17.1 numpy==1.26.4 torch==2.13.0
+        PYTHONPATH=src /tmp/ntenv/bin/python benchmarks/bench_theory.py --kernels \
+            --json kernels.json
+
+    (robustlab's own imports need only torch and numpy there; TF_CPP_MIN_LOG_LEVEL=3
+    quiets TensorFlow's start-up lines). Run by robustlab's own python, the script times
+    robustlab alone.
+
 Usage: python benchmarks/bench_theory.py [--quick] [--full] [--json PATH] [--threads T]
+       python benchmarks/bench_theory.py --kernels [--quick] [--big N] [--json PATH]
 """
 
 from __future__ import annotations
@@ -37,15 +75,23 @@ import argparse
 import json
 import math
 import platform
+import resource
+import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 import robustlab as rl
 from robustlab.theory import lazy_limit, nngp, ntk
+from robustlab.theory.kernels import layer_variances
 
 TARGET_RATIO = 20.0
+MEAN_TARGET = 5.0  # (c): full lazy_limit / mean-only path
+MEAN_DIMS = (10, 784)
 
 
 def steps_to_target(ds, depth: int, target: float) -> tuple[int, Callable[[int], float]]:
@@ -81,6 +127,313 @@ def timed(fn, repeats: int = 1) -> tuple[float, object]:
     return best, out
 
 
+def mean_case(n: int, d: int, depth: int, eps: float, repeats: int) -> dict:
+    """(c) at dimension d: the full lazy_limit and the mean-only path, timed on the same data."""
+    ds = rl.data.load("sphere", n_train=n, n_test=n, in_dim=d, seed=0, teacher="relu")
+    ds = ds.to(dtype=torch.float64)
+    args, kw = (ds.x_train, ds.y_train, ds.x_test), {"init": "he", "depth": depth, "eps": eps}
+
+    def mean():
+        return lazy_limit(*args, parts=("mean",), **kw)
+
+    mean()  # warm-up
+    mean_t, m = timed(mean, repeats)
+    full_t, f = timed(lambda: lazy_limit(*args, **kw), 1 if d > 100 else repeats)
+    diff = (m.grad_mean - f.grad_mean).abs().max() / f.grad_mean.abs().max()
+    return {
+        "in_dim": d,
+        "full_time_s": full_t,
+        "mean_time_s": mean_t,
+        "mean_speedup": full_t / mean_t,
+        "p": f.p,
+        "p_kernel": m.p_kernel,
+        "p_kernel_full": f.p_kernel,
+        "grad_mean_max_rel_diff": float(diff),
+    }
+
+
+# ----------------------------------------------------------------------------- (d) kernels
+KERNEL_TARGET_S = 0.5  # (d): NNGP and NTK, N = 1000, d = 784, depth 8, float64, each
+KERNEL_D, KERNEL_DEPTH, KERNEL_WIDTH = 784, 8, 1024
+
+
+def kernel_inputs(n: int, seed: int = 0) -> torch.Tensor:
+    """(n, 784) standard Gaussian points, float64 (norms ~28, cosines ~N(0, 1/784))."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(n, KERNEL_D, generator=gen, dtype=torch.float64)
+
+
+def median_time(fn, repeats: int) -> tuple[float, list[float], object]:
+    """Median wall time of ``repeats`` calls after one warm-up call, all times, a result."""
+    out = fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times, out
+
+
+def mp_kernels(x: list[float], y: list[float], s: list[float], v: list[float], m: int):
+    """(NNGP, NTK) of the arc-cosine recursion in 50-digit arithmetic (mpmath), the
+    equations of robustlab.theory.kernels.nngp / ntk written out with rho = cos(x, y):
+    D_1 = s_1, Theta_1 = rho s_1 / v_1; per layer t = arccos rho, Sigmadot = (m s_l / 2)
+    (pi - t) / pi, rho <- (sqrt(1 - rho^2) + (pi - t) rho) / pi, D <- D m s_l / 2,
+    Theta <- Theta Sigmadot + rho D / v_l; K = |x||y| D rho, NTK = |x||y| Theta."""
+    import mpmath
+
+    with mpmath.workdps(50):
+        xs, ys = [mpmath.mpf(t) for t in x], [mpmath.mpf(t) for t in y]
+        nx = mpmath.sqrt(mpmath.fsum(t * t for t in xs))
+        ny = mpmath.sqrt(mpmath.fsum(t * t for t in ys))
+        rho = min(mpmath.fsum(a * b for a, b in zip(xs, ys, strict=True)) / (nx * ny), 1)
+        big_d = mpmath.mpf(s[0])
+        theta = rho * big_d / mpmath.mpf(v[0])
+        for sl, vl in zip(s[1:], v[1:], strict=True):
+            half = m * mpmath.mpf(sl) / 2
+            t = mpmath.acos(rho)
+            dot = (mpmath.pi - t) / mpmath.pi * half
+            rho = (mpmath.sqrt(1 - rho * rho) + (mpmath.pi - t) * rho) / mpmath.pi
+            big_d *= half
+            theta = theta * dot + rho * big_d / mpmath.mpf(vl)
+        return float(nx * ny * big_d * rho), float(nx * ny * theta)
+
+
+def reference_pairs(x: torch.Tensor) -> dict[str, list[tuple[int, torch.Tensor]]]:
+    """Pairs (row i of x, a point) checked against mpmath: the diagonal, x_i + h delta at
+    h = 1e-9, 1e-6, 1e-3 (near it) and other rows of x (off it)."""
+    gen = torch.Generator().manual_seed(1)
+    delta = torch.randn(KERNEL_D, generator=gen, dtype=torch.float64)
+    return {
+        "diagonal": [(i, x[i]) for i in (0, 1, 2)],
+        "near": [(i, x[i] + h * delta) for i, h in ((3, 1e-9), (4, 1e-6), (5, 1e-3))],
+        "off": [(i, x[j]) for i, j in ((0, 1), (2, 7), (10, 500))],
+    }
+
+
+def agreement(x: torch.Tensor, evaluate) -> dict[str, dict[str, float]]:
+    """Max relative error against :func:`mp_kernels` per pair kind and kernel, where
+    ``evaluate(a, b)`` returns (NNGP, NTK) of rows a (n, d), b (1, d) as two (n,) arrays."""
+    s, v = layer_variances("he", KERNEL_D, KERNEL_WIDTH, KERNEL_DEPTH)
+    out = {}
+    for kind, pairs in reference_pairs(x).items():
+        err = {"nngp": 0.0, "ntk": 0.0}
+        for i, y in pairs:
+            got = evaluate(x[i : i + 1], y[None])
+            want = mp_kernels(x[i].tolist(), y.tolist(), s, v, KERNEL_WIDTH)
+            for name, g, w in zip(("nngp", "ntk"), got, want, strict=True):
+                err[name] = max(err[name], abs(float(g[0]) - w) / abs(w))
+        out[kind] = err
+    return out
+
+
+def neural_tangents_fns():
+    """NT's kernel_fn for the same network, jitted, as (nngp(x), ntk(x), evaluate(a, b),
+    versions); or a string saying why not. stax.Dense(parameterization='standard') draws
+    W ~ N(0, W_std^2 / fan_in), so W_std^2 = s_l * fan_in; no biases (b_std=None)."""
+    try:
+        import jax
+        import neural_tangents as nt
+        from neural_tangents import stax
+    except ImportError as e:
+        return f"neural-tangents not importable here ({e})"
+    jax.config.update("jax_enable_x64", True)
+    s, _ = layer_variances("he", KERNEL_D, KERNEL_WIDTH, KERNEL_DEPTH)
+    fan_in = [KERNEL_D] + [KERNEL_WIDTH] * (KERNEL_DEPTH - 1)
+    layers = []
+    for l in range(KERNEL_DEPTH):
+        out_dim = 1 if l == KERNEL_DEPTH - 1 else KERNEL_WIDTH
+        w_std = math.sqrt(s[l] * fan_in[l])
+        layers.append(stax.Dense(out_dim, W_std=w_std, b_std=None, parameterization="standard"))
+        if l < KERNEL_DEPTH - 1:
+            layers.append(stax.Relu())
+    kernel_fn = jax.jit(stax.serial(*layers)[2], static_argnames="get")
+
+    def run(a, b, get):
+        x1 = jax.numpy.asarray(a.numpy())
+        x2 = None if b is None else jax.numpy.asarray(b.numpy())
+        return kernel_fn(x1, x2, get=get).block_until_ready()
+
+    def evaluate(a, b):
+        return [torch.from_numpy(np.array(run(a, b, g))[:, 0]) for g in ("nngp", "ntk")]
+
+    versions = {"neural_tangents": nt.__version__, "jax": jax.__version__}
+    return (lambda x: run(x, None, "nngp"), lambda x: run(x, None, "ntk"), evaluate, versions)
+
+
+def peak_rss_kib() -> tuple[int, str]:
+    """This process's peak resident set size in KiB and where it was read: VmHWM in
+    /proc/self/status (Linux; it starts afresh at exec), else resource.getrusage's
+    ru_maxrss (KiB on Linux), which after a fork and exec still holds the parent's peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]), "VmHWM"
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "ru_maxrss"
+
+
+def kernel_child(n: int) -> None:
+    """One blocked run at N = n in this (fresh) process: prints a JSON line with the times
+    and this process's peak RSS before and after the run (:func:`peak_rss_kib`)."""
+    x = kernel_inputs(n)
+    ntk(x[:300], x[:1000], "he", KERNEL_DEPTH, KERNEL_WIDTH)  # one-time set-up, 3 blocks
+    base, source = peak_rss_kib()
+    t0 = time.perf_counter()
+    k = nngp(x, None, "he", KERNEL_DEPTH)
+    t1 = time.perf_counter()
+    corner = k[:4, :4].clone()
+    del k
+    t2 = time.perf_counter()
+    th = ntk(x, None, "he", KERNEL_DEPTH, KERNEL_WIDTH)
+    t3 = time.perf_counter()
+    peak, _ = peak_rss_kib()
+    # spot check: the first rows against small calls (one block each), max relative diff
+    small = ntk(x[:4], x, "he", KERNEL_DEPTH, KERNEL_WIDTH)
+    check = float(((th[:4] - small).abs() / small.abs()).max())
+    check_k = float(((corner - nngp(x[:4], x[:4], "he", KERNEL_DEPTH)).abs() / corner).max())
+    print(
+        json.dumps(
+            {
+                "n": n,
+                "nngp_time_s": t1 - t0,
+                "ntk_time_s": t3 - t2,
+                "rss_before_kib": base,
+                "rss_peak_kib": peak,
+                "rss_source": source,
+                "output_bytes": th.numel() * th.element_size(),
+                "rows_vs_small_call_max_rel": max(check, check_k),
+                "finite": bool(torch.isfinite(th).all()),
+                "threads": torch.get_num_threads(),
+            }
+        )
+    )
+
+
+def big_run(n: int, threads: int) -> dict:
+    """:func:`kernel_child` in a fresh interpreter, so its peak RSS is this run's alone."""
+    cmd = [sys.executable, __file__, "--kernel-child", str(n), "--threads", str(threads)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    res = json.loads(done.stdout.strip().splitlines()[-1])
+    res["rss_peak_mib"] = res["rss_peak_kib"] / 1024
+    res["rss_growth_mib"] = (res["rss_peak_kib"] - res["rss_before_kib"]) / 1024
+    res["output_mib"] = res["output_bytes"] / 2**20
+    return res
+
+
+def kernel_case(quick: bool, big: int) -> dict:
+    """(d): NNGP and NTK of x against itself, robustlab and (where importable) NT."""
+    sizes = (1000,) if quick else (1000, 2048)
+    repeats = 3 if quick else 5
+    nt_fns = neural_tangents_fns()
+    rows = []
+    for n in sizes:
+        x = kernel_inputs(n)
+        ours = {
+            "nngp": lambda x=x: nngp(x, None, "he", KERNEL_DEPTH),
+            "ntk": lambda x=x: ntk(x, None, "he", KERNEL_DEPTH, KERNEL_WIDTH),
+        }
+        for name, fn in ours.items():
+            t, times, out = median_time(fn, repeats)
+            row = {"kernel": name, "n": n, "time_s": t, "times_s": times}
+            if not isinstance(nt_fns, str):
+                nt_fn = nt_fns[0] if name == "nngp" else nt_fns[1]
+                t_nt, times_nt, out_nt = median_time(lambda nt_fn=nt_fn, x=x: nt_fn(x), repeats)
+                ref = torch.from_numpy(np.array(out_nt))  # a writable copy
+                rel = (ref - out).abs() / out.abs()
+                eye = torch.eye(n, dtype=torch.bool)
+                row |= {
+                    "nt_time_s": t_nt,
+                    "nt_times_s": times_nt,
+                    "nt_over_ours": t_nt / t,
+                    "nt_max_rel_diff_off_diagonal": float(rel[~eye].max()),
+                    "nt_max_rel_diff_diagonal": float(rel[eye].max()),
+                }
+            rows.append(row)
+    x = kernel_inputs(sizes[0])
+
+    def ours_pairs(a, b):
+        return (
+            nngp(a, b, "he", KERNEL_DEPTH)[:, 0],
+            ntk(a, b, "he", KERNEL_DEPTH, KERNEL_WIDTH)[:, 0],
+        )
+
+    agree = {"robustlab": agreement(x, ours_pairs)}
+    if not isinstance(nt_fns, str):
+        agree["neural_tangents"] = agreement(x, nt_fns[2])
+    at_1000 = {r["kernel"]: r["time_s"] for r in rows if r["n"] == 1000}
+    return {
+        "rows": rows,
+        "target_s": KERNEL_TARGET_S,
+        "pass": all(t <= KERNEL_TARGET_S for t in at_1000.values()),
+        "agreement_max_rel_err": agree,
+        "big": big_run(big, torch.get_num_threads()) if big else None,
+        "neural_tangents": nt_fns[3] if not isinstance(nt_fns, str) else nt_fns,
+        "config": {
+            "in_dim": KERNEL_D,
+            "depth": KERNEL_DEPTH,
+            "width": KERNEL_WIDTH,
+            "init": "he",
+            "dtype": "float64",
+            "repeats": repeats,
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "robustlab": rl.__version__,
+            "machine": platform.machine(),
+            "processor": platform.processor(),
+        },
+    }
+
+
+def print_kernel_case(res: dict) -> None:
+    cfg = res["config"]
+    print(
+        f"robustlab bench_theory kernels: x vs itself, d={cfg['in_dim']}, depth "
+        f"{cfg['depth']}, He, width {cfg['width']} (NTK), float64, CPU, {cfg['threads']} "
+        f"threads, torch {cfg['torch']}, median of {cfg['repeats']} after a warm-up"
+    )
+    nt = res["neural_tangents"]
+    print(nt if isinstance(nt, str) else ", ".join(f"{k} {v}" for k, v in nt.items()))
+    head = f"{'kernel':<8}{'N':>7}{'robustlab (s)':>16}{'NT jit (s)':>14}{'NT/ours':>12}"
+    head += f"{'NT vs ours off-diag / diag (rel)':>36}"
+    print(head)
+    print("-" * len(head))
+    for r in res["rows"]:
+        line = f"{r['kernel']:<8}{r['n']:>7}{r['time_s']:>16.3f}"
+        if "nt_time_s" in r:
+            diff = f"{r['nt_max_rel_diff_off_diagonal']:.1e} / {r['nt_max_rel_diff_diagonal']:.1e}"
+            line += f"{r['nt_time_s']:>14.3f}{r['nt_over_ours']:>11.2f}x{diff:>36}"
+        print(line)
+    verdict = "PASS" if res["pass"] else "FAIL"
+    print(f"{verdict} NNGP and NTK at N = 1000 each <= {res['target_s']:g} s")
+    for who, kinds in res["agreement_max_rel_err"].items():
+        parts = [f"{k} {e['nngp']:.1e} / {e['ntk']:.1e}" for k, e in kinds.items()]
+        print(f"vs 50-digit mpmath, max rel err NNGP / NTK, {who}: " + "; ".join(parts))
+    big = res["big"]
+    if big:
+        print(
+            f"blocked N={big['n']}: NNGP {big['nngp_time_s']:.1f} s, NTK {big['ntk_time_s']:.1f} "
+            f"s; peak RSS ({big['rss_source']}) {big['rss_peak_mib']:.0f} MiB "
+            f"(+{big['rss_growth_mib']:.0f} MiB "
+            f"during the run, output {big['output_mib']:.0f} MiB); first rows vs a small "
+            f"call: {big['rows_vs_small_call_max_rel']:.1e} rel"
+        )
+
+
+def kernel_main(a: argparse.Namespace) -> None:
+    if a.kernel_child:
+        kernel_child(a.kernel_child)
+        return
+    res = kernel_case(a.quick, a.big)
+    print_kernel_case(res)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"kernels": res}, f, indent=2)
+        print(f"wrote {a.json}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="N = 300 points, 2 repeats")
@@ -88,9 +441,17 @@ def main() -> None:
     p.add_argument("--max-steps", type=int, default=20_000, help="cap for --full")
     p.add_argument("--json", metavar="PATH", help="write the results as a JSON object")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--kernels", action="store_true", help="run (d), the kernel case, only")
+    p.add_argument("--big", type=int, default=None, help="(d): N of the blocked run (10000)")
+    p.add_argument("--kernel-child", type=int, default=0, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.kernels or a.kernel_child:
+        if a.big is None:
+            a.big = 4000 if a.quick else 10_000
+        kernel_main(a)
+        return
 
     n, width, depth, eps, target = (300 if a.quick else 1000), 1024, 8, 0.1, 1e-3
     repeats = 2 if a.quick else 3
@@ -104,6 +465,9 @@ def main() -> None:
 
     limit()  # warm-up
     limit_t, res = timed(limit, repeats)
+    # (c) the mean-only path against the full one
+    means = [mean_case(n, d, depth, eps, repeats) for d in MEAN_DIMS]
+    mean_speedup = min(c["mean_speedup"] for c in means)
 
     # (b) one linearized network
     def net():
@@ -159,6 +523,14 @@ def main() -> None:
         )
     verdict = "PASS" if ratio >= TARGET_RATIO else "FAIL"
     print(f"{verdict} ratio {ratio:.0f}x (target >= {TARGET_RATIO:g}x)")
+    print(f"{'(c) lazy limit, mean only':<44}{'full (s)':>12}{'mean (s)':>12}{'speedup':>18}")
+    for c in means:
+        what = f"d={c['in_dim']}: p / p_kernel {c['p']:.4f} / {c['p_kernel']:.4f}"
+        print(f"{what:<44}{c['full_time_s']:>12.3f}{c['mean_time_s']:>12.3f}", end="")
+        print(f"{c['mean_speedup']:>17.1f}x")
+    verdict = "PASS" if mean_speedup >= MEAN_TARGET else "FAIL"
+    at = "at each d" + (", for N = 1000" if a.quick else "")
+    print(f"{verdict} mean_speedup {mean_speedup:.1f}x (target >= {MEAN_TARGET:g}x {at})")
 
     if a.json:
         out = {
@@ -178,6 +550,10 @@ def main() -> None:
             "train_loss_after_timed_steps": short.history["loss"][-1],
             "curve_loss_after_timed_steps": curve(s2),
             "full_run": measured,
+            "mean_speedup": mean_speedup,
+            "mean_speedup_target": MEAN_TARGET,
+            "mean_speedup_pass": mean_speedup >= MEAN_TARGET,
+            "lazy_mean": means,
             "config": {
                 "n_train": n,
                 "n_test": n,

@@ -35,17 +35,29 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 import torch
 
-from .._checks import check_positive_int
+from .._checks import check_positive_int, short
 from ..init import InitScheme, get_init
-from .lazy_moments import DEFAULT_JITTER, MAX_JITTER, limit_moments, project, summarize
+from .lazy_moments import (
+    DEFAULT_JITTER,
+    MAX_JITTER,
+    limit_mean,
+    limit_moments,
+    project,
+    summarize,
+    summarize_mean,
+)
 
 __all__ = ["LazyLimitResult", "lazy_limit", "lazy_limit_p"]
 
 MODELS = ("network", "linearized")
+# The parts of the gradient law g ~ N(mu, C) that lazy_limit computes: "mean" (mu, the
+# kernel-regression part) and "cov" (C, what is left of f_0); P itself needs both.
+PARTS = ("mean", "cov")
 
 
 @dataclass(frozen=True)
@@ -78,7 +90,20 @@ class LazyLimitResult:
     Theta(X, X) for the converged solve (``jitter_abs`` = jitter * mean diag Theta; 0 on the
     finite-t path, which needs none). ``width`` None means the m -> infinity limit.
     ``per_point`` (n,), ``grad_mean`` (n, d) and ``grad_cov`` (n, d, d) are the per-point
-    P, mu and C.
+    P, mu and C. ``label_scale`` = c: the network was trained on the labels c y (mu scales
+    with c, C does not).
+
+    ``parts`` says what was computed (:data:`PARTS`). ``("mean", "cov")``, the default: all
+    of the above. ``("mean",)``: the mean gradient mu(x) = G A (c y) alone, the gradient of
+    the kernel-regression function x -> Theta(x, X) A (c y) = E_init f_t(x), i.e. the limit
+    network's function minus f_0's contribution f_0(x) - Theta(x, X) A f_0(X). Of the P
+    values only those of that function are then known: ``p_kernel`` (its P,
+    eps kappa_d mean_x |mu(x)|, exact) and ``rms_kernel``, plus ``p_at_init`` (D_L only).
+    ``p_kernel`` is not the expected P of the trained networks: it is a lower bound of
+    ``p`` (E|a + Z| >= |a| for every delta) that equals it only when f_0 = 0. Everything
+    that needs C -- ``p``, ``p_stderr``, ``p_rms``, ``p_init``, ``rms_init``,
+    ``train_loss`` -- is NaN, ``per_point`` and ``grad_cov`` are None, and
+    ``n_directions`` is 0 (nothing is sampled).
     """
 
     p: float
@@ -107,9 +132,11 @@ class LazyLimitResult:
     in_dim: int
     n_directions: int
     seed: int
-    per_point: torch.Tensor = field(repr=False, compare=False)
+    label_scale: float
+    parts: tuple[str, ...]
+    per_point: torch.Tensor | None = field(repr=False, compare=False)
     grad_mean: torch.Tensor = field(repr=False, compare=False)
-    grad_cov: torch.Tensor = field(repr=False, compare=False)
+    grad_cov: torch.Tensor | None = field(repr=False, compare=False)
 
     def row(self) -> dict:
         """The scalar fields as a dict (one tidy result row)."""
@@ -163,6 +190,41 @@ def check_model(model: object) -> str:
     return str(model)
 
 
+def check_parts(parts: object) -> tuple[str, ...]:
+    """``parts`` (a name or a sequence of names from :data:`PARTS`) as a tuple in PARTS
+    order; it must include ``"mean"`` (the covariance alone would save no time)."""
+    names = (parts,) if isinstance(parts, str) else parts
+    if not isinstance(names, (tuple, list)):
+        raise ValueError(
+            f"parts must be a tuple of names from {', '.join(PARTS)}, got {short(parts)}"
+        )
+    for name in names:
+        if name not in PARTS:
+            raise ValueError(f"parts must name some of {', '.join(PARTS)}, got {short(name)}")
+    if "mean" not in names:
+        raise ValueError(f'parts must include "mean" (("mean",) or {PARTS}), got {short(parts)}')
+    return tuple(p for p in PARTS if p in names)
+
+
+def check_label_scale(label_scale: object) -> tuple[list[float], bool]:
+    """(the label scales c as floats, whether a sequence was given): a finite number, or a
+    non-empty sequence of them."""
+    if isinstance(label_scale, torch.Tensor):
+        label_scale = label_scale.tolist()  # 0-d: a number, 1-d: a list
+    batched = not isinstance(label_scale, numbers.Real)
+    if batched and (isinstance(label_scale, str) or not isinstance(label_scale, Iterable)):
+        raise ValueError(
+            f"label_scale must be a number or a sequence of numbers, got {short(label_scale)}"
+        )
+    scales = list(label_scale) if batched else [label_scale]
+    if not scales:
+        raise ValueError("label_scale must not be an empty sequence")
+    for c in scales:
+        if isinstance(c, bool) or not isinstance(c, numbers.Real) or not math.isfinite(c):
+            raise ValueError(f"label scales must be finite numbers, got {short(c)}")
+    return [float(c) for c in scales], batched
+
+
 def check_t_lr(t: object, lr: object) -> tuple[int | None, float | str]:
     if t is not None:
         if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 0:
@@ -193,15 +255,24 @@ def lazy_limit(
     jitter: float = DEFAULT_JITTER,
     dtype: torch.dtype = torch.float64,
     chunk: int = 256,
-) -> LazyLimitResult:
+    parts: str | tuple[str, ...] = PARTS,
+    label_scale: float | Iterable[float] = 1.0,
+) -> LazyLimitResult | tuple[LazyLimitResult, ...]:
     """Expected P over initialization of the infinite-width linearized network after training.
 
     See the module docstring for f_t, A_t, mu and C, and :class:`LazyLimitResult` for what
-    each number averages. The network is ``rl.mlp(d, m, depth, init=init)`` (one output, no
-    biases); training is full-batch gradient descent on the mse loss
-    mean_i 0.5 (f(x_i) - y_i)^2, i.e. f <- f - (lr/N) Theta (f - y) on the training
-    points, for ``t`` steps exactly ((I - (lr/N) Theta)^t, not the gradient-flow exponential)
-    or to convergence (``t=None``, the minimum-norm interpolant around f_0).
+    each number averages. ``parts=("mean",)`` computes mu alone -- the kernel-regression
+    part, ``p_kernel``, all a sweep of the mean function needs -- without the NNGP, the
+    covariance or the Monte Carlo over deltas: O(N^3 / 3 + n N d) instead of
+    O(N^3 + n d N^2 + n K d^2). ``label_scale`` may be a sequence of c: the kernels and the
+    factorization are computed once and serve every c (mu is linear in the labels, C does
+    not depend on them), one result per c, each as a separate call with that c gives.
+
+    The network is ``rl.mlp(d, m, depth, init=init)`` (one output, no biases); training is
+    full-batch gradient descent on the mse loss mean_i 0.5 (f(x_i) - y_i)^2, i.e.
+    f <- f - (lr/N) Theta (f - y) on the training points, for ``t`` steps exactly
+    ((I - (lr/N) Theta)^t, not the gradient-flow exponential) or to convergence
+    (``t=None``, the minimum-norm interpolant around f_0).
 
     Width and step size. Under the standard parameterization the NTK grows linearly with m
     (:func:`~robustlab.theory.ntk`), so a *numeric* ``lr`` only means something for a given
@@ -237,10 +308,16 @@ def lazy_limit(
             diagonal; multiplied by 10 (up to 1e-4) while the Cholesky factorization
             fails. The value used is reported.
         dtype: computation dtype (float64 by default).
-        chunk: test points per block (memory ~ 3 * chunk * d * N numbers).
+        chunk: test points per block (memory ~ 3 * chunk * d * N numbers) when "cov" is
+            computed; the mean alone runs in blocks of pairs (memory ~ N^2).
+        parts: ``("mean", "cov")`` (the default: everything) or ``("mean",)`` (mu and the
+            numbers it fixes; the others NaN, see :class:`LazyLimitResult`).
+        label_scale: c, the network being trained on c * y_train (1 by default), or a
+            sequence of them.
 
     Returns:
-        A frozen :class:`LazyLimitResult` (``.to_frame()`` for a DataFrame row).
+        A frozen :class:`LazyLimitResult` (``.to_frame()`` for a DataFrame row); a tuple of
+        them, one per c in order, when ``label_scale`` is a sequence.
 
     References: Jacot, Gabriel & Hongler, NeurIPS 2018; Lee et al., NeurIPS 2019
     (arXiv 1902.06720), eqs. 9-11; Arora et al., NeurIPS 2019 (arXiv 1904.11955).
@@ -253,38 +330,54 @@ def lazy_limit(
     chunk = check_positive_int("chunk", chunk)
     t, lr = check_t_lr(t, lr)
     model = check_model(model)
+    parts = check_parts(parts)
+    scales, batched = check_label_scale(label_scale)
     x = _as_points("x_train", x_train, dtype)
     xt = _as_points("x_test", x_test, dtype).to(x.device)
     if xt.shape[1] != x.shape[1]:
         raise ValueError(f"x_test has dimension {xt.shape[1]}, x_train {x.shape[1]}")
     y = _as_labels(y_train, x.shape[0], dtype).to(x.device)
     scheme = get_init(init)
-    mom = limit_moments(x, y, xt, scheme, depth, width, t, lr, float(jitter), chunk, model)
-    out = summarize(mom, 1.0, eps, region, project(mom, n_directions, seed, chunk))
+    args = (x, y, xt, scheme, depth, width, t, lr, float(jitter))
+    if "cov" in parts:
+        mom = limit_moments(*args, chunk, model)
+        proj = project(mom, n_directions, seed, chunk)
+        outs = [summarize(mom, c, eps, region, proj) for c in scales]
+        cov = mom.cov
+    else:
+        mom = limit_mean(*args, model)
+        outs = [summarize_mean(mom, c, eps, region) for c in scales]
+        cov, n_directions = None, 0
     d = x.shape[1]
-    return LazyLimitResult(
-        **{k: v for k, v in out.items() if k not in ("per_point", "grad_mean")},
-        model=model,
-        init=scheme.name,
-        variances=scheme.variances(d, mom.width, 1),
-        depth=depth,
-        width=None if width is None else mom.width,
-        eps=eps,
-        region=region,
-        t=t,
-        lr=mom.lr,
-        step_ratio=mom.step_ratio,
-        jitter=mom.jitter,
-        jitter_abs=mom.jitter_abs,
-        n_train=x.shape[0],
-        n_test=xt.shape[0],
-        in_dim=d,
-        n_directions=n_directions,
-        seed=seed,
-        per_point=out["per_point"],
-        grad_mean=out["grad_mean"],
-        grad_cov=mom.cov,
+    results = tuple(
+        LazyLimitResult(
+            **{k: v for k, v in out.items() if k not in ("per_point", "grad_mean")},
+            model=model,
+            init=scheme.name,
+            variances=scheme.variances(d, mom.width, 1),
+            depth=depth,
+            width=None if width is None else mom.width,
+            eps=eps,
+            region=region,
+            t=t,
+            lr=mom.lr,
+            step_ratio=mom.step_ratio,
+            jitter=mom.jitter,
+            jitter_abs=mom.jitter_abs,
+            n_train=x.shape[0],
+            n_test=xt.shape[0],
+            in_dim=d,
+            n_directions=n_directions,
+            seed=seed,
+            label_scale=c,
+            parts=parts,
+            per_point=out["per_point"],
+            grad_mean=out["grad_mean"],
+            grad_cov=cov,
+        )
+        for c, out in zip(scales, outs, strict=True)
     )
+    return results if batched else results[0]
 
 
 def lazy_limit_p(

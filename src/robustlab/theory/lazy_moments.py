@@ -6,6 +6,13 @@ training points (N x N), one factorization (Cholesky when converged, an eigendec
 for t steps), then per block of evaluation points the d x N gradient matrices G and H
 (closed form from the kernels' slopes in the cosine) and two (N x N) @ (N x c d) products.
 Cost O(N^3 + n d N^2), memory O(N^2 + chunk d N).
+
+The mean alone (:func:`limit_mean`, ``lazy_limit(..., parts=("mean",))``) needs neither the
+NNGP nor the covariance: Theta(X, X) on one triangle, one solve w = A y (a Cholesky solve
+when converged), and per evaluation point mu = G w formed without G, as
+u (sum_j along_j w_j) + sum_j across_j w_j (u_j - u) (:func:`_slope_terms`): two
+(n, N) @ (N, .) products. Cost O(N^3 / 3 + n N d) and the kernel recursion on N^2 / 2 + n N
+pairs; memory O(N^2 + n d).
 """
 
 from __future__ import annotations
@@ -17,21 +24,33 @@ import torch
 
 from .._checks import check_memory, check_positive_int
 from ..init import get_init
-from .kernels import angular, cosines, layer_variances, unit_difference, width_free
+from .kernels import _NEAR, angular, cosines, layer_variances, unit_difference, width_free
 
 __all__ = [
     "DEFAULT_JITTER",
     "INF_WIDTH",
+    "COV_NUMBERS",
+    "LimitMean",
     "LimitMoments",
     "limit_bytes",
+    "limit_mean",
     "limit_moments",
+    "mean_bytes",
     "project",
     "summarize",
+    "summarize_mean",
 ]
 
 INF_WIDTH = 1 << 40  # "m = infinity": the O(1/m) terms of the NTK are ~1e-12, below the jitter
 DEFAULT_JITTER = 1e-10  # relative to mean diag Theta(X, X)
 MAX_JITTER = 1e-4
+# Kernel pairs per block of the mean path's recursion: its ~40 temporaries (1 MiB each in
+# float64) stay in cache; whole (1000, 1000) blocks run ~3x slower on two cores.
+_PAIR_BLOCK = 1 << 17
+# Pairs per block of the mean path's cosines (128 MiB of norms and cosines in float64):
+# large blocks keep kernels.cosines on its sparse near-pair path (its dense one, taken for
+# small blocks, forms u_j - u for every pair).
+_COSINE_BLOCK = 1 << 23
 
 
 @dataclass(frozen=True)
@@ -58,32 +77,56 @@ class LimitMoments:
     n_train: int
 
 
-def _train_operator(theta: torch.Tensor, t: int | None, lr: float | str, jitter: float):
-    """A_t and the residual operator Q_t = I - Theta A_t, both (N, N), and what was used.
+@dataclass(frozen=True)
+class LimitMean:
+    """The mean of the limit's input gradient at n points, for labels y (no covariance).
 
-    Returns ``(A, Q, lr_used, step_ratio, jitter_rel, jitter_abs)``. Converged (t None):
-    Cholesky of Theta + jitter_abs I; then Q = jitter_abs A exactly. Finite t: eigendecomposition
-    Theta = U diag(lambda) U^T, A = U diag((1 - (1 - z)^t) / lambda) U^T with
-    z = lr lambda / N, Q = U diag((1 - z)^t) U^T; no jitter is needed.
+    ``mu`` (n, d) = G A y, the gradient of the kernel-regression function
+    x -> Theta(x, X) A y, which is E_init f_t(x); ``f0_var`` = D_L; the rest as in
+    :class:`LimitMoments`.
+    """
+
+    mu: torch.Tensor
+    f0_var: float  # D_L
+    lr: float | None
+    step_ratio: float | None
+    jitter: float
+    jitter_abs: float
+    width: int
+    n_train: int
+
+
+def _cholesky(theta: torch.Tensor, jitter: float) -> tuple[torch.Tensor, float, float]:
+    """Lower Cholesky factor of Theta + jitter_abs I, jitter_abs = rel * mean diag Theta,
+    with rel = ``jitter`` multiplied by 10 (up to MAX_JITTER) while the factorization fails.
+
+    Returns ``(chol, rel, jitter_abs)``. Reads the lower triangle of ``theta`` only.
     """
     n = theta.shape[0]
     eye = torch.eye(n, dtype=theta.dtype, device=theta.device)
-    if t is None:
-        scale = float(theta.diagonal().mean())
-        rel = jitter
-        while True:
-            chol, info = torch.linalg.cholesky_ex(theta + (rel * scale) * eye)
-            if int(info) == 0:
-                break
-            if rel * 10 > MAX_JITTER:
-                raise ValueError(
-                    f"Theta(X, X) is not positive definite even with jitter {rel:g} x its mean "
-                    "diagonal; are there duplicated training points?"
-                )
-            rel = max(rel * 10, 1e-14)
-        a = torch.cholesky_inverse(chol)
-        a = 0.5 * (a + a.T)
-        return a, (rel * scale) * a, None, None, rel, rel * scale
+    scale = float(theta.diagonal().mean())
+    rel = jitter
+    while True:
+        chol, info = torch.linalg.cholesky_ex(theta + (rel * scale) * eye)
+        if int(info) == 0:
+            return chol, rel, rel * scale
+        if rel * 10 > MAX_JITTER:
+            raise ValueError(
+                f"Theta(X, X) is not positive definite even with jitter {rel:g} x its mean "
+                "diagonal; are there duplicated training points?"
+            )
+        rel = max(rel * 10, 1e-14)
+
+
+def _spectral(theta: torch.Tensor, t: int, lr: float | str):
+    """The t-step filters of Theta = U diag(lambda) U^T (lower triangle read).
+
+    Returns ``(u, filt, decay, lr_used, step_ratio)`` with z = lr lambda / N,
+    ``decay`` = (1 - z)^t and ``filt`` = (1 - (1 - z)^t) / lambda, so that
+    A_t = U diag(filt) U^T and Q_t = U diag(decay) U^T; ``lr="auto"`` takes
+    lr = N / lambda_max. Refuses an lr for which gradient descent diverges (z >= 2).
+    """
+    n = theta.shape[0]
     lam, u = torch.linalg.eigh(theta)
     lam = torch.clamp(lam, min=0.0)  # rounding can leave tiny negative eigenvalues
     lam_max = float(lam[-1])
@@ -100,7 +143,36 @@ def _train_operator(theta: torch.Tensor, t: int | None, lr: float | str, jitter:
     filt_low = -torch.expm1(t * torch.log1p(-low)) / torch.clamp(lam, min=1e-300)
     filt_low = torch.where(lam > 0, filt_low, torch.full_like(lam, t * step / n))
     filt = torch.where(z < 0.5, filt_low, (1.0 - decay) / torch.clamp(lam, min=1e-300))
-    return (u * filt) @ u.T, (u * decay) @ u.T, step, float(z[-1]), 0.0, 0.0
+    return u, filt, decay, step, float(z[-1])
+
+
+def _train_operator(theta: torch.Tensor, t: int | None, lr: float | str, jitter: float):
+    """A_t and the residual operator Q_t = I - Theta A_t, both (N, N), and what was used.
+
+    Returns ``(A, Q, lr_used, step_ratio, jitter_rel, jitter_abs)``. Converged (t None):
+    Cholesky of Theta + jitter_abs I (:func:`_cholesky`); then Q = jitter_abs A exactly.
+    Finite t: eigendecomposition Theta = U diag(lambda) U^T, A = U diag((1 - (1 - z)^t) /
+    lambda) U^T with z = lr lambda / N, Q = U diag((1 - z)^t) U^T (:func:`_spectral`); no
+    jitter is needed.
+    """
+    if t is None:
+        chol, rel, jit_abs = _cholesky(theta, jitter)
+        a = torch.cholesky_inverse(chol)
+        a = 0.5 * (a + a.T)
+        return a, jit_abs * a, None, None, rel, jit_abs
+    u, filt, decay, step, ratio = _spectral(theta, t, lr)
+    return (u * filt) @ u.T, (u * decay) @ u.T, step, ratio, 0.0, 0.0
+
+
+def _train_weights(theta: torch.Tensor, y: torch.Tensor, t: int | None, lr, jitter: float):
+    """w = A_t y (N,) without forming A_t, and ``(lr_used, step_ratio, rel, jitter_abs)``:
+    one Cholesky solve when converged, U (filt * U^T y) after t steps (as
+    :func:`_train_operator`)."""
+    if t is None:
+        chol, rel, jit_abs = _cholesky(theta, jitter)
+        return torch.cholesky_solve(y[:, None], chol)[:, 0], None, None, rel, jit_abs
+    u, filt, _, step, ratio = _spectral(theta, t, lr)
+    return u @ (filt * (u.T @ y)), step, ratio, 0.0, 0.0
 
 
 def limit_bytes(n_train: int, n_eval: int, d: int, chunk: int = 256, itemsize: int = 8) -> int:
@@ -108,6 +180,52 @@ def limit_bytes(n_train: int, n_eval: int, d: int, chunk: int = 256, itemsize: i
     and the two training operators on the training points (4 N^2), the covariances at the
     evaluation points (n d^2) and one chunk's differences (chunk N d)."""
     return itemsize * (4 * n_train * n_train + n_eval * d * d + min(n_eval, chunk) * n_train * d)
+
+
+def _kernel_width(init, d: int, depth: int, width: int | None, t, lr) -> int:
+    """The m the kernels are evaluated at: ``width``, or INF_WIDTH for None after checking
+    that the scheme has an infinite-width limit (and, for a numeric lr at finite t, an NTK
+    that does not grow with m)."""
+    if width is not None:
+        return check_positive_int("width", width)
+    if not width_free(init, d, depth, 0):
+        raise ValueError(
+            f"init {get_init(init).name!r} has no finite nonzero infinite-width NNGP (its "
+            "f_0 scale changes with the width); pass width="
+        )
+    if lr != "auto" and t is not None and not width_free(init, d, depth, 1):
+        raise ValueError(
+            f"a numeric lr needs the network's width: the NTK of {get_init(init).name!r} "
+            'grows with m (standard parameterization); pass width= or lr="auto"'
+        )
+    return INF_WIDTH
+
+
+def _f0_var(s: list[float], v: list[float], m: int, dtype: torch.dtype) -> float:
+    """D_L = K(x, x) / |x|^2, the NNGP at c = 1 - rho = 0: Cov grad f_0(x) = D_L I."""
+    return float(angular(torch.zeros((), dtype=dtype), s, v, m)[0])
+
+
+def _unit_and_scale(xc: torch.Tensor, nc: torch.Tensor):
+    """|x| (c,), u = x / |x| (c, d) and |x_j| = (|x| |x_j|) / |x| (c, N) from ``cosines``'
+    norms ``nc`` (c, N); norms clamped to the smallest positive number."""
+    nxc = torch.clamp(torch.linalg.vector_norm(xc, dim=1), min=torch.finfo(xc.dtype).tiny)
+    return nxc, xc / nxc[:, None], nc / nxc[:, None]
+
+
+def _slope_terms(val, slope, cc, scale):
+    """The coefficients of grad_x k(x, x_j) for k = |x| |x_j| S(rho), S = ``val`` with
+    dS/drho = ``slope`` (c, N):
+
+        grad_x k(x, x_j) = along_j u + across_j (u_j - u),
+        along_j = |x_j| (S + (1 - rho) S'),   across_j = |x_j| S',
+
+    from grad_x [|x||x_j| S(rho)] = |x_j| (S u + S' (u_j - rho u)) with
+    u_j - rho u = (u_j - u) + (1 - rho) u: S' ~ 1/sqrt(1 - rho) near the diagonal multiplies
+    u_j - u, of size sqrt(1 - rho), which callers form without cancellation there.
+    ``cc`` = 1 - rho, ``scale`` = |x_j| (c, N).
+    """
+    return scale * (val + cc * slope), scale * slope
 
 
 def limit_moments(
@@ -126,20 +244,7 @@ def limit_moments(
         limit_bytes(n, xt.shape[0], d, chunk, x.dtype.itemsize),
         "use fewer points (n_train, n_test) or lower-dimensional data",
     )
-    if width is None:
-        if not width_free(init, d, depth, 0):
-            raise ValueError(
-                f"init {get_init(init).name!r} has no finite nonzero infinite-width NNGP (its "
-                "f_0 scale changes with the width); pass width="
-            )
-        if lr != "auto" and t is not None and not width_free(init, d, depth, 1):
-            raise ValueError(
-                f"a numeric lr needs the network's width: the NTK of {get_init(init).name!r} "
-                'grows with m (standard parameterization); pass width= or lr="auto"'
-            )
-        m = INF_WIDTH
-    else:
-        m = check_positive_int("width", width)
+    m = _kernel_width(init, d, depth, width, t, lr)
     s, v = layer_variances(init, d, m, depth)
     norms, comp = cosines(x, x)
     k_ang, th_ang = angular(comp, s, v, m)
@@ -148,8 +253,7 @@ def limit_moments(
     ay = a @ y
     qy = q @ y
     qkq = float((q * (kxx @ q)).sum())  # tr(Q K Q^T), Q symmetric
-    zero = torch.zeros((), dtype=x.dtype)  # c = 1 - rho = 0
-    f0_var = float(angular(zero, s, v, m)[0])  # D_L = K(x, x) / |x|^2
+    f0_var = _f0_var(s, v, m, x.dtype)
 
     xn = torch.clamp(torch.linalg.vector_norm(x, dim=1), min=torch.finfo(x.dtype).tiny)
     mus, covs = [], []
@@ -161,18 +265,12 @@ def limit_moments(
         k_c, th_c, dk_c, dth_c = angular(
             cc, s, v, m, slopes=True, fixed_patterns=model == "linearized"
         )
-        nxc = torch.clamp(torch.linalg.vector_norm(xc, dim=1), min=torch.finfo(x.dtype).tiny)
-        uc = xc / nxc[:, None]  # (c, d)
-        scale = nc / nxc[:, None]  # |x_j|: (c, N)
+        nxc, uc, scale = _unit_and_scale(xc, nc)
         # u_j - u: (c, N, d) -> (c, d, N), exact as u_j -> u
         apart = unit_difference(x[None], xc[:, None], xn[None], nxc[:, None]).transpose(1, 2)
 
         def grad(val, slope, uc=uc, cc=cc, scale=scale, apart=apart):
-            # grad_x [|x||x_j| S(rho)] = |x_j| (S u + S' (u_j - rho u)), with
-            # u_j - rho u = (u_j - u) + (1 - rho) u: S' ~ 1/sqrt(1 - rho) near the diagonal
-            # multiplies a difference of size sqrt(1 - rho), computed without cancellation
-            along = scale * (val + cc * slope)
-            across = scale * slope
+            along, across = _slope_terms(val, slope, cc, scale)
             return uc[:, :, None] * along[:, None, :] + across[:, None, :] * apart
 
         g = grad(th_c, dth_c)
@@ -196,6 +294,80 @@ def limit_moments(
         m,
         n,
     )
+
+
+def mean_bytes(n_train: int, n_eval: int, d: int, itemsize: int = 8) -> int:
+    """A lower bound of the bytes :func:`limit_mean` holds at once: the norms, cosines and
+    NTK on the training points and its factor (4 N^2), the means (n d) and one block's
+    norms and cosines (2 min(n N, _COSINE_BLOCK))."""
+    return itemsize * (4 * n_train**2 + n_eval * d + 2 * min(n_eval * n_train, _COSINE_BLOCK))
+
+
+def _train_ntk(x: torch.Tensor, s: list[float], v: list[float], m: int) -> torch.Tensor:
+    """Theta(X, X) (N, N) from the recursion on its lower triangle (what the Cholesky and
+    eigendecomposition read) in blocks of rows, mirrored: half the pairs."""
+    n = x.shape[0]
+    norms, comp = cosines(x, x)
+    ang = torch.zeros_like(comp)
+    rows = max(1, _PAIR_BLOCK // n)
+    for lo in range(0, n, rows):
+        hi = min(lo + rows, n)
+        ang[lo:hi, :hi] = angular(comp[lo:hi, :hi], s, v, m)[1]
+    return norms * (torch.tril(ang) + torch.tril(ang, -1).T)
+
+
+def limit_mean(x, y, xt, init, depth, width, t, lr, jitter, model="network") -> LimitMean:
+    """mu (n, d) = G A y at the points xt, without the covariance; see :class:`LimitMean`.
+
+    The inputs of :func:`limit_moments`, and its mu up to rounding, computed as
+
+        w = A y                          (one Cholesky solve, or U (filt * U^T y) at finite t)
+        mu(x) = u (sum_j along_j w_j) + sum_j across_j w_j (u_j - u)     (:func:`_slope_terms`)
+
+    so G (d x N per point) is never formed. The second sum is (across w) @ U - (sum_j
+    across_j w_j) u over the pairs with 1 - rho >= 0.05 (kernels' ``_NEAR``), where u_j - u
+    is not small, and from :func:`~.kernels.unit_difference` over the few nearer pairs, so
+    it stays exact as x -> x_j. The cosines are taken in blocks of _COSINE_BLOCK pairs,
+    the rest in blocks of _PAIR_BLOCK pairs. Refused before any allocation when
+    :func:`mean_bytes` exceeds this machine's memory.
+    """
+    n, d = x.shape
+    check_memory(
+        "n_train",
+        f"the lazy limit's mean on {n} training and {xt.shape[0]} evaluation points",
+        mean_bytes(n, xt.shape[0], d, x.dtype.itemsize),
+        "use fewer training points (n_train)",
+    )
+    m = _kernel_width(init, d, depth, width, t, lr)
+    s, v = layer_variances(init, d, m, depth)
+    w, step, ratio, rel, jit_abs = _train_weights(_train_ntk(x, s, v, m), y, t, lr, jitter)
+    f0_var = _f0_var(s, v, m, x.dtype)
+
+    xn = torch.clamp(torch.linalg.vector_norm(x, dim=1), min=torch.finfo(x.dtype).tiny)
+    ux = x / xn[:, None]  # u_j: (N, d)
+    rows = max(1, _PAIR_BLOCK // n)
+    outer = max(rows, _COSINE_BLOCK // n)
+    mus = []
+    for lo in range(0, xt.shape[0], outer):
+        xo = xt[lo : lo + outer]
+        no, co = cosines(xo, x)  # (r, N)
+        for a in range(0, xo.shape[0], rows):
+            xc, nc, cc = xo[a : a + rows], no[a : a + rows], co[a : a + rows]
+            _, th_c, _, dth_c = angular(
+                cc, s, v, m, slopes=True, fixed_patterns=model == "linearized"
+            )
+            nxc, uc, scale = _unit_and_scale(xc, nc)
+            along, across = _slope_terms(th_c, dth_c, cc, scale)
+            b = across * w  # (c, N)
+            near = cc < _NEAR
+            far = torch.where(near, torch.zeros_like(b), b)
+            mu = uc * (along @ w - far.sum(1))[:, None] + far @ ux  # (c, d)
+            i, j = near.nonzero(as_tuple=True)
+            if i.numel():  # u_j - u exact as u_j -> u: (pairs, d)
+                diff = unit_difference(x[j], xc[i], xn[j], nxc[i])
+                mu = mu.index_add(0, i, b[i, j, None] * diff)
+            mus.append(mu)
+    return LimitMean(torch.cat(mus), f0_var, step, ratio, rel, jit_abs, m, n)
 
 
 def _expected_abs(a: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -227,6 +399,28 @@ def project(
     return torch.cat(dots), torch.cat(roots)
 
 
+def _kernel_part(mu: torch.Tensor, eps: float, region: str) -> tuple[float, float, float]:
+    """(p_kernel, rms_kernel, mean_x |mu|^2) of mean gradients mu (n, d): the P of the mean
+    function, eps kappa_d mean_x |mu(x)| (exact: E_delta |mu . delta| = eps kappa_d |mu|),
+    and eps sqrt(c mean_x |mu|^2), c = :func:`~robustlab.theory.rms_factor`."""
+    from . import kappa, rms_factor  # defined in the package __init__, which imports us
+
+    d = mu.shape[1]
+    mu2 = float((mu * mu).sum(1).mean())
+    p_kernel = eps * kappa(d, region) * float(torch.linalg.vector_norm(mu, dim=1).mean())
+    return p_kernel, eps * math.sqrt(rms_factor(d, region) * mu2), mu2
+
+
+def _radial(eps: float, d: int, region: str) -> float:
+    """E r for delta = r u: eps d / (d + 1) in the ball, eps on the sphere."""
+    return eps * d / (d + 1) if region == "ball" else eps
+
+
+def _p_at_init(f0_var: float, radial: float) -> float:
+    """P of the untrained network, g ~ N(0, D_L I): E r sqrt(2/pi) sqrt(D_L)."""
+    return radial * math.sqrt(2 / math.pi) * math.sqrt(f0_var)
+
+
 def summarize(
     mom: LimitMoments,
     label_scale: float,
@@ -239,29 +433,50 @@ def summarize(
     ``proj`` = :func:`project` (mom, ...); delta = r u with the radius r integrated
     exactly (E r = eps d / (d + 1) in the ball, eps on the sphere).
     """
-    from . import kappa, rms_factor  # defined in the package __init__, which imports us
+    from . import rms_factor  # defined in the package __init__, which imports us
 
     mu = mom.mu * label_scale
     n, d = mu.shape
-    radial = eps * d / (d + 1) if region == "ball" else eps
+    radial = _radial(eps, d, region)
     s = proj[1]
     h = _expected_abs(proj[0] * label_scale, s)  # (n, K): E_init |g . u| per direction
     k = h.shape[1]
     per_point = radial * h.mean(1)
     var = h.var(1).sum() if k > 1 else torch.tensor(math.nan)
     c = rms_factor(d, region)
-    mu2 = float((mu * mu).sum(1).mean())
+    p_kernel, rms_kernel, mu2 = _kernel_part(mu, eps, region)
     tr = float(torch.diagonal(mom.cov, dim1=1, dim2=2).sum(1).mean())
     return {
         "p": float(per_point.mean()),
         "p_stderr": radial * math.sqrt(float(var) / k) / n,
         "p_rms": eps * math.sqrt(c * (mu2 + tr)),
-        "p_kernel": eps * kappa(d, region) * float(torch.linalg.vector_norm(mu, dim=1).mean()),
+        "p_kernel": p_kernel,
         "p_init": radial * math.sqrt(2 / math.pi) * float(s.mean()),
-        "rms_kernel": eps * math.sqrt(c * mu2),
+        "rms_kernel": rms_kernel,
         "rms_init": eps * math.sqrt(c * max(tr, 0.0)),
-        "p_at_init": radial * math.sqrt(2 / math.pi) * math.sqrt(mom.f0_var),
+        "p_at_init": _p_at_init(mom.f0_var, radial),
         "train_loss": 0.5 * (label_scale**2 * mom.qy2 + mom.qkq) / mom.n_train,
         "per_point": per_point,
+        "grad_mean": mu,
+    }
+
+
+# What summarize_mean cannot know: each of these needs the covariance C (or tr(Q K Q)).
+COV_NUMBERS = ("p", "p_stderr", "p_rms", "p_init", "rms_init", "train_loss")
+
+
+def summarize_mean(mean: LimitMean, label_scale: float, eps: float, region: str) -> dict:
+    """The numbers of :func:`summarize` that the mean alone fixes, for labels
+    ``label_scale * y``: ``p_kernel``, ``rms_kernel``, ``p_at_init`` (D_L only) and
+    ``grad_mean``, the same expressions; those of :data:`COV_NUMBERS` NaN and ``per_point``
+    None."""
+    mu = mean.mu * label_scale
+    p_kernel, rms_kernel, _ = _kernel_part(mu, eps, region)
+    return {
+        **dict.fromkeys(COV_NUMBERS, math.nan),
+        "p_kernel": p_kernel,
+        "rms_kernel": rms_kernel,
+        "p_at_init": _p_at_init(mean.f0_var, _radial(eps, mu.shape[1], region)),
+        "per_point": None,
         "grad_mean": mu,
     }

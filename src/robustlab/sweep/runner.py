@@ -131,8 +131,10 @@ class _Interrupts:
                 what, hint = "interrupted", "Ctrl-C again to stop now"
             else:
                 what, hint = "terminated", "a second SIGTERM or Ctrl-C stops now"
-            _say(f"robustlab: {what}; waiting for {n} group{'s' * (n != 1)} in flight ({hint})")
+            # marked before the line is written: a second signal may run this handler again
+            # as soon as the line is out, even before this one returns
             self.announced = True
+            _say(f"robustlab: {what}; waiting for {n} group{'s' * (n != 1)} in flight ({hint})")
             return
         self.signum = self.signum or signum
         self._now = True

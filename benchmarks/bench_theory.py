@@ -175,28 +175,11 @@ def median_time(fn, repeats: int) -> tuple[float, list[float], object]:
 
 
 def mp_kernels(x: list[float], y: list[float], s: list[float], v: list[float], m: int):
-    """(NNGP, NTK) of the arc-cosine recursion in 50-digit arithmetic (mpmath), the
-    equations of robustlab.theory.kernels.nngp / ntk written out with rho = cos(x, y):
-    D_1 = s_1, Theta_1 = rho s_1 / v_1; per layer t = arccos rho, Sigmadot = (m s_l / 2)
-    (pi - t) / pi, rho <- (sqrt(1 - rho^2) + (pi - t) rho) / pi, D <- D m s_l / 2,
-    Theta <- Theta Sigmadot + rho D / v_l; K = |x||y| D rho, NTK = |x||y| Theta."""
-    import mpmath
+    """(NNGP, NTK) in 50-digit arithmetic (robustlab.theory._highprec), as floats."""
+    from robustlab.theory._highprec import arccos_kernels
 
-    with mpmath.workdps(50):
-        xs, ys = [mpmath.mpf(t) for t in x], [mpmath.mpf(t) for t in y]
-        nx = mpmath.sqrt(mpmath.fsum(t * t for t in xs))
-        ny = mpmath.sqrt(mpmath.fsum(t * t for t in ys))
-        rho = min(mpmath.fsum(a * b for a, b in zip(xs, ys, strict=True)) / (nx * ny), 1)
-        big_d = mpmath.mpf(s[0])
-        theta = rho * big_d / mpmath.mpf(v[0])
-        for sl, vl in zip(s[1:], v[1:], strict=True):
-            half = m * mpmath.mpf(sl) / 2
-            t = mpmath.acos(rho)
-            dot = (mpmath.pi - t) / mpmath.pi * half
-            rho = (mpmath.sqrt(1 - rho * rho) + (mpmath.pi - t) * rho) / mpmath.pi
-            big_d *= half
-            theta = theta * dot + rho * big_d / mpmath.mpf(vl)
-        return float(nx * ny * big_d * rho), float(nx * ny * theta)
+    k, theta = arccos_kernels(x, y, s, v, m)
+    return float(k), float(theta)
 
 
 def reference_pairs(x: torch.Tensor) -> dict[str, list[tuple[int, torch.Tensor]]]:

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from robustlab.theory import kernels, lazy_limit, nngp, ntk
+from robustlab.theory._highprec import arccos_kernels
 from robustlab.theory.kernels import cosines, layer_variances
 
 F64 = torch.float64
@@ -24,23 +25,9 @@ REL = 1e-12
 
 
 def reference(x: list, y: list, init: str, depth: int, width: int) -> tuple:
-    """(NNGP, NTK) of the arc-cosine recursion (docs/theory.md) in 50-digit arithmetic; x
-    and y are lists of floats or of mpmath numbers."""
-    s, v = layer_variances(init, len(x), width, depth)
-    xs, ys = [mpmath.mpf(t) for t in x], [mpmath.mpf(t) for t in y]
-    nx = mpmath.sqrt(mpmath.fsum(t * t for t in xs))
-    ny = mpmath.sqrt(mpmath.fsum(t * t for t in ys))
-    rho = min(mpmath.fsum(a * b for a, b in zip(xs, ys, strict=True)) / (nx * ny), 1)
-    big_d = mpmath.mpf(s[0])
-    theta = rho * big_d / mpmath.mpf(v[0])
-    for sl, vl in zip(s[1:], v[1:], strict=True):
-        half = width * mpmath.mpf(sl) / 2
-        t = mpmath.acos(rho)
-        dot = (mpmath.pi - t) / mpmath.pi * half
-        rho = (mpmath.sqrt(1 - rho * rho) + (mpmath.pi - t) * rho) / mpmath.pi
-        big_d *= half
-        theta = theta * dot + rho * big_d / mpmath.mpf(vl)
-    return nx * ny * big_d * rho, nx * ny * theta
+    """(NNGP, NTK) of the arc-cosine recursion in 50-digit arithmetic; x and y are lists of
+    floats or of mpmath numbers."""
+    return arccos_kernels(x, y, *layer_variances(init, len(x), width, depth), width)
 
 
 def near_pairs(d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -54,21 +54,17 @@ _COSINE_BLOCK = 1 << 23
 
 
 @dataclass(frozen=True)
-class LimitMoments:
-    """The Gaussian law of the limit's input gradient at n points, for labels y.
+class LimitMean:
+    """The mean of the limit's input gradient at n points, for labels y (no covariance).
 
-    ``mu`` (n, d) and ``cov`` (n, d, d): mean and covariance over initialization;
-    ``f0_var`` = D_L (Cov grad f_0 = D_L I); ``qy2`` = |Q y|^2 and ``qkq`` = tr(Q K Q),
-    Q = I - Theta A the residual operator, so E loss = (qy2 + qkq) / 2N; ``lr`` /
-    ``step_ratio`` (None when converged), ``jitter`` (relative) / ``jitter_abs`` as used;
-    ``width`` the m the kernels were evaluated at (INF_WIDTH for m -> infinity).
+    ``mu`` (n, d) = G A y, the gradient of the kernel-regression function
+    x -> Theta(x, X) A y, which is E_init f_t(x); ``f0_var`` = D_L (Cov grad f_0 = D_L I);
+    ``lr`` / ``step_ratio`` (None when converged), ``jitter`` (relative) / ``jitter_abs`` as
+    used; ``width`` the m the kernels were evaluated at (INF_WIDTH for m -> infinity).
     """
 
     mu: torch.Tensor
-    cov: torch.Tensor
     f0_var: float  # D_L
-    qy2: float  # |Q y|^2, Q = I - Theta A (residual operator)
-    qkq: float  # tr(Q K Q)
     lr: float | None
     step_ratio: float | None
     jitter: float
@@ -78,22 +74,16 @@ class LimitMoments:
 
 
 @dataclass(frozen=True)
-class LimitMean:
-    """The mean of the limit's input gradient at n points, for labels y (no covariance).
-
-    ``mu`` (n, d) = G A y, the gradient of the kernel-regression function
-    x -> Theta(x, X) A y, which is E_init f_t(x); ``f0_var`` = D_L; the rest as in
-    :class:`LimitMoments`.
+class LimitMoments(LimitMean):
+    """The Gaussian law of the limit's input gradient at n points, for labels y: the mean
+    (:class:`LimitMean`) and ``cov`` (n, d, d), the covariance over initialization;
+    ``qy2`` = |Q y|^2 and ``qkq`` = tr(Q K Q), Q = I - Theta A the residual operator, so
+    E loss = (qy2 + qkq) / 2N.
     """
 
-    mu: torch.Tensor
-    f0_var: float  # D_L
-    lr: float | None
-    step_ratio: float | None
-    jitter: float
-    jitter_abs: float
-    width: int
-    n_train: int
+    cov: torch.Tensor
+    qy2: float  # |Q y|^2, Q = I - Theta A (residual operator)
+    qkq: float  # tr(Q K Q)
 
 
 def _cholesky(theta: torch.Tensor, jitter: float) -> tuple[torch.Tensor, float, float]:
@@ -282,18 +272,10 @@ def limit_moments(
         cov = f0_var * eye - cross - cross.transpose(1, 2) + quad
         covs.append(0.5 * (cov + cov.transpose(1, 2)))
     return LimitMoments(
-        torch.cat(mus),
-        torch.cat(covs),
-        f0_var,
-        float(qy @ qy),
-        qkq,
-        step,
-        ratio,
-        rel,
-        jit_abs,
-        m,
-        n,
-    )
+        mu=torch.cat(mus), f0_var=f0_var, lr=step, step_ratio=ratio, jitter=rel,
+        jitter_abs=jit_abs, width=m, n_train=n, cov=torch.cat(covs), qy2=float(qy @ qy),
+        qkq=qkq,
+    )  # fmt: skip
 
 
 def mean_bytes(n_train: int, n_eval: int, d: int, itemsize: int = 8) -> int:

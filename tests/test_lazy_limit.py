@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import robustlab as rl
+from _spheres import F64, D, lazy_data, sphere
 from robustlab.cli import main
 from robustlab.theory import (
     after_training_table,
@@ -26,21 +27,12 @@ from robustlab.theory import (
     ntk,
 )
 
-F64 = torch.float64
 Z = 4.0
-D = 6
-
-
-def sphere(n: int, d: int, seed: int) -> torch.Tensor:
-    g = torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=F64)
-    return g / g.norm(dim=1, keepdim=True)
 
 
 @pytest.fixture(scope="module")
 def data():
-    x, xt = sphere(25, D, 0), sphere(12, D, 1)
-    y = torch.sign(x[:, 0] + 0.3 * x[:, 1])  # +-1 labels
-    return x, y, xt
+    return lazy_data()
 
 
 # ----------------------------------------------------------------------------- t = 0
@@ -100,6 +92,10 @@ def test_finite_t_is_gradient_descent_on_the_kernel_model(data):
     r = lazy_limit(x, y, xt, init="he", depth=depth, eps=0.1, t=t, lr=lr, width=m)
     torch.testing.assert_close(r.grad_mean, mu, rtol=1e-9, atol=1e-12)
     assert r.lr == lr and r.step_ratio == pytest.approx(0.8)
+    # the mean-only path (no NNGP, no covariance) gives the same mean
+    r = lazy_limit(x, y, xt, init="he", depth=depth, eps=0.1, t=t, lr=lr, width=m,
+                   jitter=0.0, parts=("mean",))  # fmt: skip
+    torch.testing.assert_close(r.grad_mean, mu, rtol=1e-8, atol=1e-11)
 
 
 def test_covariance_matches_autograd_through_the_kernels(data):

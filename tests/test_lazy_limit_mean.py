@@ -13,10 +13,9 @@ import pytest
 import torch
 
 import robustlab.theory.lazy_moments as moments
+from _spheres import D, lazy_data, sphere
 from robustlab.theory import kappa, lazy_limit, ntk
 
-F64 = torch.float64
-D = 6
 COV_FIELDS = ("p", "p_stderr", "p_rms", "p_init", "rms_init", "train_loss")
 
 
@@ -26,16 +25,9 @@ def same_row(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(k in nan and math.isnan(b[k]) or a[k] == b[k] for k in a)
 
 
-def sphere(n: int, d: int, seed: int) -> torch.Tensor:
-    g = torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=F64)
-    return g / g.norm(dim=1, keepdim=True)
-
-
 @pytest.fixture(scope="module")
 def data():
-    x, xt = sphere(25, D, 0), sphere(12, D, 1)
-    y = torch.sign(x[:, 0] + 0.3 * x[:, 1])  # +-1 labels
-    return x, y, xt
+    return lazy_data()
 
 
 @pytest.mark.parametrize("model", ["network", "linearized"])
@@ -74,24 +66,16 @@ def test_mean_only_is_exact_at_and_near_training_points(data):
 
 
 def test_mean_only_against_autograd_of_kernel_regression(data):
-    # mu(x) = grad_x Theta(x, X) alpha, by autograd through the public ntk(): converged
-    # (alpha = Theta^{-1} y, no jitter) and after t steps of gradient descent on
-    # mean_i 0.5 (f(x_i) - y_i)^2, alpha <- alpha + (lr / N) (y - Theta alpha)
+    # mu(x) = grad_x Theta(x, X) alpha, by autograd through the public ntk(), converged
+    # (alpha = Theta^{-1} y, no jitter); after t steps of gradient descent: in
+    # test_lazy_limit.py::test_finite_t_is_gradient_descent_on_the_kernel_model
     x, y, xt = data
-    n, depth, m, t = x.shape[0], 4, 512, 23
-    theta = ntk(x, x, "he", depth, m)
-    lr = 0.9 * n / float(torch.linalg.eigvalsh(theta)[-1])
-    alpha_t = torch.zeros(n, dtype=F64)
-    for _ in range(t):
-        alpha_t = alpha_t + (lr / n) * (y - theta @ alpha_t)
-    for steps, alpha in ((None, torch.linalg.solve(theta, y)), (t, alpha_t)):
-        xr = xt.clone().requires_grad_(True)
-        (mu,) = torch.autograd.grad((ntk(xr, x, "he", depth, m) @ alpha).sum(), xr)
-        r = lazy_limit(
-            x, y, xt, init="he", depth=depth, eps=0.1, t=steps, lr=lr, width=m, jitter=0.0,
-            parts=("mean",),
-        )  # fmt: skip
-        torch.testing.assert_close(r.grad_mean, mu, rtol=1e-8, atol=1e-11)
+    depth, m = 4, 512
+    alpha = torch.linalg.solve(ntk(x, x, "he", depth, m), y)
+    xr = xt.clone().requires_grad_(True)
+    (mu,) = torch.autograd.grad((ntk(xr, x, "he", depth, m) @ alpha).sum(), xr)
+    r = lazy_limit(x, y, xt, init="he", depth=depth, eps=0.1, width=m, jitter=0.0, parts=("mean",))
+    torch.testing.assert_close(r.grad_mean, mu, rtol=1e-8, atol=1e-11)
 
 
 @pytest.mark.parametrize("parts", [("mean",), ("mean", "cov")])

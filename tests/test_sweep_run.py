@@ -21,6 +21,7 @@ import torch
 import yaml
 
 import robustlab as rl
+from _sweeps import standard_sweep
 from robustlab.sweep import cells as sweep_cells
 from robustlab.sweep import load, load_cells, load_config, run
 from robustlab.sweep.cells import run_group
@@ -51,20 +52,7 @@ VOLATILE = ["time_s", "created_at"]  # differ between two runs of the same cell
 
 # 3 groups of 2 cells whose empirical-NTK change (a 10-point probe at width 64) differs in its
 # last bits between 1 and 2 threads: a group run with the driver's threads shows at atol 0
-THREADED = {
-    "name": "threads",
-    "data": {"name": "sphere", "in_dim": 6, "n_train": 128, "n_test": 32},
-    "grid": {
-        "width": [64],
-        "depth": [2, 3, 4],
-        "init": ["lecun", "he"],
-        "regime": ["standard"],
-        "alpha": [1],
-    },
-    "seeds": 1,
-    "train": {"steps": 60},
-    "measure": {"eps": [0.1], "methods": ["exact"], "points": 16, "at": ["final"]},
-}
+THREADED = standard_sweep("threads", [2, 3, 4])
 
 # Runs a sweep in a fresh interpreter with torch's default threads and SIGKILLs it from its
 # progress callback once k groups are stored: argv = config YAML, store, executor, k.

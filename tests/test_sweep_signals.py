@@ -20,6 +20,7 @@ import pytest
 import torch
 import yaml
 
+from _sweeps import standard_sweep
 from robustlab.cli import main
 from robustlab.sweep import load, load_cells
 
@@ -27,20 +28,7 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="ne
 
 # 5 groups of 2 cells (one per depth), each a second or so: after the first group is stored,
 # some groups are in flight and others not started
-FIVE_GROUPS = {
-    "name": "signals",
-    "data": {"name": "sphere", "in_dim": 6, "n_train": 128, "n_test": 32},
-    "grid": {
-        "width": [64],
-        "depth": [2, 3, 4, 5, 6],
-        "init": ["lecun", "he"],
-        "regime": ["standard"],
-        "alpha": [1],
-    },
-    "seeds": 1,
-    "train": {"steps": 60},
-    "measure": {"eps": [0.1], "methods": ["exact"], "points": 16, "at": ["final"]},
-}
+FIVE_GROUPS = standard_sweep("signals", [2, 3, 4, 5, 6])
 ENDLESS = {**FIVE_GROUPS, "train": {"steps": 200_000}}  # no group finishes during a test
 
 # A stand-in for a Ray driver: a process it had before its reaper, the reaper, one after.

@@ -135,7 +135,7 @@ def cell_flops(c) -> float:
 
 
 def final_p(rows) -> dict[str, float]:
-    return {r["cell"]: float(r["p_value"]) for r in rows if r.get("at") == "final"}
+    return {r["cell"]: float(r["p_value"]) for r in rows if r.get("stage") == "final"}
 
 
 def plain_mlp(in_dim: int, width: int, depth: int) -> nn.Sequential:
@@ -229,7 +229,7 @@ def check_float64(cells) -> dict:
     loss_rl, p_rl, loss_pl, p_pl, same_halvings = {}, {}, {}, {}, 0
     for c in cells:
         (o,) = run_group([c], dtype="float64")
-        (row,) = [r for r in o.rows if r.get("at") == "final"]
+        (row,) = [r for r in o.rows if r.get("stage") == "final"]
         with group_threads():
             loss, p, halvings = plain_cell(c, inputs.weights(c), row["lr"], inputs.data(c))
         loss_rl[c.hash], p_rl[c.hash] = row["train_loss"], row["p_value"]

@@ -17,7 +17,7 @@ import pandas as pd
 
 from robustlab.sweep.store import load
 
-KEYS = ["cell", "at", "eps", "method", "region", "model", "points"]
+KEYS = ["cell", "stage", "eps", "method", "region", "model", "points"]
 IGNORED = {"id", "time_s", "created_at"}
 
 

@@ -121,7 +121,7 @@ def test_protocol_is_the_one_home_of_its_defaults():
 def test_claims_judge_a_csv_without_torch(tmp_path):
     rows = pd.DataFrame(
         {
-            "status": "ok", "at": "final", "p_value": [1.0, 0.8, 0.9, 0.7], "seed": [0, 0, 1, 1],
+            "status": "ok", "stage": "final", "p_value": [1.0, 0.8, 0.9, 0.7], "seed": [0, 0, 1, 1],
             "width": 16, "depth": [2, 3, 2, 3], "init": "lecun", "regime": "linearized",
             "alpha": 1.0, "dataset": "sphere", "eps": 0.1, "method": "exact",
             "n_params": 1000, "n_train": 100, "rel_weight_change": 0.01, "model": "linearized",

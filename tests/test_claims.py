@@ -70,7 +70,7 @@ def rows(
                 "alpha": 1.0, "dataset": "teacher", "in_dim": 10, "out_dim": 1,
                 "n_params": 10 * m if kind == "width" else 10**6,
                 "n_train": n_train or (10_000 if kind == "width" else 1000),
-                "status": "ok", "message": "", "at": at, "eps": 0.1, "method": "exact",
+                "status": "ok", "message": "", "stage": at, "eps": 0.1, "method": "exact",
                 "region": "ball", "model": model, "points": points, "rel_weight_change": rwc,
                 "ntk_change": rwc, "train_loss": 0.009, "target_loss": 0.01, "reached_target": 1,
                 "p_value": 0.1 * np.exp(a_s + (slope + u_s) * x + noise * g.normal()),

@@ -116,7 +116,7 @@ def test_sweep_pairs_standard_runs_with_their_linearized_twins(tmp_path):
     }
     run(config, tmp_path / "r.db", executor="serial", dtype="float64")
     df = load(tmp_path / "r.db")
-    final = df[df["at"] == "final"]
+    final = df[df["stage"] == "final"]
     std, lin = final[final["regime"] == "standard"], final[final["regime"] == "linearized"]
     assert set(std["model"]) == {"network"} and set(lin["model"]) == {"linearized"}
     assert set(final["points"]) == {"test", "train"}

@@ -89,7 +89,7 @@ def full_df(n_seeds: int = 3) -> pd.DataFrame:
         out.append(
             r
             | {
-                "at": "init",
+                "stage": "init",
                 "p_value": p0,
                 "model": "network",
                 "train_loss": 1.0,
@@ -100,7 +100,7 @@ def full_df(n_seeds: int = 3) -> pd.DataFrame:
         out.append(
             r
             | {
-                "at": "checkpoint",
+                "stage": "checkpoint",
                 "p_value": p_ckpt * noise[0],
                 "model": model,
                 "train_loss": 0.3,
@@ -110,7 +110,7 @@ def full_df(n_seeds: int = 3) -> pd.DataFrame:
         out.append(
             r
             | {
-                "at": "final",
+                "stage": "final",
                 "p_value": p_final * noise[1],
                 "model": model,
                 "train_loss": loss,
@@ -169,8 +169,8 @@ def full_df(n_seeds: int = 3) -> pd.DataFrame:
             )
     bad = out[-1] | {"status": "diverged", "cell": "bad-cell", "message": "loss <nan> at step 3"}
     # the worst case beside the average on the depth sweep's final rows (PGD ~ 4.3 P)
-    worst = [r | {"method": "pgd", "p_value": 4.3 * r["p_value"]} for r in out
-             if r["sweep"] == "c34" and r["at"] == "final"]  # fmt: skip
+    worst = [r | {"method": "pgd", "p_value": None, "worst_value": 4.3 * r["p_value"]} for r in out
+             if r["sweep"] == "c34" and r["stage"] == "final"]  # fmt: skip
     return pd.DataFrame([*out, bad, *worst], columns=list(COLUMNS))
 
 
@@ -283,7 +283,7 @@ def drawn(d: pd.DataFrame) -> set[str]:
 
 def test_figures_skip_what_the_rows_cannot_show(df, tmp_path):
     assert drawn(df) == set(FIGURES)
-    assert drawn(df[df["at"] == "final"]) == set(FIGURES) - {"p_init_theory", "p_init_vs_final"}
+    assert drawn(df[df["stage"] == "final"]) == set(FIGURES) - {"p_init_theory", "p_init_vs_final"}
     one_width = df[df["width"] == 64]  # the depth sweep and one mean-field width
     names = {"fit_control", "p_vs_depth", "laziness_vs_depth", "p_init_theory", "p_init_vs_final",
              "worst_vs_average"}  # fmt: skip
@@ -295,7 +295,7 @@ def test_figures_skip_what_the_rows_cannot_show(df, tmp_path):
 
 
 def test_figures_survive_stores_without_the_new_columns(df, tmp_path):
-    old = df[df["at"] != "checkpoint"].drop(columns=list(NEW_COLUMNS))
+    old = df[df["stage"] != "checkpoint"].drop(columns=list(NEW_COLUMNS))
     names = {p.stem for p in figures(old, tmp_path, formats=("png",))}
     assert {"p_across_pn", "p_vs_depth", "p_vs_width", "laziness_vs_depth"} <= names
     fig = FIGURES["laziness_vs_depth"](old)
@@ -384,7 +384,7 @@ def test_figures_never_pool_two_sweeps(df, name, y):
     ax = fig.axes[-1]  # the final rows (p_across_pn) / the standard regime
     lines = labelled_lines(ax)
     assert len(lines) == 3 * 2  # three experiments x two inits
-    final = d[d["at"] == "final"]
+    final = d[d["stage"] == "final"]
     for (sweep, h, init), g in final.groupby(["sweep", "sweep_hash", "init"]):
         want = g.groupby("width")[y].mean().to_numpy()
         match = [k for k, v in lines.items() if f", {init}" in k and np.allclose(v, want, 1e-12)]

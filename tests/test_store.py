@@ -26,7 +26,7 @@ def rows_for(cell: str, n: int = 3) -> list[dict]:
             "width": 8,
             "depth": 2,
             "init": "lecun",
-            "at": "init",
+            "stage": "init",
             "eps": 0.1 * (j + 1),
             "p_value": 0.5 + j,
             "n_params": 100,
@@ -185,14 +185,54 @@ def test_an_sqlite_file_of_another_schema(db):
 
 def test_an_older_store_gains_new_columns(db):
     Store(db).close()
-    last = list(COLUMNS)[-1]
+    appended = list(COLUMNS)[list(COLUMNS).index("p_lazy_limit") :]
     with closing(sqlite3.connect(db)) as conn:
-        conn.execute(f"ALTER TABLE results DROP COLUMN {last}")  # as if written before `last`
+        for name in reversed(appended):  # as if written before p_lazy_limit
+            conn.execute(f"ALTER TABLE results DROP COLUMN {name}")
         conn.commit()
     assert list(load(db).columns) == list(COLUMNS)
     with Store(db) as store:
         write(store, "aaaa")
-    assert load(db)[last].notna().all()
+    assert load(db)["p_lazy_limit"].notna().all()
+
+
+def older_store(db) -> pd.DataFrame:
+    """A store as robustlab wrote it before ``at`` became ``stage`` and before worst cases
+    had their own column (pgd rows held theirs in p_value): its rows as the current schema
+    reads them."""
+    with Store(db) as store:
+        rows = rows_for("aaaa", 4)
+        rows[3] |= {"method": "pgd", "p_value": None, "worst_value": 7.0, "worst_stderr": 0.5}
+        store.write_cell("aaaa", "demo", "ok", "", '{"c":1}', 1.5, rows)
+    want = load(db)
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("UPDATE results SET p_value = 7.0, p_stderr = 0.5 WHERE method = 'pgd'")
+        conn.execute("ALTER TABLE results DROP COLUMN worst_stderr")
+        conn.execute("ALTER TABLE results DROP COLUMN worst_value")
+        conn.execute('ALTER TABLE results RENAME COLUMN "stage" TO "at"')
+        conn.commit()
+    return want
+
+
+def test_an_older_store_reads_with_renamed_columns_and_worst_cases_moved(db):
+    want = older_store(db)
+    before = db.read_bytes()
+    got = load(db)  # read-only: the file is not changed
+    assert db.read_bytes() == before
+    pd.testing.assert_frame_equal(got, want)
+    assert got.loc[3, "worst_value"] == 7.0 and pd.isna(got.loc[3, "p_value"])
+    assert list(got["stage"]) == ["init"] * 4
+
+
+def test_an_older_store_is_migrated_when_written(db):
+    want = older_store(db)
+    with Store(db) as store:
+        write(store, "bbbb", n=1)
+    columns = [r[1] for r in sqlite3.connect(db).execute("PRAGMA table_info(results)")][1:]
+    assert columns == list(COLUMNS)
+    got = load(db)
+    pd.testing.assert_frame_equal(got.iloc[:4], want)
+    assert count(db, "SELECT count(*) FROM results WHERE method = 'pgd' AND p_value IS NULL") == 1
 
 
 def test_store_uses_wal(db):

@@ -47,7 +47,7 @@ def fill(path: Path, cells: int = 2, rows: int = 3) -> Path:
         for c in range(cells):
             store.write_cell(
                 f"cell{c:04d}", "media", "ok", "", "{}", 1.0,
-                [{"seed": j, "width": 8, "depth": 2, "init": "lecun", "at": "init",
+                [{"seed": j, "width": 8, "depth": 2, "init": "lecun", "stage": "init",
                   "eps": 0.1, "p_value": 0.5 + j, "message": "m" * 100} for j in range(rows)],
             )  # fmt: skip
     return path

@@ -22,8 +22,12 @@ CONFIG = {
 def test_pgd_rows_lie_above_the_average_and_are_never_judged(tmp_path):
     run(CONFIG, tmp_path / "m.db", executor="serial", dtype="float64")
     df = load(tmp_path / "m.db")
-    keys = ["cell", "at", "points", "model"]
-    wide = df.pivot_table(index=keys, columns="method", values="p_value")
+    keys = ["cell", "stage", "points", "model"]
+    # the worst case has its own column; P is NULL on its rows (and vice versa)
+    assert df.loc[df["method"] == "pgd", "p_value"].isna().all()
+    assert df.loc[df["method"] != "pgd", "worst_value"].isna().all()
+    wide = df.assign(value=df["p_value"].fillna(df["worst_value"]))
+    wide = wide.pivot_table(index=keys, columns="method", values="value")
     assert set(wide.columns) == {"exact", "finite_difference", "pgd"}
     # the worst case found over the ball is at least the average change over it
     assert (wide["pgd"] >= wide["finite_difference"]).all()
@@ -78,7 +82,7 @@ def test_image_families_sweep_end_to_end(tmp_path, family):
     summary = run(cfg, tmp_path / "f.db", executor="serial")
     assert summary.ok == 8 and summary.failed == 0
     df = load(tmp_path / "f.db")
-    final = df[(df["at"] == "final") & (df["method"] == "exact")]
+    final = df[(df["stage"] == "final") & (df["method"] == "exact")]
     assert len(final) == 8 and (final["p_value"] > 0).all()
     built = rl.models.build_model(family, (1, 8, 8), 4, 2, init="he")
     assert set(final.loc[final["width"] == 4, "n_params"]) == {built.spec.n_params}
@@ -94,8 +98,8 @@ def test_report_draws_worst_over_average(tmp_path):
     df = load(tmp_path / "m.db")
     fig = worst_vs_average(df)
     (ax,) = [a for a in fig.axes if a.get_title() == "against depth"]
-    final = df[(df["at"] == "final") & (df["seed"] == 0) & (df["depth"] == 3)]
-    want = float(final.set_index("method").loc["pgd", "p_value"]) / float(
+    final = df[(df["stage"] == "final") & (df["seed"] == 0) & (df["depth"] == 3)]
+    want = float(final.set_index("method").loc["pgd", "worst_value"]) / float(
         final.set_index("method").loc["exact", "p_value"]
     )
     seeds = [c.get_offsets()[:, 1] for c in ax.collections]
@@ -124,9 +128,10 @@ def test_cells_record_their_infinite_width_lazy_limit(tmp_path):
     }
     run(cfg, tmp_path / "l.db", executor="serial", dtype="float64")
     df = load(tmp_path / "l.db")
-    final = df[df["at"] == "final"]
+    final = df[df["stage"] == "final"]
     assert (
-        final["p_lazy_limit"].notna().all() and df[df["at"] == "init"]["p_lazy_limit"].isna().all()
+        final["p_lazy_limit"].notna().all()
+        and df[df["stage"] == "init"]["p_lazy_limit"].isna().all()
     )
     ds = rl.data.load("sphere", in_dim=6, n_train=24, n_test=16, teacher="relu", seed=1)
     ds = ds.to(dtype=torch.float64)
@@ -143,4 +148,4 @@ def test_cells_record_their_infinite_width_lazy_limit(tmp_path):
                                        "regime": ["mean_field"]}}  # fmt: skip
     run(mf, tmp_path / "l.db", executor="serial")
     rows = load(tmp_path / "l.db")
-    assert rows[(rows["sweep"] == "mf") & (rows["at"] == "final")]["p_lazy_limit"].isna().all()
+    assert rows[(rows["sweep"] == "mf") & (rows["stage"] == "final")]["p_lazy_limit"].isna().all()

@@ -47,7 +47,7 @@ CONFIG = {
         "at": ["init", "final"],
     },
 }
-KEY = ["cell", "at", "eps", "method", "region", "model", "points"]  # a row within a store
+KEY = ["cell", "stage", "eps", "method", "region", "model", "points"]  # a row within a store
 VOLATILE = ["time_s", "created_at"]  # differ between two runs of the same cell
 
 # 3 groups of 2 cells whose empirical-NTK change (a 10-point probe at width 64) differs in its
@@ -146,7 +146,7 @@ def test_serial_sweep_writes_every_cell_once_and_rerun_skips_all(serial_store):
     assert set(df["cell"]) == set(cells)
     for cell_hash, rows in df.groupby("cell"):
         cell = cells[cell_hash]
-        keys = list(zip(rows["at"], rows["eps"], rows["method"], rows["model"], strict=True))
+        keys = list(zip(rows["stage"], rows["eps"], rows["method"], rows["model"], strict=True))
         assert len(keys) == len(set(keys)), "a measurement is stored twice"
         assert set(keys) == expected_keys(cell.regime)
         assert set(rows["config_json"]) == {cell.config_json()}
@@ -158,7 +158,7 @@ def test_serial_sweep_writes_every_cell_once_and_rerun_skips_all(serial_store):
     assert (df["robustlab_version"] == rl.__version__).all()
     assert (df["torch_version"] == torch.__version__).all()
     assert np.isfinite(df["p_value"].to_numpy(float)).all() and (df["p_value"] > 0).all()
-    final = df[df["at"] == "final"]
+    final = df[df["stage"] == "final"]
     assert np.isfinite(final[["train_loss", "rel_weight_change", "lr"]].to_numpy(float)).all()
 
     progress = []
@@ -198,8 +198,8 @@ def test_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path, serial_store
     with closing(sqlite3.connect(store)) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         repeated = conn.execute(
-            "SELECT cell, at, eps, method, model FROM results"
-            " GROUP BY cell, at, eps, method, model HAVING count(*) > 1"
+            "SELECT cell, stage, eps, method, model FROM results"
+            " GROUP BY cell, stage, eps, method, model HAVING count(*) > 1"
         ).fetchall()
         assert repeated == []
     done = load_cells(store)
@@ -307,7 +307,7 @@ def test_ensemble_equals_each_model_trained_alone(train):
             b = pd.DataFrame(alone.rows).drop(columns="time_s").sort_values(KEY)
             for column in ("p_value", "train_loss", "rel_weight_change", "ntk_change", "lr"):
                 x, y = a[column].to_numpy(float), b[column].to_numpy(float)
-                assert np.isfinite(x[a["at"] == "final"]).all(), column
+                assert np.isfinite(x[a["stage"] == "final"]).all(), column
                 np.testing.assert_allclose(x, y, rtol=1e-9, err_msg=column)  # NaN where NaN
             compared += 1
     assert compared == 18
@@ -410,8 +410,8 @@ def test_diverging_cells_are_recorded_with_a_reason(tmp_path):
     rows = df[df["sweep"] == "bad"]
     assert set(rows["status"]) == {"diverged"}
     assert (rows["message"].str.len() > 0).all() and (rows["lr"] == 1.0e4).all()
-    assert set(rows["at"]) == {"init", "final"}
-    assert rows.loc[rows["at"] == "final", "p_value"].isna().all()  # nothing measured after
+    assert set(rows["stage"]) == {"init", "final"}
+    assert rows.loc[rows["stage"] == "final", "p_value"].isna().all()  # nothing measured after
     ok = df[df["status"] == "ok"]
     assert len(ok) == 4 * len(expected_keys("standard"))
     assert not ok["p_value"].isna().any()

@@ -72,4 +72,4 @@ def test_a_batchnorm_resnet_sweep_runs(tmp_path):
     summary = run(cfg, tmp_path / "bn.db", executor="serial")
     assert summary.ok == 4 and summary.failed == 0
     df = load(tmp_path / "bn.db")
-    assert (df[df["at"] == "final"]["p_value"] > 0).all()
+    assert (df[df["stage"] == "final"]["p_value"] > 0).all()

@@ -34,11 +34,11 @@ def _predictor_label(regime: object, at: object) -> str | None:
 
 def predictor_mask(df: pd.DataFrame) -> pd.Series:
     """True on the rows of the function each regime fitted (its ``predictor_label``; at
-    ``at = init`` the network), the rows claims are judged on and figures draw. Rows
+    ``stage = init`` the network), the rows claims are judged on and figures draw. Rows
     without a ``model`` label (older stores) count as the predictor; rows of regimes this
-    version does not know never do. Needs the columns ``regime``, ``at`` and ``model``."""
+    version does not know never do. Needs the columns ``regime``, ``stage`` and ``model``."""
     label = pd.Series(
-        [_predictor_label(r, a) for r, a in zip(df["regime"], df["at"], strict=True)],
+        [_predictor_label(r, a) for r, a in zip(df["regime"], df["stage"], strict=True)],
         index=df.index,
         dtype=object,
     )

@@ -39,7 +39,7 @@ from .stats import CI_T_SEEDS, effect, monotone, plateau_fit, seed_slopes, t_int
 
 __all__ = ["COLUMNS", "base_rows", "judge", "judge_claims", "robust_share"]
 
-_NEEDED = ("status", "at", "p_value", "seed", "width", "depth", "init", "regime", "alpha",
+_NEEDED = ("status", "stage", "p_value", "seed", "width", "depth", "init", "regime", "alpha",
            "dataset", "eps", "method", "n_params", "n_train", "rel_weight_change")  # fmt: skip
 _KEYS = ("sweep", "sweep_hash", "dataset", "n_train", "init", "regime", "alpha", "eps", "method")
 
@@ -83,9 +83,9 @@ def base_rows(df: pd.DataFrame, *, at: str = "final", points: str = "test") -> p
         ident = df[["sweep", "init", "regime", "alpha", "width", "depth", "seed"]].astype(str)
         df = df.assign(cell=df["cell"].where(df["cell"].notna(), ident.agg("/".join, axis=1)))
     df = df[df["method"] != "pgd"]  # worst-case rows are reported beside P, never judged
-    d = df[(df["status"] == "ok") & (df["at"] == at) & (df["points"] == points)]
+    d = df[(df["status"] == "ok") & (df["stage"] == at) & (df["points"] == points)]
     if at != "final":
-        fin = df[(df["status"] == "ok") & (df["at"] == "final") & (df["points"] == points)]
+        fin = df[(df["status"] == "ok") & (df["stage"] == "final") & (df["points"] == points)]
         recorded = fin["sweep"].isin(d["sweep"]) & fin["sweep_hash"].isin(d["sweep_hash"])
         # runs that never reached this level: their final rows, to be excluded and counted
         missing = fin[recorded & ~fin["cell"].isin(d["cell"])].assign(reached_target=0.0)

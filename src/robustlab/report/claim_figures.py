@@ -119,13 +119,13 @@ def p_across_pn(df: pd.DataFrame, **_) -> Figure | None:
     d = predictor_rows(df, set(levels))
     d, desc = one_measurement(d[d["regime"].isin(PN_REGIMES)])
     d = keyed(d, "width", _extra("width"))
-    present = [at for at in ("checkpoint", "final") if at in levels and (d["at"] == at).any()]
+    present = [at for at in ("checkpoint", "final") if at in levels and (d["stage"] == at).any()]
     if not present:
         return None
     fig, axes = pl.new_figure(len(present), f"P against width across p = N ({desc})")
     cmap = pl.colors(d["_key"])
     for ax, at in zip(axes, present, strict=True):
-        rows = d[d["at"] == at]
+        rows = d[d["stage"] == at]
         for i, (key, g) in enumerate(rows.groupby("_key", sort=True)):
             means = g.groupby("width").agg(p=("p_value", "mean"), n_params=("n_params", "first"),
                                            n_train=("n_train", "first"))  # fmt: skip

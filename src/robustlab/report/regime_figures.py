@@ -157,7 +157,7 @@ def p_init_vs_final(df: pd.DataFrame, **_) -> Figure | None:
     if d.empty or d["cell"].isna().any():
         return None
     on = ["sweep", "sweep_hash", "cell", "eps", "method", "region", "init", "regime"]
-    pair = d[d["at"] == "init"].merge(d[d["at"] == "final"], on=on, suffixes=("_0", "_T"))
+    pair = d[d["stage"] == "init"].merge(d[d["stage"] == "final"], on=on, suffixes=("_0", "_T"))
     if pair.empty:
         return None
     pair = pair.assign(_key=line_labels(pair, ["regime"]))

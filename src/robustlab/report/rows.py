@@ -43,14 +43,16 @@ def _with_defaults(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def predictor_rows(df: pd.DataFrame, at: str | Iterable[str]) -> pd.DataFrame:
-    """Predictor rows (see module docstring) measured ``at`` (one level or several), P > 0."""
+    """Predictor rows (see module docstring) measured ``at`` (one stage or several), with
+    P > 0 (the worst case on pgd rows)."""
     levels = {at} if isinstance(at, str) else set(at)
-    if df.empty or not {"status", "at", "p_value", "regime"} <= set(df.columns):
+    if df.empty or not {"status", "stage", "p_value", "regime"} <= set(df.columns):
         return pd.DataFrame(columns=[*df.columns, *_TEXT, *_NUMBERS])
     d = _with_defaults(df)
-    d = d[(d["status"] == "ok") & d["at"].isin(levels) & (d["points"] == "test")]
+    d = d[(d["status"] == "ok") & d["stage"].isin(levels) & (d["points"] == "test")]
     d = d[predictor_mask(d)]
-    p = pd.to_numeric(d["p_value"], errors="coerce")
+    value = d["p_value"] if "worst_value" not in d else d["p_value"].fillna(d["worst_value"])
+    p = pd.to_numeric(value, errors="coerce")  # P, or the worst case on pgd rows
     return d[np.isfinite(p) & (p > 0)]
 
 

@@ -25,7 +25,7 @@ def _ratios(df: pd.DataFrame) -> pd.DataFrame:
     if d.empty or "pgd" not in set(d["method"]):
         return d.iloc[:0].assign(ratio=pd.Series(dtype=float))
     keys = ["cell", "eps", "region"]
-    worst = d[d["method"] == "pgd"].set_index(keys)["p_value"]
+    worst = d[d["method"] == "pgd"].set_index(keys)["worst_value"]
     avg = None
     for m in _AVERAGE:
         rows = d[d["method"] == m].set_index(keys)["p_value"]

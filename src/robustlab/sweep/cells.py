@@ -34,6 +34,7 @@ from ..training.eigen_cache import EigenCache
 from ..training.losses import accuracy, get_loss, loss_value
 from ..training.regimes import get_regime
 from .config import Cell
+from .schema import WORST_METHODS
 
 __all__ = ["GROUP_THREADS", "CellOutcome", "check_config", "group_threads", "run_group"]
 
@@ -128,7 +129,8 @@ class _Gradients:
 def _measure(model, points: dict, cell: Cell, moment: str, which: str, grads, key) -> list[dict]:
     """Rows of P for every point set x eps x method; ``exact`` from one gradient per point:
     per point eps kappa_d ||grad f(x)|| (the identity E|g . delta| = eps kappa_d ||g||).
-    ``pgd`` rows hold the worst case mean_x max ||f(x') - f(x)|| over the same region."""
+    ``pgd`` rows hold the worst case mean_x max ||f(x') - f(x)|| over the same region in
+    ``worst_value`` (``p_value`` stays NULL: a worst case is not P)."""
     m = cell.measure
     rows = []
     for on, x in points.items():
@@ -153,10 +155,13 @@ def _measure(model, points: dict, cell: Cell, moment: str, which: str, grads, ke
                         n_samples=m.n_samples, generator=gen,
                     )  # fmt: skip
                     value, se = r.value, r.stderr
+                worst = method in WORST_METHODS
+                columns = ("worst_value", "worst_stderr") if worst else ("p_value", "p_stderr")
+                measured = dict(zip(columns, (value, se), strict=True))
                 rows.append(
                     {
-                        "at": moment, "eps": eps, "method": method, "region": m.region,
-                        "model": which, "points": on, "p_value": value, "p_stderr": se,
+                        "stage": moment, "eps": eps, "method": method, "region": m.region,
+                        "model": which, "points": on, **measured,
                         "grad_norm": math.nan if norms is None else float(norms.mean()),
                     }
                 )  # fmt: skip
@@ -356,7 +361,13 @@ def _run_group(cells: list[Cell], dtype: str, device: str, t0: float) -> list[Ce
         if res.diverged:
             r = [{**row, **common, "status": "diverged", "message": res.reason} for row in r]
             r.append(
-                {**bases[i], **common, "at": "final", "status": "diverged", "message": res.reason}
+                {
+                    **bases[i],
+                    **common,
+                    "stage": "final",
+                    "status": "diverged",
+                    "message": res.reason,
+                }
             )
             outcomes.append(
                 CellOutcome(c.hash, c.sweep, "diverged", res.reason, c.config_json(), 0.0, r)

@@ -32,12 +32,12 @@ COLUMNS: dict[str, str] = {
     "status": "TEXT",  # ok | diverged | failed
     "message": "TEXT",  # reason for diverged/failed, '' when ok
     # the measurement
-    "at": "TEXT",  # init | checkpoint (looser loss level) | final
+    "stage": "TEXT",  # init | checkpoint (looser loss level) | final (was "at" in older stores)
     "eps": "REAL",
     "method": "TEXT",  # exact | jacobian | mc | finite_difference | pgd (worst case)
     "region": "TEXT",  # ball | sphere
     "model": "TEXT",  # network f(x; w) | centred alpha (f - f0) | linearized (Taylor model)
-    "p_value": "REAL",  # perturbation stability P
+    "p_value": "REAL",  # perturbation stability P (NULL on worst-case rows)
     "p_stderr": "REAL",
     "grad_norm": "REAL",  # mean ||grad_x f|| (or ||J||_F) over the evaluation points
     "theory_grad_sq": "REAL",  # closed-form E||grad_x f||^2 at init (docs/definitions.md)
@@ -68,6 +68,14 @@ COLUMNS: dict[str, str] = {
     "y_f0_ratio": "REAL",  # ||y_train|| / ||f(X_train; w0)||: label scale against f_0
     "data_seed": "INTEGER",  # seed of the data draw (the run seed)
     "p_lazy_limit": "REAL",  # P of the infinite-width lazy limit on the same data (converged)
+    "worst_value": "REAL",  # method pgd: mean_x max ||f(x') - f(x)|| over the region (else NULL)
+    "worst_stderr": "REAL",
 }
+
+# columns renamed since a store was written: old name -> current name. The store renames them
+# in the file when it opens it for writing and in the frame when it reads it (sweep.store).
+RENAMED: dict[str, str] = {"at": "stage"}
+# methods whose value is a worst case: in worst_value/worst_stderr (p_value in older stores)
+WORST_METHODS = ("pgd",)
 
 STATUSES = ("ok", "diverged", "failed")

@@ -42,7 +42,7 @@ import pandas as pd
 
 from .._atomic import atomic_write, check_target
 from .._version import __version__
-from .schema import COLUMNS, STATUSES
+from .schema import COLUMNS, RENAMED, STATUSES, WORST_METHODS
 
 __all__ = [
     "APPLICATION_ID",
@@ -59,6 +59,7 @@ APPLICATION_ID = 0x524C4142  # b"RLAB": PRAGMA application_id of the stores robu
 _META = "robustlab_store"
 _TABLES = ("results", "cells", "sweeps", _META)
 _DTYPES = {"INTEGER": "Int64", "REAL": "float64", "TEXT": pd.StringDtype()}
+_OLD_NAMES = {new: old for old, new in RENAMED.items()}
 _CELL_COLUMNS = ("cell", "sweep", "status", "message", "config_json", "time_s", "finished_at")
 
 StorePath = str | os.PathLike[str]
@@ -200,7 +201,9 @@ def _check(conn: sqlite3.Connection, path: Path) -> list[str]:
         found = row[0] if row else "none"
         raise ValueError(f"'{path}': store format {found} is not supported (expected {FORMAT})")
     columns = [r[1] for r in conn.execute("PRAGMA table_info(results)")][1:]
-    schema = list(COLUMNS)
+    schema = (
+        [_OLD_NAMES.get(c, c) for c in COLUMNS] if set(RENAMED) & set(columns) else list(COLUMNS)
+    )
     n = min(len(columns), len(schema))
     # columns are only ever appended to the schema, so an older/newer store shares a prefix
     if columns[:n] != schema[:n]:
@@ -225,17 +228,32 @@ def _coerce(column: str, value: Any) -> Any:
     raise ValueError(f"result column {column!r} ({kind}): cannot store {value!r}")
 
 
-def _read_results(conn: sqlite3.Connection, columns: list[str]) -> pd.DataFrame:
-    sql = f"SELECT {', '.join(map(_q, columns))} FROM results ORDER BY id"
-    rows = conn.execute(sql).fetchall()
+def _read_results(
+    conn: sqlite3.Connection, columns: list[str], cells: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """Every column of the current schema, whatever the store's age: renamed columns under
+    their new names, appended ones NULL, worst-case values moved out of ``p_value``. Only
+    the rows of ``cells`` (hashes) when given."""
+    sql = f"SELECT {', '.join(map(_q, columns))} FROM results"
+    if cells is None:
+        rows = conn.execute(f"{sql} ORDER BY id").fetchall()
+    else:  # one JSON array: no limit on the number of SQL variables
+        where = " WHERE cell IN (SELECT value FROM json_each(?)) ORDER BY id"
+        rows = conn.execute(sql + where, (json.dumps(list(cells)),)).fetchall()
     data = {}
-    for i, name in enumerate(columns):
-        dtype = _DTYPES.get(COLUMNS.get(name, ""))
-        data[name] = pd.Series([r[i] for r in rows], dtype=dtype)
+    for i, stored in enumerate(columns):
+        name = RENAMED.get(stored, stored)
+        data[name] = pd.Series([r[i] for r in rows], dtype=_DTYPES.get(COLUMNS.get(name, "")))
     for name in COLUMNS:  # columns appended to the schema after this store was written
         if name not in data:
             data[name] = pd.Series([None] * len(rows), dtype=_DTYPES[COLUMNS[name]])
-    return pd.DataFrame(data, columns=list(dict.fromkeys([*COLUMNS, *columns])))
+    if "worst_value" not in columns:  # a store from before worst_value: pgd rows held it in P
+        worst = data["method"].isin(WORST_METHODS).to_numpy(dtype=bool)
+        for old, new in (("p_value", "worst_value"), ("p_stderr", "worst_stderr")):
+            data[new] = data[new].mask(worst, data[old])
+            data[old] = data[old].mask(worst)
+    names = [RENAMED.get(c, c) for c in columns]
+    return pd.DataFrame(data, columns=list(dict.fromkeys([*COLUMNS, *names])))
 
 
 class Store:
@@ -286,8 +304,18 @@ class Store:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             columns = _check(conn, self.path)  # a file that appeared meanwhile: before any write
-            for name in list(COLUMNS)[len(columns) :]:  # migrate an older store
+            for old, new in RENAMED.items():  # migrate an older store: renamed columns, ...
+                if old in columns:
+                    conn.execute(f"ALTER TABLE results RENAME COLUMN {_q(old)} TO {_q(new)}")
+            columns = [RENAMED.get(c, c) for c in columns]
+            for name in list(COLUMNS)[len(columns) :]:  # ... appended ones, ...
                 conn.execute(f"ALTER TABLE results ADD COLUMN {_q(name)} {COLUMNS[name]}")
+            if "worst_value" not in columns:  # ... and worst cases moved out of P
+                methods = ", ".join(f"'{m}'" for m in WORST_METHODS)
+                conn.execute(
+                    "UPDATE results SET worst_value = p_value, worst_stderr = p_stderr,"
+                    f" p_value = NULL, p_stderr = NULL WHERE method IN ({methods})"
+                )
         # WAL only now: the switch writes the header, and a new store's tables are all there
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")  # durable across crashes in WAL mode
@@ -435,11 +463,11 @@ class _Transaction:
             self._conn.execute("ROLLBACK")
 
 
-def load(store_path: StorePath) -> pd.DataFrame:
-    """All result rows as a DataFrame: the schema's columns in order, no ``id`` column,
-    rows in insertion order. INTEGER columns are ``Int64``, REAL ``float64`` and TEXT
-    ``string`` (nullable). Opens the file read-only, also on read-only or full media; never
-    creates or changes it.
+def load(store_path: StorePath, *, cells: Iterable[str] | None = None) -> pd.DataFrame:
+    """All result rows as a DataFrame (only those of ``cells``, hashes, when given): the
+    schema's columns in order, no ``id`` column, rows in insertion order. INTEGER columns
+    are ``Int64``, REAL ``float64`` and TEXT ``string`` (nullable). Opens the file read-only,
+    also on read-only or full media; never creates or changes it.
 
     Raises:
         ValueError: the file is missing, not SQLite, not a robustlab store, corrupt, or holds
@@ -447,7 +475,7 @@ def load(store_path: StorePath) -> pd.DataFrame:
     """
     path = Path(store_path)
     with _reading(path) as conn:
-        return _read_results(conn, _check(conn, path))
+        return _read_results(conn, _check(conn, path), cells)
 
 
 def load_cells(store_path: StorePath) -> pd.DataFrame:

@@ -41,6 +41,7 @@ __all__ = ["COLUMNS", "base_rows", "judge", "judge_claims", "robust_share"]
 
 _NEEDED = ("status", "stage", "p_value", "seed", "width", "depth", "init", "regime", "alpha",
            "dataset", "eps", "method", "n_params", "n_train", "rel_weight_change")  # fmt: skip
+_ORDER = ("sweep", "sweep_hash", "cell", "eps", "method", "region", "model")
 _KEYS = ("sweep", "sweep_hash", "dataset", "n_train", "init", "regime", "alpha", "eps", "method")
 
 COLUMNS = [
@@ -94,6 +95,10 @@ def base_rows(df: pd.DataFrame, *, at: str = "final", points: str = "test") -> p
     d = d[predictor_mask(d)]
     p = pd.to_numeric(d["p_value"], errors="coerce")
     d = d[np.isfinite(p) & (p > 0)]
+    # one order whatever order the cells were stored in (parallel workers finish in any
+    # order), so sums over rows, and so the verdicts' last bits, do not depend on it
+    order = [c for c in _ORDER if c in d.columns]
+    d = d.sort_values(order, kind="stable", ignore_index=True, na_position="first")
     return d.assign(reached_target=_reached(d))
 
 

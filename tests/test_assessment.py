@@ -34,6 +34,7 @@ TINY = {
     "seeds": 2,
     "train": {"steps": 20, "target_loss": 10.0},
     "measure": {"eps": [0.1], "methods": ["exact"], "points": 12, "at": ["final"]},
+    "claims": ["C3"],  # a sweep that tests a claim: its report judges the claims
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,24 @@ def test_theory_page_examples_run(tmp_path, monkeypatch, capsys):
     # kernel part, 150 steps give the stated columns
     assert float((namespace["emp"] - namespace["Theta"]).norm() / namespace["Theta"].norm()) < 0.1
     assert namespace["r150"].t == 150 and namespace["r150"].model == "linearized"
+
+
+def test_own_models_page_examples_run(tmp_path, monkeypatch, capsys):
+    """The page's module and sweep file are written where it says, then its blocks run."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # `robustlab sweep` puts the folder on it
+    page = (DOCS / "own-models.md").read_text()
+    (module,) = re.findall(r"^```python\n(# my_models\.py\n.*?)^```", page, re.S | re.M)
+    (config,) = re.findall(r"^```yaml\n(.*?)^```", page, re.S | re.M)
+    (tmp_path / "my_models.py").write_text(module)
+    (tmp_path / "sweep.yaml").write_text(config)
+    serial = ("--quiet", "--executor", "serial")  # local workers: tests/test_user_builders.py
+    namespace, outputs = run_page("own-models.md", capsys, extra=serial)
+    assert len(outputs) == 1 and "12 cells, 0 already stored, ran 12 ok" in outputs[0]
+    df, table = namespace["df"], namespace["table"]
+    assert (df["status"] == "ok").all() and table.shape == (6, 2) and table.notna().all().all()
+    assert namespace["own"][["s1", "s2", "s3"]].isna().all().all()
+    assert namespace["drawn"] == pytest.approx((2 / 8, 2 / 16, 2 / 16))  # the page's claim
 
 
 def test_readme_quick_tour_runs(tmp_path, monkeypatch):

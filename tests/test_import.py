@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("matplotlib", "pandas", "scipy", "sklearn", "yaml")
+HEAVY = ("matplotlib", "pandas", "scipy", "sklearn", "yaml", "mlflow")
 
 
 def _loaded_after(code: str) -> set[str]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import shutil
-import subprocess
 import sys
 import types
 from html.parser import HTMLParser
@@ -16,6 +14,7 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
+from _chromium import dom, needs_chromium, screenshot
 from robustlab.claims import CLAIMS, VERDICTS, assess, evaluate
 from robustlab.report import FIGURES, build, figures, write_html
 from robustlab.report.plot import PN_GID, REF_GID
@@ -264,10 +263,14 @@ def labelled_lines(ax) -> dict[str, np.ndarray]:
     }
 
 
+# no experiment of full_df varies N, the input dimension or alpha
+UNSWEPT = {"p_by_n_train", "p_by_in_dim", "p_by_alpha"}
+
+
 def test_all_figures_written_for_a_full_grid(report, figs_dir):
     paths = sorted(figs_dir.iterdir())  # the report keeps its figures there
     assert sorted(p.name for p in paths) == sorted(
-        f"{n}.{f}" for n in FIGURES for f in ("png", "pdf")
+        f"{n}.{f}" for n in set(FIGURES) - UNSWEPT for f in ("png", "pdf")
     )
     for p in paths:
         head = p.read_bytes()[:8]
@@ -282,11 +285,12 @@ def drawn(d: pd.DataFrame) -> set[str]:
 
 
 def test_figures_skip_what_the_rows_cannot_show(df, tmp_path):
-    assert drawn(df) == set(FIGURES)
-    assert drawn(df[df["stage"] == "final"]) == set(FIGURES) - {"p_init_theory", "p_init_vs_final"}
+    assert drawn(df) == set(FIGURES) - UNSWEPT
+    final = set(FIGURES) - UNSWEPT - {"p_init_theory", "p_init_vs_final"}
+    assert drawn(df[df["stage"] == "final"]) == final
     one_width = df[df["width"] == 64]  # the depth sweep and one mean-field width
     names = {"fit_control", "p_vs_depth", "laziness_vs_depth", "p_init_theory", "p_init_vs_final",
-             "worst_vs_average"}  # fmt: skip
+             "worst_vs_average", "p_by_depth"}  # fmt: skip
     assert drawn(one_width) == names
     assert figures(df.iloc[:0], tmp_path / "c") == []
     written = figures(df[df["sweep"] == "c5"], tmp_path / "d", formats=("png",))
@@ -410,7 +414,7 @@ def test_pn_is_marked_at_the_width_where_p_equals_n(df):
 def test_html_is_self_contained_and_escaped(report):
     text = report.read_text(encoding="utf-8")
     assert 'id="claims"' in text and "data:image/png;base64," in text
-    assert text.count("<img ") == len(FIGURES)
+    assert text.count("<img ") == len(set(FIGURES) - UNSWEPT)
     assert EVIL not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "loss &lt;nan&gt; at step 3" in text and "bad-cell" in text  # diverged cell listed
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", text)  # no external resource
@@ -529,7 +533,8 @@ def test_build_judges_the_store_rows(df, tmp_path, monkeypatch):
     calls = []
     fake = types.ModuleType("robustlab.sweep.store")
     fake.load = lambda p: calls.append(("load", p)) or df[df["sweep"] == "c5"]
-    fake.load_configs = lambda p: calls.append(("configs", p)) or [{"name": "from-store"}]
+    configs = [{"name": "from-store", "claims": ["C5"]}]  # a sweep that tests a claim
+    fake.load_configs = lambda p: calls.append(("configs", p)) or configs
     monkeypatch.setitem(sys.modules, "robustlab.sweep.store", fake)
     out = build(tmp_path / "results.db", tmp_path / "out.html")
     assert calls == [("load", tmp_path / "results.db"), ("configs", tmp_path / "results.db")]
@@ -544,38 +549,13 @@ def test_build_judges_the_store_rows(df, tmp_path, monkeypatch):
     )
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
+@needs_chromium
 def test_report_renders_in_headless_chromium(report, tmp_path):
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ]
-    url = report.as_uri()
-    shot = tmp_path / "shot.png"
-    subprocess.run(
-        ["chromium", *flags, f"--screenshot={shot}", "--window-size=1200,2000", url],
-        check=True,
-        timeout=120,
-        capture_output=True,
-    )
-    img = imread(shot)[..., :3]
+    img = screenshot(report, tmp_path, 1200, 2000)
     assert img.shape[:2] == (2000, 1200)
     assert img.std() > 0.05 and (img < 0.9).any()  # not blank, not all white
-    dom = subprocess.run(
-        ["chromium", *flags, "--dump-dom", url],
-        check=True,
-        timeout=120,
-        capture_output=True,
-        text=True,
-    ).stdout
-    table = dom[dom.index('id="claims"') :]
+    text = dom(report, tmp_path)
+    table = text[text.index('id="claims"') :]
     table = table[: table.index("</table>")]
     assert re.findall(r"<td>(C[\w-]+)</td>", table) == [c.id for c in CLAIMS]
-    assert 'id="sensitivity"' in dom and 'id="thresholds"' in dom
+    assert 'id="sensitivity"' in text and 'id="thresholds"' in text

@@ -207,8 +207,8 @@ def older_store(db) -> pd.DataFrame:
     want = load(db)
     with closing(sqlite3.connect(db)) as conn:
         conn.execute("UPDATE results SET p_value = 7.0, p_stderr = 0.5 WHERE method = 'pgd'")
-        conn.execute("ALTER TABLE results DROP COLUMN worst_stderr")
-        conn.execute("ALTER TABLE results DROP COLUMN worst_value")
+        for name in reversed(list(COLUMNS)[list(COLUMNS).index("worst_value") :]):
+            conn.execute(f"ALTER TABLE results DROP COLUMN {name}")  # worst_* and all since
         conn.execute('ALTER TABLE results RENAME COLUMN "stage" TO "at"')
         conn.commit()
     return want

@@ -61,6 +61,8 @@ import os, signal, sys
 from robustlab.sweep import run
 
 def progress(p, stored=[]):
+    if p.event != "stored":
+        return
     stored.append(p)
     if len(stored) == int(sys.argv[4]):
         os.kill(os.getpid(), signal.SIGKILL)
@@ -174,7 +176,10 @@ def test_progress_reports_every_group(tmp_path):
     config = {**CONFIG, "grid": {**CONFIG["grid"], "width": [8], "depth": [2]}}  # 2 groups
     progress = []
     summary = run(config, tmp_path / "p.db", executor="serial", progress=progress.append)
-    assert [p.done for p in progress] == [4, 8]
+    events = [(p.event, p.group, p.done) for p in progress]
+    assert events == [
+        ("start", 0, 0), ("started", 1, 0), ("stored", 1, 4), ("started", 2, 4), ("stored", 2, 8)
+    ]  # fmt: skip
     assert {p.total for p in progress} == {summary.total} == {8}
     assert [p.elapsed_s for p in progress] == sorted(p.elapsed_s for p in progress)
 
@@ -484,7 +489,7 @@ def test_a_concurrent_sweep_counts_what_it_trained_and_what_another_wrote(tmp_pa
     other = []
 
     def meanwhile(p) -> None:  # after this sweep's first group, another one runs the grid
-        if not other:
+        if p.event == "stored" and not other:
             other.append(run(config, store, executor="serial"))
 
     summary = run(config, store, executor="serial", progress=meanwhile)

@@ -45,7 +45,7 @@ _NAMES = {
         "models",
     ),  # fmt: skip
     **dict.fromkeys(("TrainConfig", "TrainResult", "train", "train_ensemble"), "training"),
-    "measure_saved": "measure",
+    **dict.fromkeys(("measure_at_init", "measure_saved"), "measure"),
 }
 _SUBMODULES = ("claims", "data", "metrics", "models", "report", "sweep", "theory", "training")
 
@@ -71,6 +71,7 @@ __all__ = [
     "init_schemes",
     "laziness",
     "load_model",
+    "measure_at_init",
     "measure_saved",
     "metrics",
     "mlp",
@@ -89,7 +90,7 @@ __all__ = [
 if TYPE_CHECKING:  # the names as static tools see them
     from . import claims, data, metrics, models, report, sweep, theory, training
     from .init import InitScheme, custom, get_init, init_schemes
-    from .measure import measure_saved
+    from .measure import measure_at_init, measure_saved
     from .metrics import (
         AdversarialResult,
         StabilityResult,

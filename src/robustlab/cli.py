@@ -155,6 +155,28 @@ def _progress(total: int, desc: str, quiet: bool):
     return tqdm(total=total, desc=desc, disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
 
 
+@contextmanager
+def _status(prefix: str, quiet: bool):
+    """Yield a callback that shows each step of long work (``"figure 3/9: p_by_width"``) on
+    one line of stderr with the time so far, cleared at the end; like the progress bars, only
+    on a terminal and not with --quiet, so stdout and redirected output stay clean."""
+    import time
+
+    show, start = not quiet and sys.stderr.isatty(), time.monotonic()
+
+    def say(text: str) -> None:
+        if show:
+            sys.stderr.write(f"\r\033[K{prefix}: {text} ({time.monotonic() - start:.0f} s)")
+            sys.stderr.flush()
+
+    try:
+        yield say
+    finally:
+        if show:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
 # ----------------------------------------------------------------------------- measure
 def _device(text: str):
     """--device: auto (CUDA when available, else CPU), cpu, cuda or cuda:N."""
@@ -216,8 +238,8 @@ def _measure_saved(a: argparse.Namespace, dtype, device) -> list[dict]:
             bias=a.bias,
             mean_field=a.mean_field,
         )
-    if a.model_class is not None and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # package.module:Class relative to here, as python -m
+    if a.model_class is not None:
+        _cwd_on_path()
     with _progress(len(a.eps), "points", a.quiet) as bar:
 
         def update(done: int, total: int) -> None:
@@ -225,7 +247,7 @@ def _measure_saved(a: argparse.Namespace, dtype, device) -> list[dict]:
             bar.update(done - bar.n)
 
         return measure_saved(
-            a.model, a.data, a.eps, method=a.method, region=a.region, n_samples=a.samples,
+            a.model, a.data, a.eps, method=_methods(a), region=a.region, n_samples=a.samples,
             output=a.output, split=a.split, input_shape=a.input_shape, points=a.points,
             clip=a.clip, spec=spec, model_class=a.model_class, model_kwargs=a.model_kwargs,
             dtype=dtype, device=device, progress=update,
@@ -245,9 +267,26 @@ def cmd_measure(a: argparse.Namespace) -> int:
     return 0
 
 
+def _methods(a: argparse.Namespace) -> list[str]:
+    """--methods, or the one --method (the two are mutually exclusive)."""
+    return a.methods or [a.method]
+
+
+def _method_list(text: str) -> list[str]:
+    """--methods 'exact,pgd' -> ['exact', 'pgd'], checked by the library."""
+    from .measure import split_methods
+
+    names = [name.strip() for name in text.split(",")]
+    try:
+        split_methods(names)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return names
+
+
 def _measure_random(a: argparse.Namespace, dtype, device) -> list[dict]:
-    """P of random MLPs at init (rl.metrics.at_init.stability_table)."""
-    from .metrics.at_init import stability_table
+    """P and/or its worst case of random MLPs at init (rl.measure.measure_at_init)."""
+    from .measure import measure_at_init
 
     if a.in_dim is None or a.width is None or a.depth is None:
         raise UsageError(
@@ -257,12 +296,12 @@ def _measure_random(a: argparse.Namespace, dtype, device) -> list[dict]:
         value = getattr(a, flag)
         if value is not None and value is not False:
             raise UsageError(f"--{flag.replace('_', '-')} applies to --model FILE")
-    inits = init_list(a.init or "lecun")
-    total = len(inits) * len(a.width) * len(a.depth) * len(a.eps) * a.seeds
+    inits, methods = init_list(a.init or "lecun"), _methods(a)
+    total = len(inits) * len(a.width) * len(a.depth) * len(a.eps) * a.seeds * len(methods)
     with _progress(total, "measure", a.quiet) as bar:
-        return stability_table(
-            inits, a.in_dim, a.width, a.depth, a.eps, seeds=a.seeds, points=a.points or 1000,
-            method=a.method, region=a.region, n_samples=a.samples, out_dim=a.out_dim,
+        return measure_at_init(
+            inits, a.in_dim, a.width, a.depth, a.eps, methods=methods, seeds=a.seeds,
+            points=a.points or 1000, region=a.region, n_samples=a.samples, out_dim=a.out_dim,
             dtype=dtype, device=device, progress=lambda: bar.update(1),
         )  # fmt: skip
 
@@ -272,6 +311,7 @@ def cmd_theory(a: argparse.Namespace) -> int:
     from .theory import after_training_table, init_table
 
     if a.after_training:
+        bar = _progress(None, "lazy limit", a.quiet)  # one step per (init, depth, width, model)
         rows = after_training_table(
             data=a.data,
             n_train=a.n_train,
@@ -288,7 +328,9 @@ def cmd_theory(a: argparse.Namespace) -> int:
             widths=a.width or [None],
             models=a.model.split(","),
             region=a.region,
+            progress=lambda done, total: _advance(bar, done, total),
         )
+        bar.close()
         _emit(rows, a.format, rows[0].keys())
         return 0
     if a.in_dim is None or a.width is None:
@@ -298,10 +340,17 @@ def cmd_theory(a: argparse.Namespace) -> int:
     return 0
 
 
+def _advance(bar, done: int, total: int) -> None:
+    """Move a tqdm bar to ``done`` of ``total`` (a library's ``progress(done, total)``)."""
+    bar.total = total
+    bar.update(done - bar.n)
+
+
 # ----------------------------------------------------------------------------- sweeps
 @contextmanager
 def _sweep_progress(quiet: bool):
-    """Yield a callback feeding a tqdm bar from the runner's Progress (cells, failures, ETA)."""
+    """Yield a callback feeding a tqdm bar from the runner's Progress: cells done of all,
+    the group started last of all groups, failures, ETA; shown from the sweep's start."""
     state: dict = {}
 
     def update(p) -> None:
@@ -309,7 +358,11 @@ def _sweep_progress(quiet: bool):
         if bar is None:
             bar = state["bar"] = _progress(p.total, "cells", quiet)
         bar.n = p.done
-        bar.set_postfix(failed=p.failed, diverged=p.diverged, refresh=False)
+        running = f" ({p.running} running)" if p.running > 1 else ""
+        bar.set_postfix_str(
+            f"group {p.started}/{p.groups}{running}, failed {p.failed}, diverged {p.diverged}",
+            refresh=False,
+        )
         bar.refresh()
 
     try:
@@ -326,12 +379,22 @@ def _summary_line(s) -> str:
     )
 
 
-def cmd_sweep(a: argparse.Namespace) -> int:
-    from .sweep import run
+def _cwd_on_path() -> None:
+    """Put the current folder first on sys.path, as ``python -m`` does, so that a user's
+    ``package.module:name`` (a model class, a sweep's model builder) is found from here."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
 
+
+def cmd_sweep(a: argparse.Namespace) -> int:
+    from .sweep import load_config, run
+
+    _cwd_on_path()  # model.family: package.module:name relative to here
+    config = load_config(a.config, a.overrides)  # a bad override: exit 2, nothing written
+    _quiet_mlflow(a.mlflow)
     with _sweep_progress(a.quiet) as update:
         summary = run(
-            a.config,
+            config,
             a.store,
             executor=a.executor,
             workers=a.workers,
@@ -340,9 +403,45 @@ def cmd_sweep(a: argparse.Namespace) -> int:
             dtype=a.dtype,
             device=a.device,
             progress=update,
+            mlflow=a.mlflow,
         )
     print(_summary_line(summary) + summary.notes)
-    return 0
+    return _tracking_status(summary)
+
+
+def _mlflow_uri(text: str) -> str:
+    """--mlflow URI: a tracking URI. A word like ``train.steps=5`` is an override that
+    argparse gave to --mlflow (its URI is optional): refused, with how to write both."""
+    name = text.split("=", 1)[0]
+    if "=" in text and name and all(part.isidentifier() for part in name.split(".")):
+        raise argparse.ArgumentTypeError(
+            f"{short(text)} is a config override, not a tracking URI: put the overrides "
+            "before --mlflow, or write --mlflow=URI"
+        )
+    return text
+
+
+def _quiet_mlflow(mlflow: bool | str) -> None:
+    """With --mlflow, MLflow logs at WARNING and above (not its INFO lines, such as the
+    creation of its tables, among the bar and robustlab's own lines), unless the user set
+    MLFLOW_LOGGING_LEVEL, MLflow's own setting, read when it is first imported."""
+    if mlflow:
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+
+def _tracking_status(s) -> int:
+    """Print where the cells were logged to MLflow; exit status 1 when the logging stopped
+    (every result is in the store all the same)."""
+    if s.tracking_note:
+        print(s.tracking_note)
+    if not s.tracking_error:
+        return 0
+    print(
+        f"robustlab: error: MLflow logging stopped: {s.tracking_error}; every result is in "
+        "the store: run the same command again to log the cells MLflow lacks",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def cmd_export(a: argparse.Namespace) -> int:
@@ -356,7 +455,9 @@ def cmd_export(a: argparse.Namespace) -> int:
 def cmd_report(a: argparse.Namespace) -> int:
     from .report import build
 
-    path = build(a.store, a.output, figures_dir=a.figures, overwrite=a.force)
+    with _status("report", a.quiet) as say:
+        path = build(a.store, a.output, figures_dir=a.figures, overwrite=a.force,
+                     claims=a.claims, progress=say)  # fmt: skip
     print(f"report: {path}")
     return 0
 
@@ -381,6 +482,7 @@ def _protocol(a: argparse.Namespace):
 def cmd_reproduce(a: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
+    _quiet_mlflow(a.mlflow)
     with _sweep_progress(a.quiet) as update:
         res = reproduce(
             a.out,
@@ -390,6 +492,8 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
             address=a.address,
             progress=update,
             protocol=_protocol(a),
+            overrides=a.overrides,
+            mlflow=a.mlflow,
         )
     print(_summary_line(res.summary) + res.summary.notes)
     print()
@@ -401,19 +505,30 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
     print(f"claims: {res.claims_csv}")
     print(f"sensitivity: {res.sensitivity_csv}")
     print(f"report: {res.report}")
-    return 0
+    return _tracking_status(res.summary)
 
 
 FORMATS = ["table", "csv", "json"]  # what _emit prints
 _FORMAT_HELP = "output: aligned table, CSV or JSON, on stdout (default %(default)s)"
 _QUIET_HELP = "no progress bar (it is shown on stderr only when stderr is a terminal)"
 _EXECUTOR_HELP = "local: worker processes (default); serial: this process; ray: a Ray cluster"
+_MLFLOW_HELP = (
+    "log each stored cell to MLflow, one experiment per sweep and one run per cell (needs "
+    "pip install 'robustlab[mlflow]'): to the tracking URI given, else to an SQLite "
+    "tracking store beside the results, {where}"
+)
+_OVERRIDES_HELP = (
+    "set a key of the config before it is read, e.g. train.steps=500 grid.width=[16,32]: "
+    "the value is YAML, checked like the file's own keys, and part of the stored config; "
+    "a missing section is created"
+)
 
 
 def _add_measure(m) -> None:
     from .data.config import DTYPES
     from .data.points import SPLITS
-    from .metrics import METHODS, REGIONS
+    from .measure import MEASURE_METHODS
+    from .metrics import REGIONS
 
     m.add_argument("--init", default=None, help="scheme(s), comma-separated (default lecun)")
     m.add_argument(
@@ -444,10 +559,18 @@ def _add_measure(m) -> None:
         "--points", type=_positive_int, default=None,
         help="evaluation points (default 1000; with --model, the first N of --data, default all)",
     )  # fmt: skip
-    m.add_argument(
-        "--method", choices=list(METHODS), default="auto",
+    how = m.add_mutually_exclusive_group()
+    how.add_argument(
+        "--method", choices=list(MEASURE_METHODS), default="auto",
         help="how P is computed (default %(default)s: exact for one output on ball/sphere, "
-        "else jacobian or mc)",
+        "else jacobian or mc), or pgd: the worst case over the same region instead of P "
+        "(projected gradient ascent, 20 steps, 3 restarts)",
+    )  # fmt: skip
+    how.add_argument(
+        "--methods", type=_method_list, metavar="M1,M2",
+        help="several methods instead of --method, e.g. exact,pgd: a row per average "
+        "method, with pgd's worst case (worst_mean or worst_value, worst_stderr) and "
+        "worst_over_p = worst / P beside its P",
     )  # fmt: skip
     m.add_argument(
         "--region", choices=list(REGIONS), default="ball",
@@ -540,6 +663,7 @@ def _add_theory(t) -> None:
         help="gradient-descent step size with --steps (default auto: N / largest NTK eigenvalue)",
     )  # fmt: skip
     t.add_argument("--model", default="network", help="network and/or linearized (Taylor)")
+    t.add_argument("--quiet", action="store_true", help=_QUIET_HELP)
     t.set_defaults(func=cmd_theory)
 
 
@@ -548,6 +672,7 @@ def _add_sweep(s) -> None:
     from .sweep.executors import EXECUTORS
 
     s.add_argument("config", help="sweep YAML file")
+    s.add_argument("overrides", nargs="*", metavar="KEY.PATH=VALUE", help=_OVERRIDES_HELP)
     s.add_argument("--store", required=True, help="SQLite results file (created if missing)")
     s.add_argument("--executor", choices=list(EXECUTORS), default="local", help=_EXECUTOR_HELP)
     s.add_argument("--address", default=None, help="Ray cluster address (e.g. auto)")
@@ -562,6 +687,10 @@ def _add_sweep(s) -> None:
     )  # fmt: skip
     s.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     s.add_argument("--quiet", action="store_true", help=_QUIET_HELP)
+    s.add_argument(
+        "--mlflow", nargs="?", const=True, default=False, metavar="URI", type=_mlflow_uri,
+        help=_MLFLOW_HELP.format(where="STORE-mlflow/mlflow.db (results.db: results-mlflow/)"),
+    )  # fmt: skip
     s.set_defaults(func=cmd_sweep)
 
 
@@ -589,6 +718,12 @@ def _add_report(r) -> None:
     )
     r.add_argument("--figures", default=None, help="also keep PNG/PDF figures in this folder")
     r.add_argument("--force", action="store_true", help=_FORCE_HELP)
+    r.add_argument(
+        "--claims", action=argparse.BooleanOptionalAction, default=None,
+        help="add (or, --no-claims, leave out) the section judging the paper's claims "
+        "C1..C5 (default: when a stored sweep config lists claims, as the presets do)",
+    )  # fmt: skip
+    r.add_argument("--quiet", action="store_true", help=_QUIET_HELP)
     r.set_defaults(func=cmd_report)
 
 
@@ -621,7 +756,18 @@ def _add_reproduce(p) -> None:
         help=f"C5: min weight change of every mean-field run (default "
         f"{Protocol.nonlazy_threshold:g})",
     )  # fmt: skip
+    p.add_argument(
+        "overrides", nargs="*", metavar="KEY.PATH=VALUE",
+        help="set a key of every preset sweep, e.g. train.steps=500 (as for 'robustlab "
+        "sweep'); the store keeps one config per sweep, so other overrides need another --out",
+    )  # fmt: skip
     p.add_argument("--quiet", action="store_true", help=_QUIET_HELP)
+    p.add_argument(
+        "--mlflow", nargs="?", const=True, default=False, metavar="URI", type=_mlflow_uri,
+        help=_MLFLOW_HELP.format(where="OUT/results-mlflow/mlflow.db")
+        + "; the report, claims.csv and sensitivity.csv in a run of experiment "
+        "robustlab-reproduce-MODE",
+    )  # fmt: skip
     p.set_defaults(func=cmd_reproduce)
 
 
@@ -671,6 +817,21 @@ def build_parser(*, light: bool = False) -> argparse.ArgumentParser:
 _LIGHT = ([], ["-h"], ["--help"], ["--version"])
 
 
+def _take_overrides(args: argparse.Namespace, extra: list[str]) -> None:
+    """Add the KEY.PATH=VALUE words argparse left over to the command's overrides.
+
+    argparse fills a positional list only from the words before the first option, so in
+    ``sweep c.yaml --store s.db train.steps=5`` the override comes back unrecognised; any
+    other leftover word is an error, as parse_args would say.
+    """
+    takes = hasattr(args, "overrides")
+    wrong = [w for w in extra if not takes or w.startswith("-")]
+    if wrong:
+        raise UsageError(f"unrecognized arguments: {' '.join(wrong)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+
+
 _MESSAGE_CHARS = 400  # a longer message is cut (the values it shows are cut already)
 _ASK_LESS = "ask for less: fewer points, seeds or cells, a narrower or shallower network"
 
@@ -691,9 +852,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         try:
             words = list(sys.argv[1:] if argv is None else argv)
-            args = build_parser(light=words in _LIGHT).parse_args(words)
+            args, extra = build_parser(light=words in _LIGHT).parse_known_args(words)
         except SystemExit as stop:  # --help / --version
             return int(stop.code or 0)
+        _take_overrides(args, extra)
         for name in ("width", "depth"):
             for v in getattr(args, name, None) or []:
                 if v < 1:
@@ -708,6 +870,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = getattr(stop, "summary", None)  # a SweepInterrupted's
         if summary is not None:
             print(_summary_line(summary) + summary.notes)
+            if summary.tracking_note:
+                print(summary.tracking_note)
         signum = getattr(stop, "signal", signal.SIGINT)
         if not getattr(stop, "announced", False):
             what = "interrupted" if signum == signal.SIGINT else "terminated"

@@ -9,8 +9,8 @@ for C3 and C4) and ``c5`` (mean-field width). Everything lands in ``OUT/``: ``re
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -62,25 +62,44 @@ def reproduce(
     address: str | None = None,
     progress: Callable[[Progress], None] | None = None,
     protocol: Protocol | None = None,
+    overrides: Sequence[str] = (),
+    mlflow: bool | str = False,
 ) -> ReproduceResult:
     """Run the presets of ``mode`` into ``out_dir``; assess the claims once under
     ``protocol`` (default :class:`~robustlab.claims.Protocol`) and write claims.csv,
     sensitivity.csv, figures and report.html from that assessment.
 
+    ``overrides`` (``"train.steps=500"``, ...; :mod:`robustlab.sweep.overrides`) are set on
+    every preset sweep before it is read, so they are part of each stored config; a store
+    keeps one config per sweep name, so a run with other overrides needs another
+    ``out_dir``. The presets keep their own names (an override of ``name`` is refused).
+
     Resumable: rerunning skips finished cells (and on a finished store only re-judges).
     Claims are judged on the rows of this mode's sweeps only (a store may also hold the other
     mode's runs).
+
+    ``mlflow`` (``True``: beside the store, ``OUT/results-mlflow/``; or a tracking URI) logs
+    each cell as :func:`robustlab.sweep.run` does, then one run ``report`` in the experiment
+    ``robustlab-reproduce-MODE`` with report.html, claims.csv and sensitivity.csv as
+    artifacts, the protocol as params and each claim's verdict as a tag ``verdict.C1``, ...
+    A tracking failure is reported in ``summary.tracking_error``; every file is written.
     """
     protocol = protocol or Protocol()
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {str(out)!r} exists and is not a directory")
+    configs = [load_config(p, overrides) for p in preset_paths(mode)]  # before out is made
+    if len({c.name for c in configs}) < len(configs):
+        raise ValueError(
+            f"name: reproduce runs {len(configs)} preset sweeps, each under its own name; "
+            "an override cannot give them one"
+        )
     out.mkdir(parents=True, exist_ok=True)
-    configs = [load_config(p) for p in preset_paths(mode)]
     store = out / "results.db"
     summary = run(
-        configs, store, executor=executor, workers=workers, address=address, progress=progress
-    )
+        configs, store, executor=executor, workers=workers, address=address, progress=progress,
+        mlflow=mlflow,
+    )  # fmt: skip
     names = {c.name for c in configs}
     df = load(store)
     df = df[df["sweep"].isin(names)]
@@ -96,10 +115,39 @@ def reproduce(
         df,
         out / "report.html",
         assessment=assessment,
+        claims=True,  # the report of the paper's presets always judges the claims
         configs=sweep_configs,
         title=f"robustlab: reproduction of Zhu et al. (NeurIPS 2022), {mode}",
         figures_dir=fig_dir,
         overwrite=True,  # reproduce's own report, rewritten on every (resumed) run
     )
     figures = sorted(fig_dir.glob("*.png")) + sorted(fig_dir.glob("*.pdf"))
+    if mlflow and not summary.tracking_error:
+        summary = _log_report(
+            summary, store, mode, protocol, assessment, [report, claims_csv, sens_csv]
+        )
     return ReproduceResult(out, store, claims_csv, sens_csv, report, figures, assessment, summary)
+
+
+def _log_report(
+    summary: SweepSummary,
+    store: Path,
+    mode: str,
+    protocol: Protocol,
+    assessment: Assessment,
+    files: list[Path],
+) -> SweepSummary:
+    """Log the report and the claims tables as one MLflow run (the summary's tracking URI);
+    the summary with the error when that fails."""
+    from .sweep.tracking import Tracker
+
+    tracker = Tracker(store, summary.tracking)
+    verdicts = dict(zip(assessment.claims["claim"], assessment.claims["verdict"], strict=True))
+    logged = tracker.log_files(
+        f"robustlab-reproduce-{mode}",
+        "report",
+        files,
+        params={"mode": mode, **asdict(protocol)},
+        tags={"sweeps": summary.name, **{f"verdict.{c}": v for c, v in verdicts.items()}},
+    )
+    return summary if logged else replace(summary, tracking_error=tracker.error or "")

@@ -21,11 +21,11 @@ class Dataset:
     tables), and :meth:`inputs` returns a split in that shape, (N, *x_shape), for models
     that take images. Labels follow the task:
 
-    - ``"binary"``: float tensor of shape (N,) with values in {-1.0, +1.0};
-      ``n_classes == 2``.
+    - ``"binary"``: float tensor of shape (N,) with values in {-1.0, +1.0} (times the
+      ``label_scale`` option c, default 1: {-c, +c}); ``n_classes == 2``.
     - ``"multiclass"``: int64 tensor of shape (N,) with class indices 0..C-1;
       ``n_classes == C``. ``meta["classes"][i]`` is the original label of index i.
-    - ``"regression"``: float tensor of shape (N,); ``n_classes == 0``.
+    - ``"regression"``: float tensor of shape (N,) (times ``label_scale``); ``n_classes == 0``.
 
     ``meta`` is JSON-friendly (seed, resolved options, source, original class labels).
     """

@@ -41,6 +41,10 @@ def load(
     feature by the training-set mean/std; then ``sphere=True`` divides each (flattened)
     input by its L2 norm. ``dtype=torch.float64`` gives float64 tensors. ``task`` is
     ``"auto"`` or forces ``"binary"``, ``"multiclass"`` or ``"regression"``.
+    ``label_scale=c`` (a positive number, default 1) multiplies the training and test targets
+    by c after everything else (label noise and flips included): binary labels become
+    {-c, +c}, regression targets c y. Multiclass targets are class indices: any c other than
+    1 raises ValueError there.
 
     Other ``options`` depend on the dataset; an unknown key raises ValueError listing
     the allowed ones. Every bad input raises ValueError naming the problem and the fix:

@@ -1,7 +1,8 @@
 """Turn a source's `Raw` arrays into a `Dataset`: check, subset, rescale, encode labels.
 
 Order: validate -> ``classes`` subset -> ``n_train``/``n_test`` subset -> standardize
-(training-set mean/std) -> sphere projection -> ``in_dim`` check -> label encoding.
+(training-set mean/std) -> sphere projection -> ``in_dim`` check -> label encoding -> label
+scale (``label_scale``: the real-valued targets times c, last of all).
 """
 
 from __future__ import annotations
@@ -120,14 +121,24 @@ def _project(x: np.ndarray, split: str) -> np.ndarray:
     return x / norms
 
 
-def _encode(y: np.ndarray, task: str, classes: list[Any], dtype: torch.dtype) -> torch.Tensor:
+def _encode(
+    y: np.ndarray, task: str, classes: list[Any], dtype: torch.dtype, scale: float
+) -> torch.Tensor:
+    """The targets as a tensor: binary +-1 or regression y, times the ``label_scale`` c
+    (``scale``; after label noise and flips, which the source drew), in float64 before the
+    cast to ``dtype``; class indices for multiclass, where any c but 1 is refused."""
     if task == "regression":
-        return torch.tensor(y.astype(np.float64), dtype=dtype)
+        return torch.tensor(scale * y.astype(np.float64), dtype=dtype)
     index = np.zeros(len(y), dtype=np.int64)
     for i, c in enumerate(classes):
         index[y == c] = i
-    if task == "binary":
-        return torch.tensor(2.0 * index - 1.0, dtype=dtype)  # classes[0] -> -1, [1] -> +1
+    if task == "binary":  # classes[0] -> -c, [1] -> +c
+        return torch.tensor(scale * (2.0 * index - 1.0), dtype=dtype)
+    if scale != 1:
+        raise ValueError(
+            f"label_scale: multiclass targets are class indices and cannot be scaled (got "
+            f"{scale:g}); keep two classes (classes=[a, b]) or use task='regression'"
+        )
     return torch.tensor(index, dtype=torch.int64)
 
 
@@ -167,9 +178,9 @@ def build(name: str, raw: Raw, req: Request, classes: Any, sphere: bool) -> Data
     }
     return Dataset(
         x_train=torch.tensor(x_train, dtype=dtype),
-        y_train=_encode(y_train, task, found, dtype),
+        y_train=_encode(y_train, task, found, dtype, opts["label_scale"]),
         x_test=torch.tensor(x_test, dtype=dtype),
-        y_test=_encode(y_test, task, found, dtype),
+        y_test=_encode(y_test, task, found, dtype, opts["label_scale"]),
         name=name,
         in_dim=d,
         n_classes=0 if task == "regression" else len(found),

@@ -17,6 +17,7 @@ COMMON_OPTIONS: Mapping[str, Any] = {
     "dtype": "float32",
     "subset": "random",
     "task": "auto",
+    "label_scale": 1.0,  # real-valued targets times c, after everything else (pipeline.build)
 }
 TASK_CHOICES = ("auto", "binary", "multiclass", "regression")
 SUBSET_CHOICES = ("random", "first")
@@ -80,7 +81,12 @@ SUFFIXES: dict[str, Source] = {
 
 
 def datasets() -> list[str]:
-    """Names of the built-in datasets (files and ``mnist:DIR``/``cifar10:DIR`` aside)."""
+    """Names of the built-in datasets (files and ``mnist:DIR``/``cifar10:DIR`` aside).
+
+    Every dataset takes the common options ``standardize``, ``dtype``, ``subset``, ``task``
+    and ``label_scale`` (the real-valued targets times c, last of all; refused for
+    multiclass targets) besides its own (:func:`robustlab.data.config.option_names`).
+    """
     return sorted(BUILTINS)
 
 

@@ -34,9 +34,9 @@ import torch
 
 from ._state import as_input, call, check_clip, check_eps, frozen, probe
 from .outputs import check_labels, check_output
-from .regions import REGIONS, Region
+from .regions import REGIONS, Region, get_region
 
-__all__ = ["NORMS", "AdversarialResult", "Norm", "adversarial"]
+__all__ = ["NORMS", "AdversarialResult", "Norm", "adversarial", "norm_of_region"]
 
 
 def _l2_step(g: torch.Tensor, alpha: float) -> torch.Tensor:  # (B, d) -> (B, d)
@@ -73,6 +73,14 @@ NORMS: dict[str, Norm] = {
         ),
     )
 }
+
+
+def norm_of_region(region: str) -> str:
+    """The threat model whose worst case stands beside P on ``region``: ``"l2"`` for the
+    L2 ball and for the sphere (searched over its ball, whose worst case it equals for a
+    linear f), ``"linf"`` for the cube ``linf_ball``; ValueError naming the choices."""
+    get_region(region)
+    return "linf" if region == "linf_ball" else "l2"
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,18 @@ from .._checks import check_memory
 from .._sampling import uniform_sphere
 from ..models.mlp import check_positive_int, mlp, n_params
 from ..theory import expected_grad_sq_norm, init_stability_bound
+from .adversarial import adversarial, norm_of_region
 from .regions import get_region
 from .stability import CHUNK, exact_from_gradients, input_gradients, perturbation_stability
 
-__all__ = ["TABLE_COLUMNS", "sphere_points", "stability_at_init", "stability_table"]
+__all__ = [
+    "TABLE_COLUMNS",
+    "WORST_COLUMNS",
+    "sphere_points",
+    "stability_at_init",
+    "stability_table",
+    "worst_at_init",
+]
 
 # the summary columns of stability_table, in order
 TABLE_COLUMNS = (
@@ -30,6 +38,9 @@ TABLE_COLUMNS = (
     "grad_sq_measured",
     "grad_sq_theory",
 )
+# the columns of a worst case alone (worst_at_init): the P and theory columns do not apply
+WORST_COLUMNS = ("init", "width", "depth", "eps", "method", "seeds", "points", "worst_mean",
+                 "worst_stderr")  # fmt: skip
 
 
 def sphere_points(
@@ -64,6 +75,36 @@ def check_size(
     )
 
 
+def _draw(
+    init: str,
+    in_dim: int,
+    width: int,
+    depth: int,
+    out_dim: int,
+    seed: int,
+    points: int,
+    dtype: torch.dtype,
+    device: torch.device | str | None,
+) -> tuple[torch.nn.Module, torch.Tensor, torch.Generator]:
+    """Seed ``seed``'s network (drawn with ``torch.Generator().manual_seed(seed)``), its
+    points (n, d) on S^{d-1} and the generator that drew them (seeded ``10_000 + seed``),
+    which then draws the perturbations or PGD's random starts."""
+    generator = torch.Generator().manual_seed(seed)
+    net = mlp(in_dim, width, depth, out_dim, init=init, generator=generator, dtype=dtype,
+              device=device)  # fmt: skip
+    gen = torch.Generator().manual_seed(10_000 + seed)
+    return net, sphere_points(points, in_dim, generator=gen, dtype=dtype), gen
+
+
+def _over_seeds(values: list[float], single_stderr: float) -> tuple[float, float]:
+    """The mean over seeds and its standard error (sample sd / sqrt(seeds)); with one seed,
+    that seed's own standard error over points."""
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return mean, single_stderr
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1) / len(values))
+
+
 def stability_at_init(
     init: str,
     in_dim: int,
@@ -94,18 +135,7 @@ def stability_at_init(
     check_size(in_dim, width, depth, points, out_dim, dtype)
     runs = []
     for s in range(seeds):
-        net = mlp(
-            in_dim,
-            width,
-            depth,
-            out_dim,
-            init=init,
-            generator=torch.Generator().manual_seed(s),
-            dtype=dtype,
-            device=device,
-        )
-        gen = torch.Generator().manual_seed(10_000 + s)
-        x = sphere_points(points, in_dim, generator=gen, dtype=dtype)
+        net, x, gen = _draw(init, in_dim, width, depth, out_dim, s, points, dtype, device)
         grads = input_gradients(net, x) if out_dim == 1 else None  # (points, d), once
         if grads is not None and method in ("auto", "exact") and get_region(region).kappa:
             res = exact_from_gradients(grads, eps, region)  # what "exact" would compute
@@ -125,13 +155,7 @@ def stability_at_init(
         )
         if progress is not None:
             progress(s + 1, seeds)
-    values = [r["p_value"] for r in runs]
-    mean = sum(values) / len(values)
-    se = (
-        math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1) / len(values))
-        if len(values) > 1
-        else runs[0]["p_stderr"]
-    )
+    mean, se = _over_seeds([r["p_value"] for r in runs], runs[0]["p_stderr"])
     g2s = [r["grad_sq_mean"] for r in runs]
     return {
         "init": init,
@@ -151,6 +175,61 @@ def stability_at_init(
         "p_bound_theory": init_stability_bound(init, in_dim, width, depth, eps, region)
         if out_dim == 1
         else math.nan,
+        "runs": runs,
+    }
+
+
+def worst_at_init(
+    init: str,
+    in_dim: int,
+    width: int,
+    depth: int,
+    eps: float,
+    *,
+    seeds: int = 10,
+    points: int = DEFAULT_POINTS,
+    region: str = "ball",
+    out_dim: int = 1,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+    progress=None,
+) -> dict:
+    """The worst case beside :func:`stability_at_init`: on the same networks and points,
+    per point the largest ``||f(x') - f(x)||_2`` that PGD finds over the region
+    (:func:`robustlab.metrics.adversarial` with its defaults, 20 steps and 3 restarts; the
+    L2 ball for ``ball`` and ``sphere``, the cube for ``linf_ball``: :func:`norm_of_region`),
+    its random starts drawn by the points' generator after the points.
+
+    Returns a dict with the per-seed list ``runs`` (seed, worst_value, worst_stderr) and
+    ``worst_mean`` (over seeds), ``worst_stderr`` (over seeds; over points for one seed) and
+    the setting (init, in_dim, width, depth, out_dim, eps, region, method ``"pgd"``, seeds,
+    points).
+    """
+    seeds = check_positive_int("seeds", seeds)
+    points = check_positive_int("points", points)
+    norm = norm_of_region(region)
+    check_size(in_dim, width, depth, points, out_dim, dtype)
+    runs = []
+    for s in range(seeds):
+        net, x, gen = _draw(init, in_dim, width, depth, out_dim, s, points, dtype, device)
+        res = adversarial(net, x, eps, norm=norm, generator=gen)
+        runs.append({"seed": s, "worst_value": res.value, "worst_stderr": res.stderr})
+        if progress is not None:
+            progress(s + 1, seeds)
+    mean, se = _over_seeds([r["worst_value"] for r in runs], runs[0]["worst_stderr"])
+    return {
+        "init": init,
+        "in_dim": in_dim,
+        "width": width,
+        "depth": depth,
+        "out_dim": out_dim,
+        "eps": eps,
+        "region": region,
+        "method": "pgd",
+        "seeds": seeds,
+        "points": points,
+        "worst_mean": mean,
+        "worst_stderr": se,
         "runs": runs,
     }
 

@@ -1,10 +1,13 @@
-"""Network families (MLP, CNN, ResNet), their specs and safe (de)serialisation."""
+"""Network families (MLP, CNN, ResNet), their specs and safe (de)serialisation, and networks
+of the user's own builders (:mod:`.user`)."""
 
 from .conv import CNN, CNNSpec, cnn, cnn_from_spec
 from .families import FAMILY_NAMES, Family, build_model, get_family
+from .fan_in import reinit_by_fan_in
 from .io import FAMILIES, load_model, save_model
 from .mlp import MLP, MLPSpec, check_positive_int, mlp, mlp_from_spec, reinit
 from .resnet import ResNet, ResNetSpec, resnet, resnet_from_spec
+from .user import UserNet, UserSpec, build_user_model
 
 __all__ = [
     "CNN",
@@ -16,7 +19,10 @@ __all__ = [
     "MLPSpec",
     "ResNet",
     "ResNetSpec",
+    "UserNet",
+    "UserSpec",
     "build_model",
+    "build_user_model",
     "check_positive_int",
     "cnn",
     "cnn_from_spec",
@@ -25,6 +31,7 @@ __all__ = [
     "mlp",
     "mlp_from_spec",
     "reinit",
+    "reinit_by_fan_in",
     "resnet",
     "resnet_from_spec",
     "save_model",

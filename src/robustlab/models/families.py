@@ -2,7 +2,8 @@
 
 Each :class:`Family` builds its networks from an input shape, width, depth and output size
 under a named initialization (the scheme registry of :mod:`robustlab.init`). A sweep's
-``model.family`` is a key of :data:`FAMILIES`.
+``model.family`` is a key of :data:`FAMILIES`, or a builder of the user's own
+(``"package.module:name"``, :mod:`.user`).
 """
 
 from __future__ import annotations

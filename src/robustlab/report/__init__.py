@@ -1,23 +1,32 @@
 """Reports: publication figures and a self-contained HTML page from tidy result rows.
 
-``figures(df, out_dir)`` writes the PNG/PDF figures (:data:`FIGURES`: the fit control, P
-against width across p = N, against depth, the regime checks, P at init); ``write_html(df,
-path)`` writes one HTML file with the claims, the evidence beside each verdict, the
-per-group verdicts, their sensitivity (variants and laziness thresholds), definitions,
-embedded figures, configs and run summary, rendering one
-:class:`~robustlab.claims.Assessment`; ``build(store, out_html)`` does both from a results
-store, assessing the claims once there.
+``p_by_axes(df)`` is the study's result as a frame: P by the swept axes, per init, regime and
+stage, mean over seeds with its spread. ``figures(df, out_dir)`` writes the PNG/PDF figures
+(:data:`FIGURES`: P against each swept axis, the worst case, P at init, the regime checks, and
+the claims' figures); ``caption(name, df)`` writes a figure's caption from its rows.
+``write_html(df, path)`` writes one HTML file: the results (figures first, then the tables of
+P), and, for sweeps that test the paper's claims, the claims section (verdicts, evidence,
+sensitivity, the claims' figures) rendering one :class:`~robustlab.claims.Assessment`;
+``build(store, out_html)`` does both from a results store, deciding from the stored sweep
+configs (their ``claims`` key) whether the claims section is shown.
 """
 
-from .figures import CAPTIONS, FIGURES, figures
-from .html import build, write_html
+from .figures import CLAIM_FIGURES, FIGURES, STUDY_FIGURES, caption, figures
+from .html import build, claims_wanted, write_html
+from .results import AXES, experiments, p_by_axes
 from .robustness import sensitivity_shares
 
 __all__ = [
-    "CAPTIONS",
+    "AXES",
+    "CLAIM_FIGURES",
     "FIGURES",
+    "STUDY_FIGURES",
     "build",
+    "caption",
+    "claims_wanted",
+    "experiments",
     "figures",
+    "p_by_axes",
     "sensitivity_shares",
     "write_html",
 ]

@@ -16,7 +16,7 @@ from ..regime_facts import regime_facts
 from . import plot as pl
 from .rows import keyed, level_loss, one_measurement, predictor_rows
 
-__all__ = ["fit_control", "p_across_pn", "p_vs_depth", "p_vs_width"]
+__all__ = ["depth_rows", "fit_control", "p_across_pn", "p_vs_depth", "p_vs_width", "width_rows"]
 
 # regimes whose width claims are judged on either side of p = N (C1, C2) and the level of
 # fit each side is judged at: one home, the claim catalog
@@ -90,7 +90,7 @@ def fit_control(df: pd.DataFrame, **_) -> Figure | None:
             pl.depth_axis(ax)
         side = f", {_SIDE[c.side]} side" if c.side else ""
         pl.finish(ax, title=f"{c.id}: {regime} runs at {_LEVEL[c.fit]}{side}")
-    for ax in axes[:: min(3, len(axes))]:
+    for ax in axes[:: min(pl.NCOLS, len(axes))]:  # the first column
         ax.set_ylabel("training loss (MSE) of the fitted predictor", fontsize=8)
     pl.log_y(axes)
     return fig
@@ -143,11 +143,25 @@ def p_across_pn(df: pd.DataFrame, **_) -> Figure | None:
     return fig
 
 
+def depth_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The rows :func:`p_vs_depth` draws (keyed lines of two depths or more) and the
+    measurement's description."""
+    d, desc = one_measurement(predictor_rows(df, "final"))
+    return keyed(d, "depth", _extra("depth", "init"), by=["init", "regime"]), desc
+
+
+def width_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The rows :func:`p_vs_width` draws (regimes not judged across p = N, keyed lines of
+    two widths or more) and the measurement's description."""
+    d, desc = one_measurement(predictor_rows(df, "final"))
+    d = d[~d["regime"].isin(PN_REGIMES)]
+    return keyed(d, "width", _extra("width"), by=["regime"]), desc
+
+
 def p_vs_depth(df: pd.DataFrame, **_) -> Figure | None:
     """P after training against depth, a panel per init; line style per regime (linearized
     solid, standard dashed), color per sweep (and width)."""
-    d, desc = one_measurement(predictor_rows(df, "final"))
-    d = keyed(d, "depth", _extra("depth", "init"), by=["init", "regime"])
+    d, desc = depth_rows(df)
     if d.empty:
         return None
     inits = sorted(d["init"].unique())
@@ -170,9 +184,7 @@ def p_vs_depth(df: pd.DataFrame, **_) -> Figure | None:
 def p_vs_width(df: pd.DataFrame, **_) -> Figure | None:
     """P after training against width for the regimes not judged across p = N (mean-field:
     C5; linearized or alpha-scaled width sweeps), a panel per regime, p = N marked."""
-    d, desc = one_measurement(predictor_rows(df, "final"))
-    d = d[~d["regime"].isin(PN_REGIMES)]
-    d = keyed(d, "width", _extra("width"), by=["regime"])
+    d, desc = width_rows(df)
     if d.empty:
         return None
     regimes = sorted(d["regime"].unique())

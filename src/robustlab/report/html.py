@@ -1,4 +1,11 @@
-"""One self-contained HTML report: claims, their evidence and robustness, figures, runs.
+"""One self-contained HTML report: the results, the paper's claims where asked for, runs.
+
+The page opens with figures: for sweeps that test the paper's claims (a ``claims`` key in a
+stored sweep config, or ``claims=True``) the claims section first (its figure, the verdicts,
+their evidence and robustness), then the results of any study (P against each swept axis,
+the tables of P by the swept axes over seeds, the worst case, P at init, the regime checks),
+the definitions, the configs and the runs. A report without the claims section judges
+nothing and says nothing of the claims.
 
 The page has no external resources and no scripts: figures are embedded as base64 PNG
 ``<img>`` elements and the style sheet is inline. Every string that comes from data or
@@ -11,7 +18,7 @@ from __future__ import annotations
 import base64
 import platform
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -24,13 +31,30 @@ from .._atomic import atomic_write, check_target
 from .._frames import numpy_dtypes
 from .._version import __version__
 from ..claims import VERDICTS, Assessment, Protocol, assess
-from .figures import CAPTIONS, figures
+from .figures import CLAIM_FIGURES, STUDY_FIGURES, caption, figures
 from .markup import CSS, e, table
+from .results import STAGES, p_by_axes
+from .results_html import results_tables
 from .robustness import sensitivity_table, threshold_table, variants_table
 from .tables import claims_table, details_table, groups_table
-from .texts import THRESHOLD_NOTE, Y_F0_NOTE, definitions, sensitivity_note, verdict_meanings
+from .texts import (
+    THRESHOLD_NOTE,
+    Y_F0_NOTE,
+    claim_definitions,
+    definitions,
+    sensitivity_note,
+    verdict_meanings,
+)
 
-__all__ = ["build", "write_html"]
+__all__ = ["build", "claims_wanted", "write_html"]
+
+Progress = Callable[[str], None]  # called with a short description of each step
+
+
+def claims_wanted(configs: Iterable[Mapping]) -> bool:
+    """Whether any sweep config (as stored: :func:`robustlab.sweep.store.load_configs`)
+    carries the paper's claims (its ``claims`` key; :class:`robustlab.sweep.SweepConfig`)."""
+    return any(isinstance(c, Mapping) and bool(c.get("claims")) for c in configs)
 
 
 def _plain(obj):
@@ -42,6 +66,13 @@ def _plain(obj):
     if isinstance(obj, np.generic):
         return obj.item()
     return obj if isinstance(obj, (str, int, float, bool, type(None))) else str(obj)
+
+
+def _yaml(config: Mapping) -> str:
+    """A config as YAML, lists of numbers and names on one line."""
+    return yaml.safe_dump(
+        _plain(config), sort_keys=False, allow_unicode=True, default_flow_style=None, width=96
+    )
 
 
 def _runs_html(df: pd.DataFrame) -> str:
@@ -90,21 +121,52 @@ def _versions_html(df: pd.DataFrame) -> str:
     )
 
 
-def _figures_html(df: pd.DataFrame, figures_dir, protocol: Protocol) -> str:
+def _draw_figures(
+    df: pd.DataFrame, names, figures_dir, protocol: Protocol, claims: bool, progress
+) -> dict[str, str]:
+    """Figure name -> its ``<figure>`` HTML (embedded PNG, caption from the rows), for the
+    figures of ``names`` that the rows hold; PNG and PDF kept in ``figures_dir`` if given."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(figures_dir) if figures_dir is not None else Path(tmp)
         formats = ("png", "pdf") if figures_dir is not None else ("png",)
-        parts = []
-        for path in figures(df, out, formats=formats, protocol=protocol):
+        parts = {}
+        paths = figures(df, out, formats=formats, protocol=protocol, names=names,
+                        progress=progress)  # fmt: skip
+        for path in paths:
             if path.suffix != ".png":
                 continue
             b64 = base64.b64encode(path.read_bytes()).decode("ascii")
-            parts.append(
-                f'<figure><img alt="{e(path.stem)}" src="data:image/png;base64,{b64}">'
-                f"<figcaption><b>{e(path.stem)}</b>: {e(CAPTIONS[path.stem])}"
-                "</figcaption></figure>"
+            text = caption(path.stem, df, protocol=protocol, claims=claims)
+            parts[path.stem] = (
+                f'<figure id="fig-{e(path.stem)}"><img alt="{e(path.stem)}" '
+                f'src="data:image/png;base64,{b64}"><figcaption><b>{e(path.stem)}</b>: '
+                f"{e(text)}</figcaption></figure>"
             )
-    return "".join(parts) or "<p>No figure: the results lack the data for any.</p>"
+    return parts
+
+
+def _overview(df: pd.DataFrame) -> str:
+    """One paragraph: the sweeps, runs, regimes, inits and stages in the rows."""
+    if df.empty or "status" not in df.columns:
+        return "<p class=lead>No result rows.</p>"
+    cells = df.drop_duplicates("cell") if "cell" in df.columns else df
+    status = cells["status"].value_counts()
+    ok = df[df["status"] == "ok"]
+
+    def listed(col: str, order=()) -> str:
+        if col not in ok.columns:
+            return ""
+        values = {str(v) for v in ok[col].dropna().unique()}
+        return ", ".join([v for v in order if v in values] + sorted(values - set(order)))
+
+    sweeps = sorted(str(v) for v in df["sweep"].dropna().unique()) if "sweep" in df else []
+    runs = ", ".join(f"{n} {s}" for s, n in status.items())
+    text = (
+        f"{len(sweeps)} sweep{'s' * (len(sweeps) != 1)} ({', '.join(sweeps)}): "
+        f"{len(cells)} runs ({runs}); regimes {listed('regime')}; inits {listed('init')}; "
+        f"P measured at {listed('stage', STAGES)}."
+    )
+    return f"<p class=lead>{e(text)}</p>"
 
 
 def _robustness_html(a: Assessment) -> str:
@@ -120,8 +182,45 @@ def _robustness_html(a: Assessment) -> str:
     else:
         sens = "<p>No sensitivity table.</p>"
     return (
-        f"{sens}<h3>Sensitivity to the laziness thresholds</h3><p class=note>{THRESHOLD_NOTE}"
+        f"{sens}<h4>Sensitivity to the laziness thresholds</h4><p class=note>{THRESHOLD_NOTE}"
         f"</p>{threshold_table(a.thresholds, a.claims)}"
+    )
+
+
+def _claims_html(a: Assessment, figs: dict[str, str], why: str) -> str:
+    """The claims section: the first claim figure, the verdicts, their meaning and evidence,
+    the other claim figures, the per-group verdicts, the sensitivity, how claims are judged."""
+    first, *rest = [figs[n] for n in CLAIM_FIGURES if n in figs] or [""]
+    meanings = verdict_meanings(a.protocol)
+    meaning = "".join(
+        f'<li><span class="verdict v-{e(k.replace(" ", "-"))}">{e(k)}</span>: '
+        f"{e(meanings.get(k, ''))}</li>"
+        for k in VERDICTS
+    )
+    groups = groups_table(a.groups) if len(a.groups) else "<p>No groups.</p>"
+    return f"""<h2 id="claims-section">Claims of Zhu et al. (NeurIPS 2022)</h2>
+<p class=note>{e(why)}</p>{first}
+<h3>Verdicts</h3>{claims_table(a.claims)}
+<h3>What each verdict means</h3><ul>{meaning}</ul>
+<h3>Evidence beside each verdict</h3>{details_table(a.claims)}<p class=note>{e(Y_F0_NOTE)}</p>
+{"".join(rest)}
+<h3>Verdicts per group</h3><details><summary>One row per claim and group ({len(a.groups)})
+</summary>{groups}</details>
+<h3>Sensitivity of the verdicts</h3>{_robustness_html(a)}
+<h3>How the claims are judged</h3><pre>{e(claim_definitions(a.protocol))}</pre>
+"""
+
+
+def _results_html(df: pd.DataFrame, figs: dict[str, str]) -> str:
+    """The results of any study: P against the swept axes, the tables, the other checks."""
+    axes = "".join(v for n, v in figs.items() if n.startswith("p_by_"))
+    checks = "".join(v for n, v in figs.items() if n in STUDY_FIGURES and not n.startswith("p_by_"))
+    if not axes and not checks:
+        axes = "<p>No figure: the results lack the data for any.</p>"
+    return (
+        f'<h2 id="results">Results</h2>{axes}'
+        f"<h3>P by the swept axes</h3>{results_tables(p_by_axes(df))}"
+        + (f"<h3>Worst case, initialization and laziness</h3>{checks}" if checks else "")
     )
 
 
@@ -130,10 +229,12 @@ def write_html(
     path: str | Path,
     *,
     assessment: Assessment | None = None,
+    claims: bool | None = None,
     configs: Iterable[Mapping] = (),
     title: str = "robustlab report",
     figures_dir: str | Path | None = None,
     overwrite: bool = False,
+    progress: Progress | None = None,
 ) -> Path:
     """Write the report for result rows ``df`` to ``path`` and return it.
 
@@ -142,48 +243,59 @@ def write_html(
     Args:
         df: result rows (columns of :mod:`robustlab.sweep.schema`).
         path: the HTML file to write.
-        assessment: the claims judged on ``df`` (:func:`robustlab.claims.assess`); default
-            ``assess(df)`` under the default protocol. Its protocol's laziness thresholds
-            are drawn on the regime figures.
+        assessment: the claims judged on ``df`` (:func:`robustlab.claims.assess`); default,
+            when the claims section is shown, ``assess(df)`` under the default protocol. Its
+            protocol's laziness thresholds are drawn on the regime figures.
+        claims: show the claims section (True), leave it out (False), or (None, the
+            default) show it when an ``assessment`` is given or a config carries claims
+            (:func:`claims_wanted`). Without it nothing is judged.
         configs: the sweep configs, shown as YAML.
         title: page title.
         figures_dir: keep the figures (PNG and PDF) there; otherwise they are drawn in a
             temporary directory and only embedded.
         overwrite: replace an existing ``path`` (never an SQLite database); otherwise an
             existing file is refused, before anything is computed.
+        progress: called with a line on each step (judging, each figure, writing).
     """
     path = check_target(path, overwrite=overwrite)
     df = numpy_dtypes(df)
-    a = assess(df) if assessment is None else assessment
+    configs = list(configs)
+    say = progress or (lambda _: None)
+    show = claims if claims is not None else (assessment is not None or claims_wanted(configs))
+    a = None
+    if show:
+        if assessment is None:
+            say("judging the claims")
+        a = assess(df) if assessment is None else assessment
+    protocol = a.protocol if a is not None else Protocol()
+    names = [*(CLAIM_FIGURES if show else ()), *STUDY_FIGURES]
+    figs = _draw_figures(df, names, figures_dir, protocol, show, say)
+    say("writing the page")
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    cfgs = (
-        "".join(
-            f"<pre>{e(yaml.safe_dump(_plain(c), sort_keys=False, allow_unicode=True))}</pre>"
-            for c in configs
-        )
-        or "<p>No sweep configs given.</p>"
-    )
-    meanings = verdict_meanings(a.protocol)
-    meaning = "".join(
-        f'<li><span class="verdict v-{e(k.replace(" ", "-"))}">{e(k)}</span>: '
-        f"{e(meanings.get(k, ''))}</li>"
-        for k in VERDICTS
-    )
-    groups_html = groups_table(a.groups) if len(a.groups) else "<p>No groups.</p>"
+    cfgs = "".join(f"<pre>{e(_yaml(c))}</pre>" for c in configs) or "<p>No sweep configs.</p>"
+    tagged = [str(c.get("name", "")) for c in configs if isinstance(c, Mapping) and c.get("claims")]
+    why = "Every claim is judged on every run of this report."
+    if tagged:
+        why = f"The sweeps {', '.join(tagged)} test them (their configs' claims key). {why}"
+    regimes = set(df["regime"].dropna()) if "regime" in df.columns else None
+    worst = "method" in df.columns and bool((df["method"] == "pgd").any())
+    sections = [("results", "Results"), ("definitions", "Definitions"), ("configs", "Configs"),
+                ("runs", "Runs"), ("versions", "Versions")]  # fmt: skip
+    if a is not None:
+        sections.insert(0, ("claims-section", "Claims"))
+    nav = "".join(f'<a href="#{k}">{v}</a>' for k, v in sections)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <style>{CSS}</style></head><body>
 <h1>{e(title)}</h1><p>Generated {now} by robustlab {e(__version__)}.</p>
-<h2>Claims</h2>{claims_table(a.claims)}
-<h2>What each verdict means</h2><ul>{meaning}</ul>
-<h2>Evidence beside each verdict</h2>{details_table(a.claims)}<p class=note>{e(Y_F0_NOTE)}</p>
-<h2>Verdicts per group</h2>{groups_html}
-<h2>Sensitivity of the verdicts</h2>{_robustness_html(a)}
-<h2>Definitions</h2><pre>{e(definitions(a.protocol))}</pre>
-<h2>Figures</h2>{_figures_html(df, figures_dir, a.protocol)}
-<h2>Sweep configs</h2>{cfgs}
-<h2>Runs</h2>{_runs_html(df)}
-<h2>Versions</h2>{_versions_html(df)}
+{_overview(df)}<nav>{nav}</nav>
+{_claims_html(a, figs, why) if a is not None else ""}
+{_results_html(df, figs)}
+<h2 id="definitions">Definitions</h2><pre>{e(definitions(protocol, regimes, worst=worst))}</pre>
+<h2 id="configs">Sweep configs</h2>{cfgs}
+<h2 id="runs">Runs</h2>{_runs_html(df)}
+<h2 id="versions">Versions</h2>{_versions_html(df)}
 </body></html>
 """
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -204,10 +316,20 @@ def _check_folder(folder: str | Path) -> None:
 
 
 def build(
-    store_path: str | Path, out_html: str | Path, *, figures_dir=None, overwrite: bool = False
+    store_path: str | Path,
+    out_html: str | Path,
+    *,
+    figures_dir=None,
+    overwrite: bool = False,
+    claims: bool | None = None,
+    progress: Progress | None = None,
 ) -> Path:
-    """Report of a results store (:func:`robustlab.sweep.store.load` rows and its configs),
-    with the claims assessed once under the default :class:`~robustlab.claims.Protocol`.
+    """Report of a results store (:func:`robustlab.sweep.store.load` rows and its configs).
+
+    The claims section is shown when ``claims`` is True, or (None, the default) when a
+    stored sweep config carries claims (:func:`claims_wanted`); the claims are then
+    assessed once under the default :class:`~robustlab.claims.Protocol`, and otherwise not
+    at all. ``progress`` is called with a line on each step.
 
     ``out_html`` is checked before the store is read: an existing file is replaced only with
     ``overwrite``, and never an SQLite database or the store itself."""
@@ -216,7 +338,15 @@ def build(
     check_target(out_html, (store_path,), overwrite=overwrite)  # before the long work
     if figures_dir is not None:
         _check_folder(figures_dir)
+    say = progress or (lambda _: None)
+    say("reading the store")
     df, configs = load(store_path), load_configs(store_path)
+    show = claims_wanted(configs) if claims is None else claims
+    assessment = None
+    if show:
+        say("judging the claims")
+        assessment = assess(df)
     title = f"robustlab report: {Path(store_path).name}"
-    return write_html(df, out_html, assessment=assess(df), configs=configs, title=title,
-                      figures_dir=figures_dir, overwrite=overwrite)  # fmt: skip
+    return write_html(df, out_html, assessment=assessment, claims=show, configs=configs,
+                      title=title, figures_dir=figures_dir, overwrite=overwrite,
+                      progress=progress)  # fmt: skip

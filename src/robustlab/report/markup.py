@@ -27,8 +27,13 @@ th{background:#f2f2f2} td.num{text-align:right;font-variant-numeric:tabular-nums
 .v-regime-not-reached{background:#e2e3f3;color:#383d71} .v-no-data{background:#eee;color:#555}
 .warn{color:#a4000f;font-weight:600} .low{background:#fde2e2} .changed{outline:2px solid #a4000f}
 pre{background:#f7f7f7;border:1px solid #ddd;padding:.6em;overflow-x:auto;font-size:.85em}
-figure{margin:1.2em 0} figure img{max-width:100%;border:1px solid #eee}
-figcaption{font-size:.9em;color:#444} p.note{font-size:.92em;color:#333;max-width:60em}
+figure{margin:1.2em 0} figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:.9em;color:#444;max-width:70em}
+p.note{font-size:.92em;color:#333;max-width:60em}
+.tw{max-width:100%;overflow-x:auto;margin:.6em 0} .tw table{margin:0}
+th{vertical-align:bottom} td.iv{white-space:normal;min-width:7em} td.text{min-width:12em}
+p.fixed{font-size:.9em;color:#333;margin:.2em 0}
+nav{font-size:.92em} nav a{margin-right:1em} p.lead{max-width:70em}
 """
 
 
@@ -69,7 +74,12 @@ def verdict_cell(v, extra_cls: str = "") -> str:
 
 
 def table(head: Iterable[str], rows: Iterable[Iterable[str]], attrs: str = "") -> str:
-    """Rows of cell HTML (``<td>`` included) -> ``<table>``; ``head`` is escaped."""
+    """Rows of cell HTML (``<td>`` included) -> ``<table>``; ``head`` is escaped. The table
+    sits in a ``div.tw`` that scrolls sideways when the table is wider than the page (the
+    page itself never does)."""
     th = "".join(f"<th>{e(h)}</th>" for h in head)
     body = "".join(f"<tr>{''.join(r)}</tr>" for r in rows)
-    return f"<table{attrs}><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+    return (
+        f'<div class="tw"><table{attrs}><thead><tr>{th}</tr></thead><tbody>{body}</tbody>'
+        "</table></div>"
+    )

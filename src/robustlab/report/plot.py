@@ -8,6 +8,8 @@ drawn as a faint point just beside the mean, so the spread is visible without er
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
@@ -17,7 +19,8 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLoca
 
 from .rows import pn_width
 
-__all__ = ["PN_GID", "REF_GID", "colors", "draw_line", "finish", "log_y", "mark_pn", "new_figure"]
+__all__ = ["PN_GID", "REF_GID", "colors", "draw_line", "finish", "log_axis", "log_y", "mark_pn",
+           "new_figure", "spaced"]  # fmt: skip
 
 PN_GID = "p=N"  # gid of the vertical p = N marker lines (tests and readers find them by it)
 REF_GID = "reference"  # gid of horizontal reference lines (thresholds, target losses)
@@ -28,6 +31,10 @@ P_LABEL = (
 )
 MARKERS = "osD^v<>ph*"
 _SEED_SHIFT = {"log": 1.045, "linear": 0.09}  # seeds sit this far right of their mean
+# a panel is 4.3 in wide, about 3.3 in of it the axes; at most two panels side by side, so a
+# figure is shown at (nearly) its own size on a page 1250 px wide and 6 pt text stays >= 11 px
+PANEL_IN, AXES_IN, NCOLS = 4.3, 3.3, 2
+_CHAR_IN = 0.09  # width of one character of a 10 pt tick label, inches (with its margin)
 
 
 def colors(keys) -> dict:
@@ -35,11 +42,11 @@ def colors(keys) -> dict:
     return {k: colormaps["tab10"](i % 10) for i, k in enumerate(sorted(set(keys)))}
 
 
-def new_figure(n_panels: int, title: str, *, ncols: int = 3) -> tuple[Figure, list]:
+def new_figure(n_panels: int, title: str, *, ncols: int = NCOLS) -> tuple[Figure, list]:
     """A figure of ``n_panels`` panels (rows of at most ``ncols``) sharing one y scale."""
     cols = min(n_panels, ncols)
     rows = -(-n_panels // cols)
-    fig = Figure(figsize=(4.3 * cols, 3.5 * rows + 0.4), dpi=150, layout="constrained")
+    fig = Figure(figsize=(PANEL_IN * cols, 3.5 * rows + 0.4), dpi=150, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(rows, cols, squeeze=False, sharey=True).ravel()
     for ax in axes[n_panels:]:
@@ -65,27 +72,80 @@ def draw_line(ax, g: pd.DataFrame, x: str, y: str, *, color, label: str, ls: str
     return True
 
 
-def mark_pn(ax, g: pd.DataFrame, *, color, label: str) -> float:
-    """Vertical line at the width where p = N for the rows ``g`` (one sweep and depth);
-    returns that width (NaN: nothing drawn)."""
+def pn_inside(g: pd.DataFrame) -> float:
+    """The width where p = N for the rows ``g`` (one sweep and depth) when it lies within
+    their swept widths (NaN otherwise: every width is on one side of p = N)."""
     m = pn_width(g)
+    inside = np.isfinite(m) and g["width"].min() <= m <= g["width"].max()
+    return m if inside else float("nan")
+
+
+def mark_pn(ax, g: pd.DataFrame, *, color, label: str) -> float:
+    """Vertical line at the width where p = N for the rows ``g`` (one sweep and depth), only
+    within the swept widths: outside them the legend says which side every width is on, and
+    the axis keeps the measured range. Returns the width drawn (NaN: none)."""
+    m = pn_inside(g)
     if np.isfinite(m):
         ax.axvline(m, color=color, ls=(0, (1, 2)), lw=1.3, gid=PN_GID,
                    label=f"p = N at m = {m:.3g} ({label})")  # fmt: skip
+    elif np.isfinite(pn_width(g)):
+        side = ">" if pn_width(g) < g["width"].min() else "<"
+        ax.plot([], [], ls="none", label=f"p {side} N at every width ({label})")
     return m
 
 
+def _label(v: float) -> str:
+    return f"{v:g}"
+
+
+def spaced(ticks, lo: float, hi: float, axes_in: float = AXES_IN) -> list[float]:
+    """The ``ticks`` whose labels do not overlap on a log axis from ``lo`` to ``hi`` drawn
+    ``axes_in`` inches wide: from the left, a tick is kept when the distance to the last kept
+    one is at least half of both labels' widths plus a gap."""
+    ticks = sorted({float(t) for t in ticks if lo <= t <= hi})
+    if len(ticks) < 2 or hi <= lo:
+        return ticks
+    inch_per_log = axes_in / (1.1 * math.log(hi / lo))  # matplotlib's 5% margin each side
+    kept = [ticks[0]]
+    for t in ticks[1:]:
+        need = (len(_label(kept[-1])) + len(_label(t))) / 2 * _CHAR_IN + 0.12
+        if math.log(t / kept[-1]) * inch_per_log >= need:
+            kept.append(t)
+    return kept
+
+
+def log_axis(axis, values, label: str = "", *, at_values: bool = True) -> None:
+    """Log scale on ``axis`` (``ax.xaxis`` or ``ax.yaxis``) labelled as plain numbers that do
+    not overlap (:func:`spaced`), no minor labels: at the measured ``values`` themselves
+    (``at_values``: a swept axis), or at 1, 2, 5 (else 1..9) times powers of ten within
+    their range; matplotlib's own labels when fewer than two of those fall inside."""
+    ax = axis.axes
+    (ax.set_xscale if axis is ax.xaxis else ax.set_yscale)("log")
+    if label:
+        axis.set_label_text(label)
+    v = np.asarray([x for x in values if np.isfinite(x) and x > 0], float)
+    if not len(v):
+        return
+    lo, hi = float(v.min()), float(v.max())
+    if at_values:
+        ticks = spaced(v, lo, hi)
+    else:
+        decades = range(math.floor(math.log10(lo)), math.floor(math.log10(hi)) + 1)
+        ticks = []
+        for subs in ((1, 2, 5), range(1, 10)):
+            ticks = spaced([k * 10.0**p for p in decades for k in subs], lo, hi)
+            if len(ticks) >= 2:
+                break
+        if len(ticks) < 2:
+            return
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_major_formatter(FuncFormatter(lambda x, _: _label(float(f"{x:.6g}"))))
+    axis.set_minor_locator(NullLocator())
+
+
 def width_axis(ax, widths) -> None:
-    """Log x axis labelled at the measured widths (those that fit) as plain numbers."""
-    ax.set_xscale("log")
-    ticks = []
-    for w in sorted(set(widths)):
-        if not ticks or w >= 1.4 * ticks[-1]:  # closer labels would overlap
-            ticks.append(w)
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_xlabel(W_LABEL)
+    """Log x axis labelled at the measured widths (those whose labels fit) as plain numbers."""
+    log_axis(ax.xaxis, list(widths), W_LABEL)
 
 
 def depth_axis(ax) -> None:

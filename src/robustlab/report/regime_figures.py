@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ..claims import Protocol
 from ..regime_facts import regime_facts, twinned_regimes
@@ -17,8 +16,8 @@ from ..theory import kappa
 from . import plot as pl
 from .rows import keyed, line_labels, one_measurement, predictor_rows
 
-__all__ = ["JENSEN", "laziness_vs_depth", "p_init_theory", "p_init_vs_final",
-           "weight_change_vs_width"]  # fmt: skip
+__all__ = ["JENSEN", "laziness_panels", "laziness_vs_depth", "p_init_theory", "p_init_vs_final",
+           "weight_change_rows", "weight_change_vs_width"]  # fmt: skip
 
 JENSEN = "Jensen bound eps*kappa_d*sqrt(E||grad||^2) (dashed)"
 _LAZINESS = (
@@ -34,6 +33,26 @@ def _run_rows(df: pd.DataFrame) -> pd.DataFrame:
     return d.drop_duplicates("cell") if d["cell"].notna().all() else d
 
 
+def weight_change_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The runs :func:`weight_change_vs_width` draws: keyed lines of two widths or more."""
+    d = _run_rows(df)
+    d = d[d["rel_weight_change"].gt(0)]
+    return keyed(d, "width", ["init", "depth", "alpha", "dataset"], by=["regime"])
+
+
+def laziness_panels(df: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+    """The panels of :func:`laziness_vs_depth`: (column, label, keyed rows) of each laziness
+    measure the runs trained beside a linearized twin hold at two depths or more."""
+    d = _run_rows(df)
+    d = d[d["regime"].isin(twinned_regimes())]  # runs trained beside a linearized twin
+    panels = []
+    for col, label in _LAZINESS:
+        rows = keyed(d[d[col].gt(0)], "depth", ["init", "width", "alpha", "dataset"])
+        if len(rows):
+            panels.append((col, label, rows))
+    return panels
+
+
 def weight_change_vs_width(
     df: pd.DataFrame,
     lazy_threshold: float = Protocol.lazy_threshold,
@@ -41,9 +60,7 @@ def weight_change_vs_width(
 ):
     """Relative weight change against width, a panel per regime, the laziness thresholds
     dashed (lazy) and dotted (non-lazy), p = N marked."""
-    d = _run_rows(df)
-    d = d[d["rel_weight_change"].gt(0)]
-    d = keyed(d, "width", ["init", "depth", "alpha", "dataset"], by=["regime"])
+    d = weight_change_rows(df)
     if d.empty:
         return None
     regimes = sorted(d["regime"].unique())
@@ -78,13 +95,7 @@ def laziness_vs_depth(
 ) -> Figure | None:
     """How far the standard runs are from lazy, against depth: weight change, NTK change and
     the input gradient's deviation from the linearized twin's, a panel each (one y scale)."""
-    d = _run_rows(df)
-    d = d[d["regime"].isin(twinned_regimes())]  # runs trained beside a linearized twin
-    panels = []
-    for col, label in _LAZINESS:
-        rows = keyed(d[d[col].gt(0)], "depth", ["init", "width", "alpha", "dataset"])
-        if len(rows):
-            panels.append((col, label, rows))
+    panels = laziness_panels(df)
     if not panels:
         return None
     fig, axes = pl.new_figure(len(panels), "Regime check: how lazy the standard runs were")
@@ -176,10 +187,8 @@ def p_init_vs_final(df: pd.DataFrame, **_) -> Figure | None:
         label="y = x",
         gid=pl.REF_GID,
     )
-    ax.set(xscale="log", xlabel="P at initialization", ylabel="P after training")
-    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide within a decade
+    ax.set(xlabel="P at initialization", ylabel="P after training")
+    pl.log_axis(ax.xaxis, both[:, 0], at_values=False)  # labels that do not collide
     pl.finish(ax, legend_title="sweep, regime, init")
     pl.log_y(axes)
     return fig

@@ -34,7 +34,7 @@ def _slope(row: pd.Series) -> str:
     method = _get(row, "ci_method")
     how = f"{level:.0%} {'' if missing(method) else e(method)}".strip()
     text = f"{num(_get(row, 'slope'))} {interval(_get(row, 'ci_low'), _get(row, 'ci_high'))}"
-    return td(f"{e(text)}<br><small>{e(unit)}; {how}</small>", "num", raw=True)
+    return td(f"{e(text)}<br><small>{e(unit)}; {how}</small>", "num iv", raw=True)
 
 
 def _effect(row: pd.Series) -> str:
@@ -43,7 +43,7 @@ def _effect(row: pd.Series) -> str:
     lo, hi = _get(row, "x_min"), _get(row, "x_max")
     span = "" if missing(lo) or missing(hi) else f"<br><small>from {num(lo)} to {num(hi)}</small>"
     lohi = interval(_get(row, "effect_low"), _get(row, "effect_high"))
-    return td(e(f"{num(_get(row, 'effect'))} {lohi}") + span, "num", raw=True)
+    return td(e(f"{num(_get(row, 'effect'))} {lohi}") + span, "num iv", raw=True)
 
 
 def _int(v) -> str:
@@ -59,7 +59,7 @@ def claims_table(claims: pd.DataFrame) -> str:
     for _, c in claims.iterrows():
         main = _get(c, "primary_verdict")
         rows.append([
-            td(c["claim"]), td(_get(c, "statement")), verdict_cell(c["verdict"]),
+            td(c["claim"]), td(_get(c, "statement"), "text"), verdict_cell(c["verdict"]),
             verdict_cell(main) if not missing(main) and main != c["verdict"] else td(""),
             _slope(c), _effect(c), _shape(_get(c, "monotone")), td(_get(c, "fit")),
             _int(_get(c, "n_runs")), _int(_get(c, "n_excluded")),
@@ -93,7 +93,7 @@ def details_table(claims: pd.DataFrame) -> str:
             _int(_get(c, "n_seeds")), td(groups, "num"),
             td(num(_get(c, "peak_p_over_n")), "num"), td(num(_get(c, "p_inf")), "num"),
             td(plateau, "num"), td(_get(c, "beside_regime")),
-            td(beside, "num"), verdict_cell(_get(c, "beside_verdict")),
+            td(beside, "num iv"), verdict_cell(_get(c, "beside_verdict")),
             td(num(_get(c, "beside_grad_lin_dev")), "num"),
             td(num(_get(c, "beside_ntk_change")), "num"),
             td(num(_get(c, "median_rel_weight_change")), "num"),

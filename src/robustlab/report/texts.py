@@ -6,9 +6,12 @@ The numbers quoted here come from the assessment's protocol
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from ..claims import Protocol
 
-__all__ = ["THRESHOLD_NOTE", "Y_F0_NOTE", "definitions", "sensitivity_note", "verdict_meanings"]
+__all__ = ["THRESHOLD_NOTE", "Y_F0_NOTE", "claim_definitions", "definitions", "sensitivity_note",
+           "verdict_meanings"]  # fmt: skip
 
 
 def verdict_meanings(protocol: Protocol) -> dict[str, str]:
@@ -68,29 +71,70 @@ THRESHOLD_NOTE = (
 )
 
 
-def definitions(protocol: Protocol) -> str:
-    """The definitions block of the report, with the protocol's exclusion share."""
-    return _DEFINITIONS.format(max_excluded=f"{protocol.max_excluded:.0%}")
+_REGIME_TEXT = {
+    "standard": "standard f(x; w), the network as initialized, plain gradient descent",
+    "linearized": "linearized f_lin(x; w) = f(x; w0) + J_w f(x; w0) (w - w0), the\n"
+    "  first-order Taylor model around initialization (Lee et al. 2019), lazy exactly at any "
+    "width\n  and keeping f(x; w0)",
+    "lazy": "lazy alpha (f(x; w) - f(x; w0)), the loss divided by alpha^2 (Chizat et al. "
+    "2019): centred,\n  lazy for large alpha",
+    "mean_field": "mean_field (1/m) sum_j a_j relu(w_j . x), two-layer, non-lazy",
+}
 
 
-_DEFINITIONS = """\
-P(f, eps) = E_{{x ~ data}} E_{{x' ~ U(B_2(x, eps))}} ||J_f(x) (x' - x)||_2    (lower = more robust)
+def definitions(
+    protocol: Protocol, regimes: Iterable[str] | None = None, *, worst: bool = True
+) -> str:
+    """The definitions block of the report: P, kappa_d, the init identity, the worst case
+    (``worst``: the rows hold one), the ``regimes`` present (default every regime),
+    laziness, the spread over seeds. ``protocol`` is the assessment's; its thresholds are
+    stated by :func:`claim_definitions`."""
+    shown = list(_REGIME_TEXT) if regimes is None else [r for r in _REGIME_TEXT if r in regimes]
+    text = _P_TEXT + (_WORST_TEXT if worst else "")
+    if shown:
+        text += "Regimes: " + ";\n  ".join(_REGIME_TEXT[r] for r in shown) + ".\n"
+    text += _LAZINESS_TEXT
+    if "linearized" in shown:
+        text += _GRAD_LIN_DEV
+    return text + _SPREAD
+
+
+def claim_definitions(protocol: Protocol) -> str:
+    """How the claims are judged: laziness tests, scaling exponents, matched fit, plateau,
+    with the protocol's exclusion share."""
+    return _CLAIM_DEFINITIONS.format(max_excluded=f"{protocol.max_excluded:.0%}")
+
+
+_P_TEXT = """\
+P(f, eps) = E_{x ~ data} E_{x' ~ U(B_2(x, eps))} ||J_f(x) (x' - x)||_2    (lower = more robust)
   J_f(x): k x d input Jacobian; x' uniform in the L2 ball of radius eps (or on its sphere).
-  For k = 1: E_{{delta ~ U(B(0, eps))}} |g . delta| = eps * kappa_d * ||g||_2, exactly, with
+  For k = 1: E_{delta ~ U(B(0, eps))} |g . delta| = eps * kappa_d * ||g||_2, exactly, with
 kappa_d = d/(d+1) * Gamma(d/2) / (sqrt(pi) * Gamma((d+1)/2))   (ball; sphere: without d/(d+1))
 E ||grad_x f(x)||^2 = (d s1/2) (m s2/2)^(L-2) (m s3)   at initialization (bias-free ReLU MLP,
   W_1, W_l, W_L entries ~ N(0, s1), N(0, s2), N(0, s3); exact in expectation at any width)
   Jensen: P_init <= eps * kappa_d * sqrt(E ||grad_x f||^2)
-Regimes: standard f(x; w); linearized f_lin(x; w) = f(x; w0) + J_w f(x; w0) (w - w0), the
-  first-order Taylor model around initialization (Lee et al. 2019), lazy exactly at any width
-  and keeping f(x; w0); mean_field (1/m) sum_j a_j relu(w_j . x), two-layer, non-lazy.
+"""
+_WORST_TEXT = """\
+Worst case (method pgd): projected gradient ascent with restarts on ||f(x') - f(x)|| over the
+  same region (Madry et al. 2018); worst / P is 1/kappa_d for a function linear on the ball.
+"""
+_LAZINESS_TEXT = """\
 Laziness, measured: relative weight change ||W_T - W_0||_F / ||W_0||_F over the whole network
-  and the relative change of the empirical NTK; lazy when both are <= the lazy threshold,
-  non-lazy when the weight change is >= the non-lazy threshold; tested per sweep (every run
-  of a sweep qualifies, or the claim's verdict is "regime not reached").
+  and the relative change of the empirical NTK on a probe batch.
+"""
+_GRAD_LIN_DEV = """\
 grad_lin_dev = ||grad_x f_T - grad_x f_lin,T|| / ||grad_x f_T - grad_x f_0|| over the measured
   points: how far a standard run's input gradient is from its linearized twin's (same w0,
   same data), relative to what training changed (0: lazy as far as P is concerned).
+"""
+_SPREAD = """\
+Over seeds: each seed draws its own network (and data); tables give the mean over the S seeds
+  +- its standard error sd / sqrt(S), and the t interval mean +- t_{S-1} sd / sqrt(S)."""
+
+_CLAIM_DEFINITIONS = """\
+Laziness tests: a run is lazy when its weight change and NTK change are both <= the lazy
+  threshold, non-lazy when its weight change is >= the non-lazy threshold; tested per sweep
+  (every run of a sweep qualifies, or the claim's verdict is "regime not reached").
 Scaling exponent: slope b of log P = a_g + b log m (width) or log P = a_g + b L (depth), a
   free intercept a_g per group (fixed effects); each seed s (its own weights and data draw)
   gets its own slope b_s; interval: mean(b) +- t_{{S-1}} sd(b) / sqrt(S) over the S seeds.

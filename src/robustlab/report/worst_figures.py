@@ -1,8 +1,9 @@
 """Worst case beside average: the ratio of the PGD worst case to P against width and depth.
 
-For a function that is linear on the region the ratio is 1 / kappa_d on the L2 ball (about
-4.25 at d = 10): the worst direction against the average one. A ratio that moves with width
-or depth says the two notions of robustness scale differently.
+For a function that is linear on the region the ratio is 1 / kappa_d on the L2 ball (the
+caption gives it at the rows' input dimension): the worst direction against the average
+one. A ratio that moves with width or depth says the two notions of robustness scale
+differently.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from matplotlib.figure import Figure
 from . import plot as pl
 from .rows import keyed, predictor_rows
 
-__all__ = ["worst_vs_average"]
+__all__ = ["worst_panels", "worst_vs_average"]
 
 _AVERAGE = ("exact", "jacobian", "mc")  # the average-case method used, in this preference
 
@@ -36,15 +37,22 @@ def _ratios(df: pd.DataFrame) -> pd.DataFrame:
     return out[np.isfinite(out["ratio"].to_numpy(float))]
 
 
-def worst_vs_average(df: pd.DataFrame, **_) -> Figure | None:
-    """Worst case / average (PGD over the same region / P) against width and depth, a panel
-    per swept axis, a line per sweep; None without pgd rows."""
+def worst_panels(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The panels of :func:`worst_vs_average`: (axis, keyed runs with ``ratio``) for width
+    and depth, where a line has two values of the axis or more."""
     d = _ratios(df)
     panels = []
     for x, other in (("width", "depth"), ("depth", "width")):
         rows = keyed(d, x, ["init", "regime", other, "eps"])
         if len(rows):
             panels.append((x, rows))
+    return panels
+
+
+def worst_vs_average(df: pd.DataFrame, **_) -> Figure | None:
+    """Worst case / average (PGD over the same region / P) against width and depth, a panel
+    per swept axis, a line per sweep; None without pgd rows."""
+    panels = worst_panels(df)
     if not panels:
         return None
     fig, axes = pl.new_figure(len(panels), "Worst case / average after training (PGD / P)")

@@ -1,6 +1,7 @@
 """Sweeps: declarative grids (YAML), batched cells, executors, the SQLite store."""
 
 from .config import Cell, SweepConfig, load_config
+from .overrides import apply_overrides
 from .runner import Progress, SweepInterrupted, SweepSummary, check_device, run
 from .store import Store, export, load, load_cells, load_configs
 
@@ -11,6 +12,7 @@ __all__ = [
     "SweepConfig",
     "SweepInterrupted",
     "SweepSummary",
+    "apply_overrides",
     "check_device",
     "export",
     "load",

@@ -28,7 +28,7 @@ import yaml
 
 from .._checks import short
 
-__all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_INT_CHARS", "MAX_VALUES", "read_yaml"]
+__all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_INT_CHARS", "MAX_VALUES", "parse_yaml", "read_yaml"]
 
 MAX_BYTES = 1 << 20  # 1 MiB
 MAX_DEPTH = 32  # a sweep config nests 3 levels (grid: width: [...])
@@ -137,6 +137,15 @@ def read_yaml(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as err:
         reason = getattr(err, "strerror", None) or str(err)
         raise ValueError(f"cannot read config file '{path}': {reason}") from None
+    return parse_yaml(text, f"config file '{path}'")
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """The plain data of the YAML ``text`` (a file's, or one value's, such as a command-line
+    override's); a one-line ValueError ``{source} is not valid YAML: ...`` (or ``is
+    refused``, past a bound of the module docstring) if it cannot be read."""
+    if len(text) > MAX_BYTES:
+        raise ValueError(f"{source} is larger than {MAX_BYTES >> 20} MiB")
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as err:
@@ -146,4 +155,4 @@ def read_yaml(path: Path) -> Any:
         if len(problem) > _PROBLEM_CHARS:
             problem = problem[: _PROBLEM_CHARS - 3] + "..."
         what = "is refused" if isinstance(err, _Refused) else "is not valid YAML"
-        raise ValueError(f"config file '{path}' {what}: {problem}{where}") from None
+        raise ValueError(f"{source} {what}: {problem}{where}") from None

@@ -9,6 +9,7 @@ so it runs the same in the driver, in worker processes and in Ray tasks.
 from __future__ import annotations
 
 import math
+import sys
 import time
 import traceback
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from functools import lru_cache
 import torch
 
 from .._checks import first_line
+from .._sections import at_path
 from ..data.config import DataConfig
 from ..metrics import (
     adversarial,
@@ -27,7 +29,8 @@ from ..metrics import (
     laziness,
     perturbation_stability,
 )
-from ..models import build_model
+from ..models import build_model, build_user_model
+from ..models.user import builder_path, check_builder
 from ..theory import grad_sq_norm, lazy_limit_p
 from ..training import train_ensemble
 from ..training.eigen_cache import EigenCache
@@ -178,7 +181,9 @@ def _theory_grad_sq(spec) -> float:
 
 def _base_row(cell: Cell, ds, net) -> dict:
     spec = net.spec
-    v = spec.variances  # (s1, s2, s3) for MLPs; one per layer for CNNs and ResNets
+    # (s1, s2, s3) for MLPs; one per layer for CNNs, ResNets and builders' networks (none
+    # under init 'own': the builder's own weights)
+    v = spec.variances or (math.nan,)
     s1, s2, s3 = v[0], v[1] if len(v) > 2 else math.nan, v[-1]
     with torch.no_grad():
         f0 = net(ds.x_train).reshape(ds.x_train.shape[0], -1)
@@ -207,6 +212,7 @@ def _base_row(cell: Cell, ds, net) -> dict:
         "y_f0_ratio": float(torch.linalg.norm(y) / torch.linalg.norm(f0))
         if y is not None
         else math.nan,
+        "label_scale": float(ds.meta["options"]["label_scale"]),  # c: y_f0_ratio scales with it
         "config_json": cell.config_json(),
     }
 
@@ -231,6 +237,7 @@ def _train(cells: list[Cell], nets: list, datasets: list) -> list:
             cells[members[0]].train_config(),
             alphas=[cells[i].alpha for i in members],
             generator=torch.Generator().manual_seed(BATCH_ORDER_SEED),
+            seeds=[cells[i].seed for i in members],
             lr_cache=lr_cache,
         )
         for i, res in zip(members, trained, strict=True):
@@ -239,14 +246,17 @@ def _train(cells: list[Cell], nets: list, datasets: list) -> list:
 
 
 def run_group(
-    cells: list[Cell], *, dtype: str = "float32", device: str = "cpu"
+    cells: list[Cell], *, dtype: str = "float32", device: str = "cpu", paths: tuple[str, ...] = ()
 ) -> list[CellOutcome]:
     """Run one group of cells; a failure marks the group's cells ``failed`` and returns.
 
     It runs with :data:`GROUP_THREADS` threads (restored after), so its rows are the same
-    bits in the driver, in a worker process and in a Ray task.
+    bits in the driver, in a worker process and in a Ray task. ``paths``: folders appended to
+    ``sys.path`` where missing, so that a worker imports the sweep's model builder from where
+    the driver did (:func:`check_config` returns them); appended, they shadow no module.
     """
     t0 = time.perf_counter()
+    sys.path.extend(p for p in dict.fromkeys(paths) if p not in sys.path)
     try:
         with group_threads():
             return _run_group(cells, dtype, device, t0)
@@ -293,29 +303,80 @@ def _grad_lin_dev(g_t: torch.Tensor, g_lin: torch.Tensor, g_0: torch.Tensor) -> 
     return float(torch.linalg.norm(g_t - g_lin)) / den if den > 0 else math.nan
 
 
-def check_config(config) -> None:
+def check_config(config) -> tuple[str, ...]:
     """Resolve what a sweep needs before any cell runs: its data set (name, files, options,
     every data seed) and its first network on that data. A ValueError names the sweep.
     The data sets are cached for the groups that run in this process, so they are built with
-    the groups' thread count (:data:`GROUP_THREADS`)."""
+    the groups' thread count (:data:`GROUP_THREADS`).
+
+    A builder of the user's own (``model.family: package.module:name``) is imported and
+    builds one network at each (width, depth) of the grid, checked for what the sweep needs
+    (:func:`robustlab.models.user.check_builder`); its errors start with ``model.family:``.
+    Returns the folders the workers need on ``sys.path`` to import it (none for a built-in
+    family), for :func:`run_group`'s ``paths``.
+    """
     cell = config.cells()[0]
+    model = config.model
     try:
         with group_threads():
             # a split can depend on the seed (class balance of a subset): every draw is checked
             for seed in dict.fromkeys(config.seeds):
                 ds = _dataset(config.data.draw(seed), "float32")
-            ds = _dataset(config.data.draw(cell.seed), "float32")
-            net = build_model(
-                config.model.family, config.model.in_shape or ds.x_shape, cell.width,
-                cell.depth, _out_dim(ds, config.train.loss), init=cell.init,
-                bias=config.model.bias, parameterization=get_regime(cell.regime).parameterization,
-                **config.model.options(),
-            )  # fmt: skip
-            with torch.no_grad():
-                net(ds.x_train[:1])
+            for data in dict.fromkeys(c.data for c in config.cells()):  # each label scale
+                _dataset(data.draw(cell.seed), "float32")
+            ds = _dataset(cell.data.draw(cell.seed), "float32")
+            if not model.user:  # a builder's networks are checked below, at every shape
+                net = build_model(
+                    model.family, model.in_shape or ds.x_shape, cell.width, cell.depth,
+                    _out_dim(ds, config.train.loss), init=cell.init, bias=model.bias,
+                    parameterization=get_regime(cell.regime).parameterization,
+                    **model.options(),
+                )  # fmt: skip
+                with torch.no_grad():
+                    net(ds.x_train[:1])
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         first = first_line(err)
         raise ValueError(f"sweep {config.name!r}: {first}") from None
+    if not model.user:
+        return ()
+    in_shape = tuple(model.in_shape or ds.x_shape)
+    if math.prod(in_shape) != ds.in_dim:
+        raise ValueError(
+            f"model.in_shape: {in_shape} holds {math.prod(in_shape)} values, but the data's "
+            f"inputs hold {ds.in_dim}"
+        )
+    with at_path("model.family"):
+        check_builder(
+            model.family, model.builder_kwargs(), in_shape, _out_dim(ds, config.train.loss),
+            [(c.width, c.depth) for c in config.cells()], config.grid.init,
+        )  # fmt: skip
+    path = builder_path(model.family)
+    return () if path is None else (path,)
+
+
+def _network(c: Cell, in_shape, out_dim: int, dtype: str, device: str):
+    """The cell's network at init, drawn from its seed: the family's (a generator seeded with
+    it), or the user's builder's (:func:`robustlab.models.build_user_model`)."""
+    if c.model.user:
+        return build_user_model(
+            c.model.family, in_shape, c.width, c.depth, out_dim, init=c.init,
+            kwargs=c.model.builder_kwargs(), seed=c.seed, dtype=getattr(torch, dtype),
+            device=device,
+        )  # fmt: skip
+    return build_model(
+        c.model.family,
+        in_shape,
+        c.width,
+        c.depth,
+        out_dim,
+        init=c.init,
+        bias=c.model.bias,
+        generator=torch.Generator().manual_seed(c.seed),
+        parameterization=get_regime(c.regime).parameterization,
+        dtype=getattr(torch, dtype),
+        device=device,
+        **c.model.options(),
+    )
 
 
 def _run_group(cells: list[Cell], dtype: str, device: str, t0: float) -> list[CellOutcome]:
@@ -323,23 +384,7 @@ def _run_group(cells: list[Cell], dtype: str, device: str, t0: float) -> list[Ce
     datasets = [_dataset(first.data.draw(c.seed), dtype).to(device=device) for c in cells]
     out_dim = _out_dim(datasets[0], first.train.loss)
     in_shape = first.model.in_shape or datasets[0].x_shape
-    nets = [
-        build_model(
-            first.model.family,
-            in_shape,
-            c.width,
-            c.depth,
-            out_dim,
-            init=c.init,
-            bias=c.model.bias,
-            generator=torch.Generator().manual_seed(c.seed),
-            parameterization=get_regime(c.regime).parameterization,
-            dtype=getattr(torch, dtype),
-            device=device,
-            **c.model.options(),
-        )
-        for c in cells
-    ]
+    nets = [_network(c, in_shape, out_dim, dtype, device) for c in cells]
     grads = _Gradients()
     points = [_points(ds, c) for ds, c in zip(datasets, cells, strict=True)]
     bases = [_base_row(c, ds, net) for c, ds, net in zip(cells, datasets, nets, strict=True)]
@@ -357,7 +402,7 @@ def _run_group(cells: list[Cell], dtype: str, device: str, t0: float) -> list[Ce
     outcomes = []
     for i, (c, res, r) in enumerate(zip(cells, results, rows, strict=True)):
         common = {"lr": res.lr, "steps": res.steps, "lr_final": res.lr_final,
-                  "lr_halvings": res.lr_halvings}  # fmt: skip
+                  "lr_halvings": res.lr_halvings, "stop_reason": res.stop_reason}  # fmt: skip
         if res.diverged:
             r = [{**row, **common, "status": "diverged", "message": res.reason} for row in r]
             r.append(
@@ -388,7 +433,7 @@ def _run_group(cells: list[Cell], dtype: str, device: str, t0: float) -> list[Ce
 
 
 _CELL_FACTS = ("rel_weight_change", "ntk_change", "pattern_flip", "lr", "steps", "lr_final",
-               "lr_halvings", "reached_target")  # fmt: skip
+               "lr_halvings", "reached_target", "stop_reason")  # fmt: skip
 
 
 def _final_rows(i, c: Cell, res, r, base, ds, pts, common, grads) -> list[dict]:

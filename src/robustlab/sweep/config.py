@@ -15,6 +15,7 @@ on one dataset and measured the same way. The public YAML format::
     seeds: 4                  # n -> seeds 0..n-1, or an explicit list
     train: {optimizer: gd, loss: mse, lr: auto, steps: 500, target_loss: 1.0e-3}
     measure: {eps: [0.01, 0.1], methods: [exact], points: 1000, at: [init, final]}
+    # claims: [C1, C2]        # optional: the paper's claims a sweep tests (report section)
 
 Every validation error is a ``ValueError`` whose message starts with the path of the
 offending value, e.g. ``grid.width[2]: expected a positive integer, got -3``.
@@ -32,7 +33,7 @@ import json
 import math
 import numbers
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -46,6 +47,7 @@ from .._checks import (
     _check_keys,
     _choice,
     _fail,
+    _freeze,
     _int,
     _int_axis,
     _items,
@@ -68,10 +70,13 @@ from ..metrics.stability import REGIONS
 from ..models.families import FAMILY_NAMES, get_family
 from ..models.mlp import n_params
 from ..models.resnet import NORMS
+from ..models.user import GRID_ARGUMENTS, OWN, is_builder
+from ..models.user import PARAMETERIZATIONS as BUILDER_PARAMETERIZATIONS
 from ..theory.lazy_moments import limit_bytes
 from ..training.config import LOSSES, OPTIMIZERS, REGIMES, TrainConfig
 from ..training.regimes import get_regime
 from ._yaml import read_yaml
+from .overrides import apply_overrides
 
 __all__ = [
     "LOSSES",
@@ -101,6 +106,8 @@ MODEL_FAMILIES = FAMILY_NAMES
 
 
 def _init_name(path: str, value: object) -> str:
+    if isinstance(value, str) and value.strip().lower() == OWN:  # a builder's own init
+        return OWN
     try:
         # the canonical name: 'LeCun' -> 'lecun', 'custom(1, 2, 3)' -> 'custom(1,2,3)'
         return get_init(value).name  # type: ignore[arg-type]
@@ -157,31 +164,74 @@ class DataSpec(Section, DataConfig):
 
 @dataclass(frozen=True)
 class ModelSpec(Section):
-    """The network family (``mlp``, ``cnn``, ``resnet``: :mod:`robustlab.models.families`).
+    """The network family (``mlp``, ``cnn``, ``resnet``: :mod:`robustlab.models.families`),
+    or a builder of the user's own, ``"package.module:name"`` (:mod:`robustlab.models.user`),
+    called with ``kwargs`` besides the width, depth, input shape and output size.
 
     ``in_shape`` is the shape of one input the network takes (default: the data's own,
     e.g. (1, 28, 28) for MNIST); image families need (C, H, W). ``norm`` is the ResNet's
-    normalisation (None or ``"batch"``).
+    normalisation (None or ``"batch"``). The builder is only named here: it is imported
+    when a sweep runs (:func:`robustlab.sweep.cells.check_config`), never when a config is
+    read back from a store.
     """
 
     family: str = "mlp"
     bias: bool = False
     in_shape: tuple[int, ...] | None = None
     norm: str | None = None
+    kwargs: FrozenMap = field(default_factory=FrozenMap)
 
     _path = "model"
-    _added = ("in_shape", "norm")
+    _added = ("in_shape", "norm", "kwargs")
 
     def __post_init__(self) -> None:
-        _choice(MODEL_FAMILIES)("model.family", self.family)
+        if not (self.family in MODEL_FAMILIES or is_builder(self.family)):
+            _fail(
+                "model.family",
+                f"expected one of {', '.join(MODEL_FAMILIES)} or a builder "
+                f"'package.module:name', got {short(self.family)}",
+            )
         _bool("model.bias", self.bias)
+        if self.user and self.bias:
+            _fail(
+                "model.bias",
+                "a builder's network has the biases its builder gives it; pass its own "
+                "options in model.kwargs",
+            )
         if self.in_shape is not None:
             shape = _items("model.in_shape", self.in_shape, _int, distinct=False)
             _set(self, "in_shape", shape)
         if self.norm is not None:
-            if "norm" not in get_family(self.family).options:
+            if self.user or "norm" not in get_family(self.family).options:
                 _fail("model.norm", f"model family {self.family!r} takes no norm")
             _choice(tuple(k for k in NORMS if k is not None))("model.norm", self.norm)
+        kwargs = _freeze("model.kwargs", _mapping("model.kwargs", self.kwargs))
+        if kwargs and not self.user:
+            _fail(
+                "model.kwargs",
+                f"model family {self.family!r} takes no kwargs: they are passed to a builder "
+                "'package.module:name'",
+            )
+        for name in GRID_ARGUMENTS:
+            if name in kwargs:
+                _fail(f"model.kwargs.{name}", "robustlab passes it from the grid and the data")
+        _set(self, "kwargs", kwargs)
+
+    @property
+    def user(self) -> bool:
+        """Whether ``family`` names a builder of the user's own."""
+        return is_builder(self.family)
+
+    @property
+    def parameterizations(self) -> tuple[str, ...]:
+        """The init parameterizations the family's networks take."""
+        if self.user:
+            return BUILDER_PARAMETERIZATIONS
+        return get_family(self.family).parameterizations
+
+    def builder_kwargs(self) -> dict[str, Any]:
+        """The builder's fixed keyword arguments as plain data (lists, dicts)."""
+        return _thaw(self.kwargs)
 
     def options(self) -> dict[str, Any]:
         """The family's own keyword options (e.g. ``norm``) that are set."""
@@ -194,7 +244,10 @@ class GridSpec(Section):
 
     ``width`` and ``depth`` take an int, a list, or an inclusive range string
     ``"start:stop"`` / ``"start:stop:step"``. ``alpha`` is the alpha-scaling factor of
-    Chizat, Oyallon & Bach (2019), used only by regime ``lazy``.
+    Chizat, Oyallon & Bach (2019), used only by regime ``lazy``. ``label_scale`` (optional,
+    not swept by default): label scales c, each cell's targets multiplied by its c (the data
+    option ``label_scale``, set in the cell's data section, so cells of different c have
+    different configs and train in different groups); not with ``data.label_scale``.
     """
 
     width: tuple[int, ...]
@@ -202,8 +255,10 @@ class GridSpec(Section):
     init: tuple[str, ...] = ("lecun",)
     regime: tuple[str, ...] = ("standard",)
     alpha: tuple[float, ...] = (1.0,)
+    label_scale: tuple[float, ...] | None = None
 
     _path = "grid"
+    _added = ("label_scale",)  # written only when swept: other configs keep their hashes
 
     def __post_init__(self) -> None:
         _set(self, "width", _int_axis("grid.width", self.width))
@@ -211,6 +266,13 @@ class GridSpec(Section):
         _set(self, "init", _items("grid.init", self.init, _init_name))
         _set(self, "regime", _items("grid.regime", self.regime, _choice(REGIMES)))
         _set(self, "alpha", _items("grid.alpha", self.alpha, _positive))
+        if self.label_scale is not None:
+            _set(self, "label_scale", _items("grid.label_scale", self.label_scale, _positive))
+
+    @property
+    def label_scales(self) -> tuple[float | None, ...]:
+        """The swept label scales; (None,) when not swept (the data's own targets)."""
+        return self.label_scale or (None,)
 
 
 @dataclass(frozen=True)
@@ -223,7 +285,7 @@ class TrainSpec(Section, TrainConfig):
     _omit = ("regime", "alpha")
     _omit_reason = ": regime and alpha are grid axes (grid.regime, grid.alpha)"
     # written only when set, so configs that leave them out keep their hashes
-    _added = ("checkpoint_loss", "lr_backoff", "blowup", "power_iters", "lr_probe")
+    _added = ("checkpoint_loss", "lr_backoff", "blowup", "power_iters", "lr_probe", "plateau")
 
     def __post_init__(self) -> None:
         with at_path("train"):
@@ -295,6 +357,17 @@ def _seeds(value: object) -> tuple[int, ...]:
     return _items("seeds", value, _nonneg_int)
 
 
+def _claim_ids(value: object) -> tuple[str, ...]:
+    """``claims``: the ids of the paper's claims (:mod:`robustlab.claims.catalog`) a sweep was
+    designed to test, in catalog order; empty (the default) for a study of the user's own."""
+    from ..claims.catalog import CLAIMS  # plain data; imported here, the claims layer is above
+
+    if value is None or (isinstance(value, (list, tuple)) and not value):
+        return ()
+    ids = tuple(c.id for c in CLAIMS)
+    return _ordered(_items("claims", value, _choice(ids)), ids)
+
+
 _SECTIONS: dict[str, type[Section]] = {
     "data": DataSpec,
     "model": ModelSpec,
@@ -309,7 +382,12 @@ class SweepConfig:
     """A whole sweep. Sections given as mappings are parsed like the YAML ones; ``train``
     and ``data`` may also be a :class:`~robustlab.training.TrainConfig` (with the default
     regime and alpha: those are grid axes) and a :class:`~robustlab.data.DataConfig` (one
-    fixed draw: its ``seed``)."""
+    fixed draw: its ``seed``).
+
+    ``claims`` (optional): ids of the paper's claims the sweep was designed to test
+    (``[C1, C2]``; :data:`robustlab.claims.CLAIMS`). A store whose sweeps carry claims gets
+    the claims section in its report; a config without them (the default) is written
+    without the key, so its canonical form and hash are those of earlier versions."""
 
     name: str
     data: DataSpec
@@ -318,12 +396,21 @@ class SweepConfig:
     seeds: tuple[int, ...] = (0,)
     train: TrainSpec = field(default_factory=TrainSpec)
     measure: MeasureSpec = field(default_factory=MeasureSpec)
+    claims: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _set(self, "name", _string("name", self.name))
         for key, cls in _SECTIONS.items():
             _set(self, key, cls.read(getattr(self, key)))
         _set(self, "seeds", _seeds(self.seeds))
+        _set(self, "claims", _claim_ids(self.claims))
+        self._check_inits()
+        if self.grid.label_scale is not None and "label_scale" in self.data.options:
+            _fail(
+                "grid.label_scale",
+                "data.label_scale is set too; give the label scale in one place (the grid "
+                "sweeps it, the data section fixes it)",
+            )
         for regime in self.grid.regime:
             self._check_parameterization(regime, get_regime(regime).parameterization)
         self._check_size()
@@ -332,13 +419,15 @@ class SweepConfig:
         """At most MAX_CELLS cells, and the largest cell within this machine's memory: a
         lower bound of what it holds at once, counted before anything runs."""
         g = self.grid
-        axes = (g.width, g.depth, g.init, g.regime, g.alpha, self.seeds)
+        swept = (g.label_scale,) if g.label_scale else ()  # label scales: an axis when swept
+        axes = (g.width, g.depth, g.init, g.regime, g.alpha, *swept, self.seeds)
         n_cells = math.prod(len(a) for a in axes)
         if n_cells > MAX_CELLS:
+            scales = " x label scales" if g.label_scale else ""
             _fail(
                 "grid",
                 f"{' x '.join(str(len(a)) for a in axes)} (widths x depths x inits x regimes x "
-                f"alphas x seeds) = {n_cells} cells; at most {MAX_CELLS}: split the sweep",
+                f"alphas{scales} x seeds) = {n_cells} cells; at most {MAX_CELLS}: split the sweep",
             )
         m, L = max(g.width), max(g.depth)
         d = self.data.in_dim or 1  # unknown until read for data other than sphere: 1
@@ -358,13 +447,35 @@ class SweepConfig:
             "use narrower or shallower networks or fewer points",
         )
 
+    def _check_inits(self) -> None:
+        """``own`` for a builder's network only; every scheme with a parameterization the
+        family takes (a builder's plain layers have no forward multipliers)."""
+        taken = self.model.parameterizations
+        for i, init in enumerate(self.grid.init):
+            if init == OWN:
+                if not self.model.user:
+                    _fail(
+                        f"grid.init[{i}]",
+                        f"init 'own' keeps a builder's own weights; model family "
+                        f"{self.model.family!r} draws them from a scheme",
+                    )
+                continue
+            param = get_init(init).parameterization
+            if param not in taken:
+                _fail(
+                    f"grid.init[{i}]",
+                    f"init {init!r} has the {param} parameterization, which model family "
+                    f"{self.model.family!r} does not have (its layers have no forward "
+                    "multipliers); use a standard scheme or 'own'",
+                )
+
     def _check_parameterization(self, regime: str, name: str | None) -> None:
         """A regime that needs a parameterization (mean field) gets one for every init, on
         this model family, at every depth: checked here, before any cell runs."""
         if name is None:
             return
         param = PARAMETERIZATIONS[name]
-        if name not in get_family(self.model.family).parameterizations:
+        if name not in self.model.parameterizations:
             _fail(
                 "grid.regime",
                 f"regime {regime!r} needs {param.doc}, which model family "
@@ -396,7 +507,9 @@ class SweepConfig:
         out: dict[str, Any] = {"name": self.name}
         for key in (f.name for f in dataclasses.fields(self)[1:]):
             value = getattr(self, key)
-            out[key] = list(value) if key == "seeds" else value.to_dict()
+            if key == "claims" and not value:
+                continue  # unset: a config without claims keeps its canonical form and hash
+            out[key] = list(value) if key in ("seeds", "claims") else value.to_dict()
         return out
 
     @cached_property
@@ -406,7 +519,8 @@ class SweepConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def cells(self) -> list[Cell]:
-        """Every (width, depth, init, regime, alpha, seed), the last varying fastest.
+        """Every (width, depth, init, regime, alpha, label scale, seed), the last varying
+        fastest (no label scale axis unless ``grid.label_scale`` is set).
 
         Regimes other than ``lazy`` ignore alpha: their cells take alpha = 1.0, and cells
         that differ only in alpha collapse into one.
@@ -414,13 +528,13 @@ class SweepConfig:
         g = self.grid
         seen: set[tuple[Any, ...]] = set()
         out = []
-        for w, d, i, r, a, s in itertools.product(
-            g.width, g.depth, g.init, g.regime, g.alpha, self.seeds
+        for w, d, i, r, a, c, s in itertools.product(
+            g.width, g.depth, g.init, g.regime, g.alpha, g.label_scales, self.seeds
         ):
             axes = (w, d, i, r, a if get_regime(r).alpha_scaled else 1.0, s)
-            if axes not in seen:
-                seen.add(axes)
-                out.append(Cell(*axes, config=self))
+            if (*axes, c) not in seen:
+                seen.add((*axes, c))
+                out.append(Cell(*axes, config=self, label_scale=c))
         return out
 
     def groups(self) -> list[list[Cell]]:
@@ -437,6 +551,8 @@ class Cell:
     """One grid point with one seed: the unit of training, storing and resuming.
 
     Two cells are equal when their full configs are (whatever sweep they came from).
+    ``label_scale``: the cell's point on ``grid.label_scale`` (None when not swept); it is
+    written into the cell's data section (:attr:`data`), the one place a cell's config holds it.
     """
 
     width: int
@@ -446,14 +562,20 @@ class Cell:
     alpha: float
     seed: int
     config: SweepConfig = field(repr=False)
+    label_scale: float | None = None
 
     @property
     def sweep(self) -> str:
         return self.config.name
 
-    @property
+    @cached_property
     def data(self) -> DataSpec:
-        return self.config.data
+        """The sweep's data section, with the option ``label_scale`` set to this cell's
+        label scale where the grid sweeps it."""
+        if self.label_scale is None:
+            return self.config.data
+        options = {**self.config.data.options, "label_scale": self.label_scale}
+        return dataclasses.replace(self.config.data, options=options)
 
     @property
     def model(self) -> ModelSpec:
@@ -477,7 +599,7 @@ class Cell:
         c = self.config
         return {
             "sweep": c.name,
-            "data": c.data.to_dict(),
+            "data": self.data.to_dict(),
             "model": c.model.to_dict(),
             "width": self.width,
             "depth": self.depth,
@@ -513,10 +635,11 @@ class Cell:
     def group_key(self) -> tuple[Any, ...]:
         """What must be equal for cells to share one group: everything except init, alpha
         and seed, and the regime up to twins (a ``linearized`` run is trained beside its
-        ``standard`` twin, same w0 and data, so the group can compare them)."""
+        ``standard`` twin, same w0 and data, so the group can compare them). The data is the
+        cell's own (its label scale included)."""
         c = self.config
         regime = get_regime(self.regime).twin_of or self.regime  # twins share a group
-        return (c.data, c.model, self.width, self.depth, regime, c.train, c.measure)
+        return (self.data, c.model, self.width, self.depth, regime, c.train, c.measure)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Cell:
@@ -541,22 +664,32 @@ class Cell:
 # --- YAML ---------------------------------------------------------------------------------
 
 
-def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | SweepConfig) -> SweepConfig:
+def load_config(
+    source: str | os.PathLike[str] | Mapping[str, Any] | SweepConfig,
+    overrides: Sequence[str] = (),
+) -> SweepConfig:
     """Load and validate a sweep config from a YAML file path or an already-parsed mapping.
 
     The file is read by :func:`robustlab.sweep._yaml.read_yaml`: plain data, bounded in
-    size, nesting and alias expansion, with unique keys.
+    size, nesting and alias expansion, with unique keys. ``overrides`` (``"train.steps=5"``,
+    ...) are set on the document before it is read
+    (:func:`robustlab.sweep.overrides.apply_overrides`), so they are checked like the file's
+    own keys and are part of the config.
 
     Raises:
-        ValueError: unreadable, oversized or invalid YAML (one line naming the file), or an
-            invalid config (the message starts with the path of the bad value).
+        ValueError: unreadable, oversized or invalid YAML (one line naming the file), a
+            malformed override, or an invalid config (the message starts with the path of
+            the bad value).
     """
     if isinstance(source, SweepConfig):
-        return source
+        if not overrides:
+            return source
+        source = source.to_dict()
     if isinstance(source, Mapping):
-        return SweepConfig.from_dict(source)
-    path = Path(source)
-    document = read_yaml(path)
-    if not isinstance(document, Mapping):
-        raise ValueError(f"config file '{path}' must hold a mapping (name:, data:, grid:, ...)")
-    return SweepConfig.from_dict(document)
+        document = source
+    else:
+        path = Path(source)
+        document = read_yaml(path)
+        if not isinstance(document, Mapping):
+            raise ValueError(f"config file '{path}' must hold a mapping (name:, data:, grid:, ...)")
+    return SweepConfig.from_dict(apply_overrides(document, overrides) if overrides else document)

@@ -55,11 +55,18 @@ class Execution:
     ``in_flight``: groups started and not yet stored (the consumer of a group's outcomes
     takes them out when it asks for the next one). :meth:`stop` ends the scheduling (the
     groups in flight finish and are yielded); :meth:`close` ends it now, killing them.
+    ``on_start`` is called with a group's index when it is handed to the executor (in the
+    consumer's thread, while it waits for the next finished group).
     """
 
-    def __init__(self, run: Callable[[Execution], Iterator[Finished]]) -> None:
+    def __init__(
+        self,
+        run: Callable[[Execution], Iterator[Finished]],
+        on_start: Callable[[int], None] | None = None,
+    ) -> None:
         self.in_flight = 0
         self.stopping = False
+        self.on_start = on_start
         self._it = run(self)
 
     def __iter__(self) -> Execution:
@@ -70,6 +77,11 @@ class Execution:
 
     def stop(self) -> None:
         self.stopping = True
+
+    def started(self, index: int) -> None:
+        """Group ``index`` was handed to the executor: tell ``on_start``."""
+        if self.on_start is not None:
+            self.on_start(index)
 
     def close(self) -> None:
         self._it.close()
@@ -126,12 +138,13 @@ def _worker_init(parent: int) -> None:
     _exit_with_parent(parent)
 
 
-def _serial(run: Execution, groups, dtype, device) -> Iterator[Finished]:
+def _serial(run: Execution, groups, dtype, device, paths=()) -> Iterator[Finished]:
     for i, g in enumerate(groups):
         if run.stopping:
             return
         run.in_flight = 1
-        yield i, run_group(g, dtype=dtype, device=device)
+        run.started(i)
+        yield i, run_group(g, dtype=dtype, device=device, paths=paths)
         run.in_flight = 0  # stored by now
 
 
@@ -151,7 +164,7 @@ def _start_resource_tracker() -> None:
         sys.warnoptions.remove(_TRACKER_QUIET)
 
 
-def _local(run: Execution, groups, workers, dtype, device) -> Iterator[Finished]:
+def _local(run: Execution, groups, workers, dtype, device, paths=()) -> Iterator[Finished]:
     _start_resource_tracker()  # before the block: starting it unblocks the stop signals
     with _stop_signals_blocked():
         pool = ProcessPoolExecutor(
@@ -168,8 +181,10 @@ def _local(run: Execution, groups, workers, dtype, device) -> Iterator[Finished]
                 if g is None:
                     break
                 with _stop_signals_blocked():  # a submit may spawn a worker
-                    pending[pool.submit(run_group, g, dtype=dtype, device=device)] = i
+                    future = pool.submit(run_group, g, dtype=dtype, device=device, paths=paths)
+                    pending[future] = i
                     run.in_flight = len(pending)  # counted before a held signal is handled
+                run.started(i)
             if not pending:
                 break
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -219,7 +234,7 @@ def _stop_reaper(reaper: subprocess.Popen, done: bool) -> None:
         reaper.wait()
 
 
-def _ray(run: Execution, groups, workers, dtype, device, address) -> Iterator[Finished]:
+def _ray(run: Execution, groups, workers, dtype, device, address, paths=()) -> Iterator[Finished]:
     import ray
 
     started, reaper = False, None
@@ -249,8 +264,9 @@ def _ray(run: Execution, groups, workers, dtype, device, address) -> Iterator[Fi
                 i, g = next(todo, (None, None))
                 if g is None:
                     break
-                refs[remote.remote(g, dtype=dtype, device=device)] = i
+                refs[remote.remote(g, dtype=dtype, device=device, paths=paths)] = i
                 run.in_flight = len(refs)
+                run.started(i)
             if not refs:
                 break
             ready, _ = ray.wait(list(refs), num_returns=1, timeout=RAY_POLL_S)
@@ -280,13 +296,19 @@ def execute(
     address: str | None = None,
     dtype: str = "float32",
     device: str = "cpu",
+    on_start: Callable[[int], None] | None = None,
+    paths: tuple[str, ...] = (),
 ) -> Execution:
     """Run groups on an executor; the :class:`Execution` yields ``(index, outcomes)`` in
-    completion order, with at most ``workers`` groups in flight."""
+    completion order, with at most ``workers`` groups in flight. ``on_start(index)`` is
+    called as each group is handed to the executor. ``paths``: folders each group's process
+    needs on ``sys.path`` (a model builder's, :func:`~.cells.check_config`)."""
     workers = check_executor(executor, workers)
     if executor == "serial" or (executor == "local" and (workers == 1 or len(groups) <= 1)):
-        return Execution(lambda run: _serial(run, groups, dtype, device))
+        return Execution(lambda run: _serial(run, groups, dtype, device, paths), on_start)
     if executor == "local":
         n = min(workers, len(groups))
-        return Execution(lambda run: _local(run, groups, n, dtype, device))
-    return Execution(lambda run: _ray(run, groups, workers, dtype, device, address))
+        return Execution(lambda run: _local(run, groups, n, dtype, device, paths), on_start)
+    return Execution(
+        lambda run: _ray(run, groups, workers, dtype, device, address, paths), on_start
+    )

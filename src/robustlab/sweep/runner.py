@@ -30,20 +30,45 @@ from .config import Cell, SweepConfig, load_config
 from .executors import STOP_SIGNALS, Execution, check_executor, execute
 from .store import Store
 
-__all__ = ["Progress", "SweepInterrupted", "SweepSummary", "check_device", "run"]
+__all__ = ["EVENTS", "Progress", "SweepInterrupted", "SweepSummary", "check_device", "run"]
 
 MAX_ENSEMBLE = 64  # cells trained together at most (bounds memory)
 
 
+EVENTS = ("start", "started", "stored")  # what a Progress reports (Progress.event)
+
+
 @dataclass(frozen=True)
 class Progress:
-    """Sent to the progress callback after each finished group."""
+    """Sent to the progress callback when a sweep starts (nothing run yet), when each group
+    is handed to the executor, and after each group's cells are stored; never when nothing
+    is left to run. A group's cells train together as one ensemble, so they finish together.
+
+    Attributes:
+        done: cells stored by this run so far, of ``total``.
+        total: cells this run has to run (the grid's, less those stored before).
+        failed: of the ``done`` cells, how many failed.
+        diverged: of the ``done`` cells, how many diverged.
+        elapsed_s: seconds since the sweep started.
+        event: ``start``, ``started`` (group ``group`` went to the executor) or ``stored``
+            (group ``group``'s cells were written to the store).
+        group: the group the event is about, 1..``groups`` in the order the groups are
+            scheduled; 0 at ``start``.
+        groups: groups this run has to run.
+        started: groups handed to the executor so far.
+        running: groups in flight (started, not yet stored).
+    """
 
     done: int
     total: int
     failed: int
     diverged: int
     elapsed_s: float
+    event: str = "stored"
+    group: int = 0
+    groups: int = 0
+    started: int = 0
+    running: int = 0
 
 
 @dataclass(frozen=True)
@@ -53,7 +78,9 @@ class SweepSummary:
     ``ok``, ``diverged`` and ``failed`` count the cells this run trained; ``elsewhere`` of
     them had been written meanwhile by another process (a concurrent sweep on the same
     store: its rows are kept, the same numbers). ``not_run``: cells left undone when the
-    sweep was interrupted.
+    sweep was interrupted. ``tracking``: the MLflow tracking URI the cells were logged to
+    ("" without tracking), ``tracked`` the runs logged there, ``tracking_error`` why logging
+    stopped ("" when it did not; the store has every result, a rerun logs the rest).
     """
 
     name: str
@@ -66,6 +93,9 @@ class SweepSummary:
     time_s: float
     elsewhere: int = 0
     not_run: int = 0
+    tracking: str = ""
+    tracked: int = 0
+    tracking_error: str = ""
 
     @property
     def notes(self) -> str:
@@ -76,6 +106,14 @@ class SweepSummary:
         if self.not_run:
             parts.append(f"interrupted: {self.not_run} cells not run; run again to resume")
         return f" ({'; '.join(parts)})" if parts else ""
+
+    @property
+    def tracking_note(self) -> str:
+        """One line on the MLflow logging (``mlflow: 8 runs logged to URI``); empty without
+        tracking."""
+        if not self.tracking:
+            return ""
+        return f"mlflow: {self.tracked} run{'s' * (self.tracked != 1)} logged to {self.tracking}"
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -172,6 +210,7 @@ def run(
     dtype: str = "float32",
     device: str | None = None,
     progress: Callable[[Progress], None] | None = None,
+    mlflow: bool | str = False,
 ) -> SweepSummary:
     """Run every unfinished cell of a sweep into the SQLite ``store``.
 
@@ -185,11 +224,17 @@ def run(
         retry_failed: re-run cells recorded as ``failed``.
         dtype: ``float32`` (default) or ``float64``.
         device: ``cpu``, ``cuda`` or ``auto`` (CUDA when available).
-        progress: called with a :class:`Progress` after each group.
+        progress: called with a :class:`Progress` at the start (when there is anything to
+            run), as each group starts and after each group is stored.
+        mlflow: log each cell to MLflow once it is stored (:mod:`robustlab.sweep.tracking`):
+            ``True`` for a tracking store beside ``store``, or a tracking URI. At the end,
+            the sweeps' stored cells MLflow still lacks are logged too. A tracking failure
+            stops the logging, never the sweep (:attr:`SweepSummary.tracking_error`).
 
     Raises:
-        ValueError: a bad config, executor, device or store, or Ray missing for ``ray``:
-            before the store is touched.
+        ValueError: a bad config, executor, device or store, Ray missing for ``ray`` or
+            MLflow for ``mlflow``: before the store is touched; a tracking URI MLflow
+            cannot use: before any cell runs.
         SweepInterrupted: SIGINT or SIGTERM stopped the sweep (see the module's docstring).
     """
     configs = [load_config(c) for c in (config if isinstance(config, list) else [config])]
@@ -200,8 +245,14 @@ def run(
     # a wrong device, a missing Ray, bad data or model: an error before the store is touched
     workers = check_executor(executor, workers)
     device = check_device(device)
-    for cfg in configs:
-        check_config(cfg)
+    # and the folders the workers import the sweeps' model builders from
+    paths = tuple(dict.fromkeys(p for cfg in configs for p in check_config(cfg)))
+    uri = None if mlflow is True or not mlflow else str(mlflow)
+    if mlflow:
+        from .tracking import Tracker, require_mlflow
+
+        require_mlflow(uri)
+    tracker = None
     t0 = time.perf_counter()
     cells = [c for cfg in configs for c in cfg.cells()]
     missing = {c.hash for c in cells}  # until the store says which are done
@@ -212,6 +263,8 @@ def run(
         with interrupts, Store(store) as st:
             for cfg in configs:
                 st.record_sweep(cfg.to_dict())
+            if mlflow:  # a URI MLflow cannot use: an error before any cell runs
+                tracker = Tracker(store, uri)
             missing -= st.done_cells(retry_failed=retry_failed)
             skipped = len(cells) - len(missing)
             total = len(missing)
@@ -219,30 +272,49 @@ def run(
             todo = [g for g in groups if any(c.hash in missing for c in g)]
             if executor != "serial":  # largest first, so no big group is left for the end alone
                 todo.sort(key=_cost, reverse=True)
+            seen = {"started": 0, "stored": 0}  # groups handed to the executor, stored
+
+            def tell(event: str, index: int) -> None:
+                """Count group ``index``'s ``event`` and report it (``start``: index -1)."""
+                if event in seen:
+                    seen[event] += 1
+                if progress is not None:
+                    progress(
+                        Progress(
+                            total - len(missing), total, counts["failed"], counts["diverged"],
+                            time.perf_counter() - t0, event, index + 1, len(todo),
+                            seen["started"], seen["started"] - seen["stored"],
+                        )
+                    )  # fmt: skip
+
+            if todo:
+                tell("start", -1)
             execution = execute(
-                todo, executor, workers=workers, address=address, dtype=dtype, device=device
-            )
+                todo, executor, workers=workers, address=address, dtype=dtype, device=device,
+                paths=paths, on_start=lambda i: tell("started", i),
+            )  # fmt: skip
             interrupts.execution = execution
             with closing(execution):
-                for _, outcomes in execution:
+                for index, outcomes in execution:
+                    written = []
                     for o in outcomes:
                         if o.cell_hash not in missing:
                             continue  # finished in an earlier run; re-trained for the ensemble
-                        written = st.write_cell(
+                        if st.write_cell(
                             o.cell_hash, o.sweep, o.status, o.message, o.config_json,
                             o.time_s, o.rows,
-                        )  # fmt: skip
+                        ):  # fmt: skip
+                            written.append(o.cell_hash)
+                        else:  # another process was first
+                            counts["elsewhere"] += 1
                         counts[o.status] += 1
-                        counts["elsewhere"] += not written  # another process was first
                         missing.discard(o.cell_hash)
-                    if progress is not None:
-                        progress(
-                            Progress(
-                                total - len(missing), total, counts["failed"],
-                                counts["diverged"], time.perf_counter() - t0,
-                            )
-                        )  # fmt: skip
+                    tell("stored", index)
+                    if tracker is not None and written:  # stored first, then logged
+                        tracker.log_cells(written)
                 interrupts.finished()  # every group stored: a late signal changes nothing
+        if tracker is not None:  # what MLflow lacks: cells of an earlier run, a failed log
+            tracker.log_cells(sweeps=[cfg.name for cfg in configs])
     except KeyboardInterrupt:
         interrupts.signum = interrupts.signum or signal.SIGINT
     summary = SweepSummary(
@@ -250,6 +322,9 @@ def run(
         counts["ok"], counts["diverged"], counts["failed"], time.perf_counter() - t0,
         elsewhere=counts["elsewhere"],
         not_run=len(missing) if interrupts.signum is not None else 0,
+        tracking="" if tracker is None else tracker.uri,
+        tracked=0 if tracker is None else tracker.logged,
+        tracking_error="" if tracker is None else tracker.error or "",
     )  # fmt: skip
     if interrupts.signum is not None:
         raise SweepInterrupted(summary, interrupts.signum, interrupts.announced)

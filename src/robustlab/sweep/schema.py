@@ -70,6 +70,8 @@ COLUMNS: dict[str, str] = {
     "p_lazy_limit": "REAL",  # P of the infinite-width lazy limit on the same data (converged)
     "worst_value": "REAL",  # method pgd: mean_x max ||f(x') - f(x)|| over the region (else NULL)
     "worst_stderr": "REAL",
+    "label_scale": "REAL",  # c: the targets were multiplied by c (data option label_scale; 1.0)
+    "stop_reason": "TEXT",  # why training stopped: target | plateau | budget | diverged
 }
 
 # columns renamed since a store was written: old name -> current name. The store renames them

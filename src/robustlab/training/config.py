@@ -21,7 +21,14 @@ from .losses import LOSSES, get_loss
 from .optim import OPTIMIZERS, get_optimizer
 from .regimes import REGIMES, get_regime
 
-__all__ = ["LOSSES", "OPTIMIZERS", "REGIMES", "TrainConfig"]
+__all__ = ["LOSSES", "OPTIMIZERS", "PLATEAU_EVERY", "PLATEAU_MIN_STEPS", "REGIMES", "TrainConfig"]
+
+# fewest steps before the plateau rule may stop a run: its last fifth is then >= 10 steps, and
+# the first steps at lr="auto" (fast fall, back-offs) are never read as a plateau
+PLATEAU_MIN_STEPS = 50
+# the rule is checked every this many steps: a check is about 10 us of (E,) tensor operations,
+# so it adds about 1 us a step, and a plateau lasts far longer than 10 steps
+PLATEAU_EVERY = 10
 
 
 def check_lr(path: str, value: object) -> str | float:
@@ -45,7 +52,8 @@ class TrainConfig:
         lr: a step size, or ``"auto"``: 1 / lambda_max of the Gauss-Newton matrix
             (1/N) J^T H_loss J at init, by power iteration with JVP/VJP products
             (half the classical GD stability limit 2 / lambda_max). For adam ``auto`` is 1e-3.
-        steps: step budget; ``target_loss`` stops earlier once the training loss reaches it.
+        steps: step budget; ``target_loss`` stops earlier once the training loss reaches it,
+            and so does ``plateau`` once the loss stops falling.
         regime: a registered :class:`~robustlab.training.regimes.Regime`: ``standard`` (the
             network as initialized), ``linearized`` (the first-order Taylor model around w0,
             Lee et al. 2019), ``lazy`` (alpha-scaling of Chizat, Oyallon & Bach 2019:
@@ -62,6 +70,19 @@ class TrainConfig:
             sharpening), so the step
             that was stable at init stops being stable; GD at a stable step never raises the
             loss, so a rise is the signal. A fixed ``lr`` is never changed.
+        plateau: optional, in (0, 1). With L(t) the run's recorded training loss after t
+            updates (the history: full batch for ``gd``, the step's minibatch for ``sgd`` and
+            ``adam``), a run stops at the first step t in 50, 60, 70, ... (t >=
+            ``PLATEAU_MIN_STEPS`` = 50, a multiple of ``PLATEAU_EVERY`` = 10, budget step
+            included when it is one) at which
+
+                L(s) - L(t) < plateau * L(s),   s = floor(4 t / 5),
+
+            i.e. its relative decrease (L(s) - L(t)) / L(s) over the last fifth of the steps
+            run is below ``plateau`` (a rise counts as no decrease). Checked for every member
+            of an ensemble at once; a member that stops keeps its weights while the others go
+            on. ``target_loss`` is checked first, at every step.
+            ``TrainResult.stop_reason`` says which rule stopped a run. None (default): never.
     """
 
     optimizer: str = "gd"
@@ -79,6 +100,7 @@ class TrainConfig:
     blowup: float = 1e4
     power_iters: int = 30
     lr_probe: int = 2048
+    plateau: float | None = None
 
     def __post_init__(self) -> None:
         get_optimizer(self.optimizer)
@@ -99,6 +121,9 @@ class TrainConfig:
         _set(self, "blowup", _positive("blowup", self.blowup))
         _set(self, "power_iters", _int("power_iters", self.power_iters, maximum=MAX_STEPS))
         _set(self, "lr_probe", _int("lr_probe", self.lr_probe))
+        if self.plateau is not None:
+            plateau = _number("plateau", self.plateau, "a number in (0, 1)", lambda x: 0 < x < 1)
+            _set(self, "plateau", plateau)
         both = self.checkpoint_loss is not None and self.target_loss is not None
         if both and self.checkpoint_loss <= self.target_loss:
             _fail(

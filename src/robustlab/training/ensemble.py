@@ -20,11 +20,13 @@ __all__ = [
     "check_same_forward",
     "ensemble_data",
     "evaluating",
+    "members_vmap",
     "stack",
     "stack_buffers",
     "unstack_into",
 ]
 
+PROBE_POINTS = 8  # inputs of the forward that tells whether the members vmap
 # MLPSpec fields that change the forward function (init and variances only change weights)
 _FORWARD_FIELDS = ("in_dim", "width", "depth", "out_dim", "bias", "mean_field", "multipliers")
 
@@ -126,6 +128,35 @@ def check_same_forward(models: list[nn.Module]) -> None:
                     f"model 0 has {f}={a!r} (init {spec0.init!r}); they need different "
                     "forward functions, so train them in separate ensembles"
                 )
+
+
+def members_vmap(models: list[nn.Module], x: torch.Tensor) -> bool:
+    """Whether one training-mode forward of the first two members on ``x`` runs under
+    ``vmap`` over them, as the ensemble's step runs it.
+
+    It does not for a network that draws random numbers as it runs (dropout: under vmap
+    one member's draws would depend on the others'), which then trains one member at a
+    time. Buffers (BatchNorm running statistics) vmap; the members' own are left as they
+    were. (A network that branches in Python on a tensor's value, or calls ``.item()``,
+    fails here too, and alone where ``torch.func`` transforms it: ``lr="auto"``, the metrics.)
+    """
+    base = models[0]
+    params, buffers = stack(models[:2]), stack_buffers(models[:2])
+
+    def forward(p, b):
+        return functional_call(base, {**p, **b}, (x,))
+
+    modes = [(m, m.training) for m in base.modules()]
+    base.train()  # dropout and batch statistics on, as in a training step
+    try:
+        with torch.no_grad():
+            vmap(forward)(params, buffers)
+    except RuntimeError:  # vmap's refusal; any other error recurs when a member trains alone
+        return False
+    finally:
+        for m, mode in modes:
+            m.training = mode
+    return True
 
 
 @contextmanager

@@ -24,6 +24,9 @@ class TrainResult:
     last is that of the returned model, or of the diverged weights when ``diverged``).
     ``steps`` is the number of updates applied. ``lr`` is the step the run started with,
     ``lr_final`` the step after ``lr_halvings`` back-offs (``TrainConfig.lr_backoff``).
+    ``stop_reason`` says why training stopped (``run_state.STOP_REASONS``): ``target`` (the
+    training loss reached ``target_loss``), ``plateau`` (``TrainConfig.plateau``'s rule held),
+    ``budget`` (all ``steps`` ran) or ``diverged``.
     """
 
     model: nn.Module
@@ -39,6 +42,7 @@ class TrainResult:
     lr_halvings: int = 0
     checkpoint_model: nn.Module | None = field(default=None, repr=False)
     checkpoint_step: int | None = None
+    stop_reason: str = "budget"
 
     @property
     def reached_target(self) -> bool:

@@ -1,4 +1,5 @@
-"""Per-model bookkeeping of the step loop: back-off, divergence, checkpoint, target, history.
+"""Per-model bookkeeping of the step loop: back-off, divergence, checkpoint, target, plateau,
+history.
 
 All per-model state has a leading model axis E and lives on the CPU (no device syncs beyond
 one (E,) loss and accuracy per step).
@@ -10,11 +11,15 @@ import math
 
 import torch
 
-from .config import TrainConfig
+from .config import PLATEAU_EVERY, PLATEAU_MIN_STEPS, TrainConfig
 
-__all__ = ["RISE_TOL", "RunState"]
+__all__ = ["RISE_TOL", "STOP_REASONS", "RunState"]
 
 RISE_TOL = 1e-4  # relative loss rise that counts as "the loss went up" (above float noise)
+# why a run stopped, by code: ran all its steps, reached target_loss, met the plateau rule
+# (TrainConfig.plateau), diverged
+STOP_REASONS = ("budget", "target", "plateau", "diverged")
+_BUDGET, _TARGET, _PLATEAU, _DIVERGED = range(len(STOP_REASONS))
 
 
 def masked(mask: torch.Tensor, new: dict, old: dict) -> dict:
@@ -32,7 +37,8 @@ class RunState:
     and whose last step is undone, whenever their full-batch loss rises (``lr_backoff``).
     After the loop: ``params`` (stacked), ``steps`` (updates applied), ``reason`` (why a run
     diverged, "" otherwise), ``hist_loss`` / ``hist_acc`` (E, T + 1) at w_0..w_T, ``lrs``,
-    ``halvings``, and the checkpoint (``ckpt_params``, ``ckpt_step``: -1 if never reached).
+    ``halvings``, the checkpoint (``ckpt_params``, ``ckpt_step``: -1 if never reached) and
+    ``stopped`` (E,): why each run stopped, an index into :data:`STOP_REASONS`.
     """
 
     def __init__(self, cfg: TrainConfig, lrs: torch.Tensor, adapt: torch.Tensor) -> None:
@@ -42,6 +48,7 @@ class RunState:
         self.active = torch.ones(E, dtype=torch.bool)
         self.steps = torch.full((E,), cfg.steps, dtype=torch.long)
         self.reason = [""] * E
+        self.stopped = torch.full((E,), _BUDGET, dtype=torch.long)
         self.hist_loss = torch.full((E, cfg.steps + 1), math.nan, dtype=torch.float64)
         self.hist_acc = torch.full((E, cfg.steps + 1), math.nan, dtype=torch.float64)
         self.ckpt_params: dict | None = None
@@ -80,6 +87,7 @@ class RunState:
             lr = float(self.lrs[i])
             self.reason[i] = f"training loss became {what} at step {t} with lr {lr:.4g}"
             self.steps[i] = t
+            self.stopped[i] = _DIVERGED
         return bad
 
     def _checkpoint(self, t: int, params, done: torch.Tensor, loss: torch.Tensor) -> None:
@@ -92,6 +100,17 @@ class RunState:
         self.ckpt_params = {k: v.clone() for k, v in masked(first, params, held).items()}
         self.ckpt_step[first] = t
 
+    def _plateaued(self, t: int) -> torch.Tensor:
+        """(E,) the plateau rule of :class:`~.config.TrainConfig` at step t: L(s) - L(t) <
+        plateau * L(s) with s = floor(4 t / 5), on the recorded losses (the product form is
+        the relative decrease below ``plateau`` where L(s) > 0, and defined at L(s) = 0)."""
+        before, now = self.hist_loss[:, (4 * t) // 5], self.hist_loss[:, t]
+        return before - now < self.cfg.plateau * before
+
+    def stop_reason(self, i: int) -> str:
+        """Why run ``i`` stopped: one of :data:`STOP_REASONS`."""
+        return STOP_REASONS[int(self.stopped[i])]
+
     def record(self, t: int, params, loss: torch.Tensor, acc: torch.Tensor):
         """Book the loss and accuracy (E,) of the weights after t updates; returns the
         (possibly restored) params and the runs whose last step was undone."""
@@ -102,8 +121,12 @@ class RunState:
         self._checkpoint(t, params, done, loss)
         if self.cfg.target_loss is not None:
             hit = done & (loss <= self.cfg.target_loss)
-            self.steps[hit] = t
+            self.steps[hit] = t  # why it stopped is read off its last loss in finish()
             done = done & ~hit
+        if self.cfg.plateau is not None and t >= PLATEAU_MIN_STEPS and t % PLATEAU_EVERY == 0:
+            flat = done & self._plateaued(t)
+            self.steps[flat], self.stopped[flat] = t, _PLATEAU
+            done = done & ~flat
         self.active = done
         self._prev, self._prev_acc = loss, acc
         return params, undo
@@ -118,5 +141,10 @@ class RunState:
         self.params = params
         for i in range(self.steps.shape[0]):
             self.hist_loss[i, int(self.steps[i]) + 1 :] = math.nan
+        if self.cfg.target_loss is not None:
+            # target_loss is checked first at every step, so a run whose last loss is at or
+            # below it stopped for it (at its budget step too)
+            last = self.hist_loss.gather(1, self.steps[:, None])[:, 0]  # (E,)
+            self.stopped[(last <= self.cfg.target_loss) & (self.stopped != _DIVERGED)] = _TARGET
         self.lrs = self.lrs.double().cpu()
         return self

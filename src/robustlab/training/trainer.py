@@ -14,12 +14,16 @@ from dataclasses import replace
 import torch
 from torch import nn
 
+from .._rng import seeded_rng
+from .batched_mlp import supports
 from .config import TrainConfig
 from .eigen_cache import EigenCache
 from .ensemble import (
+    PROBE_POINTS,
     check_same_forward,
     ensemble_data,
     evaluating,
+    members_vmap,
     stack,
     stack_buffers,
     unstack_into,
@@ -111,6 +115,7 @@ def _result(run: RunState, j: int, initial: nn.Module, cfg: TrainConfig, retries
         lr_halvings=int(run.halvings[j]),
         checkpoint_model=ckpt,
         checkpoint_step=int(run.ckpt_step[j]) if ckpt is not None else None,
+        stop_reason="diverged" if reason else run.stop_reason(j),
     )
 
 
@@ -124,6 +129,7 @@ def train_ensemble(
     generator: torch.Generator | None = None,
     step: str = "auto",
     lr_cache: EigenCache | None = None,
+    seeds: list[int] | None = None,
 ) -> list[TrainResult]:
     """Train models of one architecture together as a vmapped ensemble.
 
@@ -136,6 +142,14 @@ def train_ensemble(
     robustlab MLPs on the hand-written batched step, anything else on ``torch.func``.
     ``lr_cache`` lets ensembles of one sweep group share ``lr="auto"``'s power iterations
     where their members are equal (same w0, same data).
+
+    Members whose training forward cannot run under ``vmap`` over them (one that draws random
+    numbers, such as dropout: each member's draws would depend on the others; see
+    :func:`~.ensemble.members_vmap`) are trained one after another, each as
+    ``train(models[i], ...)`` with the same generator state. ``seeds``: one per model; a
+    member trained alone then runs with torch's global RNG seeded by its seed (and put back
+    after, :func:`robustlab._rng.seeded_rng`), so its random draws are reproducible and its
+    own; None leaves the global RNG to the caller, as plain PyTorch training does.
     """
     check_step_kind(step)
     if not models:
@@ -150,6 +164,15 @@ def train_ensemble(
     check_same_forward(models)
     base = models[0]
     p0 = next(base.parameters())
+    if seeds is not None and len(seeds) != E:
+        raise ValueError("seeds must have one entry per model")
+    if E > 1 and not supports(base, config) and not members_vmap(models, _probe(dataset, p0)):
+        return _one_by_one(models, dataset, config, alphas, lrs_in, generator, step,
+                           lr_cache, seeds)  # fmt: skip
+    if seeds is not None and E == 1:
+        with seeded_rng(seeds[0], p0.device):
+            return train_ensemble(models, dataset, config, alphas=alphas, lrs=lrs_in,
+                                  generator=generator, step=step, lr_cache=lr_cache)  # fmt: skip
     initial = [copy.deepcopy(m) for m in models]
     stacked, buffers = stack(models), stack_buffers(models)
     data = ensemble_data(dataset, E, base, get_regime(config.regime), stacked, p0.dtype, p0.device)
@@ -173,6 +196,27 @@ def train_ensemble(
             run_i = _fit(base, one, data.member(i), config, lr_1, alpha_t[i : i + 1],
                          generator, False, adapt[i : i + 1], step, one_buf)  # fmt: skip
         results.append(_result(run_i, j, initial[i], replace(configs[i], lr=lr_i), retries))
+    return results
+
+
+def _probe(dataset, p0: torch.Tensor) -> torch.Tensor:
+    """The first training inputs (of the first model's data), as the models hold numbers."""
+    first = dataset[0] if isinstance(dataset, (list, tuple)) else dataset
+    return first.x_train[:PROBE_POINTS].to(device=p0.device, dtype=p0.dtype)
+
+
+def _one_by_one(models, dataset, config, alphas, lrs, generator, step, lr_cache, seeds):
+    """Each member trained alone, from the same generator state (the ensemble's fallback)."""
+    state = generator.get_state() if generator is not None else None
+    results = []
+    for i, model in enumerate(models):
+        if generator is not None:
+            generator.set_state(state)
+        results += train_ensemble(
+            [model], dataset[i] if isinstance(dataset, (list, tuple)) else dataset, config,
+            alphas=[alphas[i]], lrs=[lrs[i]], generator=generator, step=step, lr_cache=lr_cache,
+            seeds=None if seeds is None else [seeds[i]],
+        )  # fmt: skip
     return results
 
 

@@ -1,0 +1,312 @@
+"""Protocol 2 (``docs/claims.md``): the paper's questions as they are, judged on result rows.
+
+Where Protocol 1 gives each claim one verdict at a matched level of fit, Protocol 2 asks:
+
+- **C1 / C2** (width, below / above p = N): the slope of log P on log width over the widths
+  with p/N <= 0.5 / >= 2, at each run's own end of training (the fit is shown, never
+  matched), per data set and label model, pooled over N with a free intercept per (N, init).
+- **C12-peak**: does P peak in the interior near p = N, and does the peak width grow in
+  proportion to N? Per seed and N the peak of the mean log P over the inits
+  (:func:`~.estimators.peak_location`), then the exponent of peak width against N
+  (:func:`~.estimators.scaling_exponent`).
+- **C3 / C4-he / C4-ntk** (depth, linearized runs) per label scale c, and per
+  initialization the ratio r* = ||y|| / ||f0(X)|| where d log P / d depth changes sign
+  (:func:`~.estimators.crossover`), from the finite runs and from the exact lazy limit.
+
+Verdicts: ``supported`` / ``contradicted here`` when the two-sided t test over seeds rejects
+a zero slope after Holm's adjustment over the family of directional verdicts in the table
+(:func:`~.estimators.holm`); ``flat`` when two one-sided tests put the effect across the
+swept range within :data:`FLAT_MARGIN` (:func:`~.estimators.equivalence`); else
+``inconclusive``. This module imports no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .estimators import crossover, equivalence, holm, peak_location, scaling_exponent, t_pvalue
+from .stats import seed_slopes, t_interval
+
+__all__ = [
+    "DEPTH_CLAIMS",
+    "FLAT_MARGIN",
+    "QuestionsProtocol",
+    "crossovers",
+    "depth_questions",
+    "label_model",
+    "questions",
+    "width_questions",
+]
+
+FLAT_MARGIN = math.log(1.05)  # flat: |effect across the swept range| < 5% (in log P)
+# claim -> (init, expected sign of d log P / d depth) on linearized runs
+DEPTH_CLAIMS = {"C3": ("lecun", -1), "C4-he": ("he", +1), "C4-ntk": ("ntk", +1)}
+
+
+@dataclass(frozen=True)
+class QuestionsProtocol:
+    """Every choice of Protocol 2, in one place (``docs/claims.md``, "Protocol 2").
+
+    Attributes:
+        below, above: C1 uses the widths with p/N <= ``below``, C2 those with p/N >= ``above``.
+        level: confidence level of the intervals and 1 - the Holm family-wise error.
+        flat_margin: the equivalence margin on log P across the swept range.
+        peak_share: the share of seeds that must show an interior peak at every N.
+        exponent_margin: proportional growth means an exponent within 1 +- this margin.
+        peak_level: the level of the exponent's interval for ``supported`` (two one-sided
+            tests at (1 - peak_level) / 2 each).
+    """
+
+    below: float = 0.5
+    above: float = 2.0
+    level: float = 0.95
+    flat_margin: float = FLAT_MARGIN
+    peak_share: float = 0.8
+    exponent_margin: float = 0.25
+    peak_level: float = 0.90
+
+
+def label_model(config_json: object) -> str:
+    """``gauss`` (regression targets plus Gaussian noise), ``flip`` (+-1 labels with flips),
+    ``clean`` or ``other``, read from a cell's config JSON (its ``data`` section)."""
+    try:
+        data = json.loads(str(config_json)).get("data", {})
+    except (ValueError, AttributeError):
+        return "other"
+    options = data.get("options", data)
+    noise = float(options.get("label_noise", 0.0) or 0.0)
+    if options.get("task") == "regression":
+        return "gauss" if noise > 0 else "clean"
+    return "flip" if noise > 0 else "clean"
+
+
+def _rows(df: pd.DataFrame) -> pd.DataFrame:
+    """ok rows of P at the final stage on test points, of the network itself, P > 0, with
+    a ``labels`` column (:func:`label_model`); columns older rows lack get their defaults."""
+    defaults = {"label_scale": 1.0, "y_f0_ratio": math.nan, "p_lazy_limit": math.nan,
+                "points": "test", "config_json": None, "train_loss": math.nan}  # fmt: skip
+    df = df.assign(**{k: v for k, v in defaults.items() if k not in df.columns})
+    d = df[
+        (df["status"] == "ok")
+        & (df["stage"] == "final")
+        & (df["points"].fillna("test") == "test")
+        & (df["method"] != "pgd")
+    ]
+    d = d[pd.to_numeric(d["p_value"], errors="coerce") > 0]
+    if d.empty:
+        return d.assign(labels=pd.Series(dtype=str))
+    models = {c: label_model(c) for c in d["config_json"].dropna().unique()}
+    return d.assign(labels=d["config_json"].map(models).fillna("other"))
+
+
+def _verdict_row(slopes: np.ndarray, span: float, sign: int, protocol: QuestionsProtocol) -> dict:
+    """Slope, interval, p-value and the flat test of per-seed slopes over a range ``span``."""
+    mean, low, high = t_interval(slopes, protocol.level)
+    flat, flat_p = (
+        equivalence(slopes, protocol.flat_margin / span)
+        if span > 0 and len(slopes) >= 2
+        else (False, math.nan)
+    )
+    return {
+        "expected_sign": "+" if sign > 0 else "-",
+        "slope": mean,
+        "ci_low": low,
+        "ci_high": high,
+        "p": t_pvalue(slopes),
+        "flat": flat,
+        "flat_p": flat_p,
+        "effect": math.exp(mean * span) if math.isfinite(mean) else math.nan,
+        "n_seeds": len(slopes),
+    }
+
+
+def width_questions(df: pd.DataFrame, protocol: QuestionsProtocol | None = None) -> pd.DataFrame:
+    """C1, C2 and C12-peak per (dataset, label model): one row each (see module docstring).
+
+    Rows used: standard two-layer runs at the final stage. Per seed, log P on log width with
+    a free intercept per (N, init) (:func:`~.stats.seed_slopes`); the t test over seeds.
+    """
+    protocol = protocol or QuestionsProtocol()
+    d = _rows(df)
+    d = d[(d["regime"] == "standard") & (d["depth"] == 2)]
+    out = []
+    for (dataset, labels), g in d.groupby(["dataset", "labels"], sort=True):
+        ratio = g["n_params"].to_numpy(float) / g["n_train"].to_numpy(float)
+        x = np.log(g["width"].to_numpy(float))
+        y = np.log(g["p_value"].to_numpy(float))
+        groups = (g["n_train"].astype(str) + "/" + g["init"].astype(str)).to_numpy()
+        seeds = g["seed"].to_numpy()
+        base = {"dataset": dataset, "labels": labels, "n_train": _ns(g)}
+        for claim, mask, sign in (
+            ("C1", ratio <= protocol.below, +1),
+            ("C2", ratio >= protocol.above, -1),
+        ):
+            _, slopes = seed_slopes(x[mask], y[mask], seeds[mask], groups[mask])
+            span = _span(g[mask])
+            out.append(
+                {
+                    "claim": claim,
+                    **base,
+                    **_verdict_row(slopes, span, sign, protocol),
+                    "p_over_n": _range(ratio[mask]),
+                    "train_loss_max": float(g.loc[mask, "train_loss"].max()),
+                }
+            )
+        out.append({"claim": "C12-peak", **base, **_peak(g, protocol)})
+    return pd.DataFrame(out)
+
+
+def _ns(g: pd.DataFrame) -> str:
+    return ",".join(str(int(n)) for n in sorted(g["n_train"].unique()))
+
+
+def _span(g: pd.DataFrame) -> float:
+    """The mean (over N) span of log width of the rows: the range the effect is given for."""
+    if g.empty:
+        return math.nan
+    spans = g.groupby("n_train")["width"].agg(lambda w: math.log(w.max() / w.min()))
+    return float(spans.mean())
+
+
+def _range(values: np.ndarray) -> str:
+    return f"{values.min():.2g}-{values.max():.2g}" if values.size else ""
+
+
+def _peak(g: pd.DataFrame, protocol: QuestionsProtocol) -> dict:
+    """Per (N, seed) the peak of mean log P over the inits; the share of interior peaks per
+    N, the mean peak p/N per N, and the exponent of peak width against N."""
+    logs = g.assign(log_p=np.log(g["p_value"].to_numpy(float)))
+    curves = logs.groupby(["n_train", "seed", "width"])["log_p"].mean().reset_index()
+    per_param = float(np.median(g["n_params"].to_numpy(float) / g["width"].to_numpy(float)))
+    peaks = []
+    for (n, seed), c in curves.groupby(["n_train", "seed"]):
+        c = c.sort_values("width")
+        x = np.log(c["width"].to_numpy(float))
+        at = peak_location(x, c["log_p"].to_numpy()) if len(c) >= 3 else math.nan
+        peaks.append({"n_train": n, "seed": seed, "log_peak": at})
+    p = pd.DataFrame(peaks)
+    if p.empty:
+        return {"verdict_basis": "no runs"}
+    share = p.groupby("n_train")["log_peak"].apply(lambda v: float(np.isfinite(v).mean()))
+    where = p.groupby("n_train")["log_peak"].apply(
+        lambda v: (
+            float(np.exp(v[np.isfinite(v)]).mean() * per_param)
+            if np.isfinite(v).any()
+            else math.nan
+        )
+    )
+    pn = {int(n): where[n] / n for n in where.index}
+    k, k_lo, k_hi = scaling_exponent(
+        np.log(p["n_train"].to_numpy(float)), p["log_peak"].to_numpy(), p["seed"].to_numpy(),
+        protocol.level,
+    )  # fmt: skip
+    _, k90_lo, k90_hi = scaling_exponent(
+        np.log(p["n_train"].to_numpy(float)), p["log_peak"].to_numpy(), p["seed"].to_numpy(),
+        protocol.peak_level,
+    )  # fmt: skip
+    lo, hi = 1 - protocol.exponent_margin, 1 + protocol.exponent_margin
+    interior = bool((share >= protocol.peak_share).all()) and len(share) >= 3
+    if interior and lo < k90_lo and k90_hi < hi:
+        verdict = "supported"
+    elif (share < 0.5).any() or (math.isfinite(k_lo) and (k_hi < lo or k_lo > hi)):
+        verdict = "contradicted here"
+    else:
+        verdict = "inconclusive"
+    return {
+        "verdict": verdict,
+        "peak_share_min": float(share.min()),
+        "peak_p_over_n": ", ".join(f"N={n}: {v:.2f}" for n, v in pn.items()),
+        "exponent": k,
+        "exponent_low": k_lo,
+        "exponent_high": k_hi,
+        "n_seeds": int(p["seed"].nunique()),
+    }
+
+
+def depth_questions(df: pd.DataFrame, protocol: QuestionsProtocol | None = None) -> pd.DataFrame:
+    """C3, C4-he, C4-ntk per (dataset, label scale) on the linearized runs: one row each."""
+    protocol = protocol or QuestionsProtocol()
+    d = _rows(df)
+    d = d[d["regime"] == "linearized"]
+    out = []
+    for claim, (init, sign) in DEPTH_CLAIMS.items():
+        for (dataset, c), g in d[d["init"] == init].groupby(["dataset", "label_scale"]):
+            x = g["depth"].to_numpy(float)
+            _, slopes = seed_slopes(x, np.log(g["p_value"].to_numpy(float)), g["seed"].to_numpy())
+            out.append(
+                {
+                    "claim": claim,
+                    "dataset": dataset,
+                    "label_scale": float(c),
+                    "y_f0_ratio": float(g["y_f0_ratio"].median()),
+                    **_verdict_row(slopes, float(x.max() - x.min()), sign, protocol),
+                    "train_loss_max": float(g["train_loss"].max()),
+                }
+            )
+    return pd.DataFrame(out)
+
+
+def crossovers(df: pd.DataFrame, protocol: QuestionsProtocol | None = None) -> pd.DataFrame:
+    """Per (dataset, init): r* where d log P / d depth changes sign against
+    u = log(y_f0_ratio), from the finite linearized runs and from the lazy limit."""
+    protocol = protocol or QuestionsProtocol()
+    d = _rows(df)
+    d = d[d["regime"] == "linearized"]
+    out = []
+    for (dataset, init), g in d.groupby(["dataset", "init"]):
+        row = {"dataset": dataset, "init": init}
+        for source, column in (("finite", "p_value"), ("limit", "p_lazy_limit")):
+            per = []
+            for (seed, _), h in g.groupby(["seed", "label_scale"]):
+                v = pd.to_numeric(h[column], errors="coerce").to_numpy(float)
+                ok = np.isfinite(v) & (v > 0)
+                if ok.sum() < 2:
+                    continue
+                slope = np.polyfit(h["depth"].to_numpy(float)[ok], np.log(v[ok]), 1)[0]
+                u = math.log(float(h["y_f0_ratio"].median()))
+                per.append((seed, u, slope))
+            if per:
+                seeds, u, s = map(np.asarray, zip(*per, strict=True))
+                r, lo, hi, n = crossover(u, s, seeds, protocol.level)
+            else:
+                r = lo = hi = math.nan
+                n = 0
+            row |= {f"{source}_r": r, f"{source}_low": lo, f"{source}_high": hi,
+                    f"{source}_seeds": n}  # fmt: skip
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def questions(df: pd.DataFrame, protocol: QuestionsProtocol | None = None) -> pd.DataFrame:
+    """The Protocol 2 table: width and depth rows, with Holm's adjustment over the
+    directional rows (C1, C2, C3, C4-*) and the verdict of each row."""
+    protocol = protocol or QuestionsProtocol()
+    table = pd.concat(
+        [width_questions(df, protocol), depth_questions(df, protocol)], ignore_index=True
+    )
+    if table.empty:
+        return table
+    directional = table["claim"] != "C12-peak"
+    p = table["p"].where(directional) if "p" in table else pd.Series(np.nan, table.index)
+    table["p_holm"] = holm(p.to_numpy(float))
+    alpha = 1 - protocol.level
+    for i in np.flatnonzero(directional.to_numpy()):
+        row = table.iloc[i]
+        significant = row["p_holm"] < alpha
+        sign = 1 if row["expected_sign"] == "+" else -1
+        if significant and np.sign(row["slope"]) == sign:
+            verdict = "supported"
+        elif significant:
+            verdict = "contradicted here"
+        elif row["flat"]:
+            verdict = "flat"
+        else:
+            verdict = "inconclusive"
+        table.loc[table.index[i], "verdict"] = verdict
+    table.attrs["family"] = int(np.isfinite(p.to_numpy(float)).sum())
+    return table

@@ -26,7 +26,7 @@ GAUSS = json.dumps({"data": {"options": {"label_noise": 0.2, "task": "regression
 
 def row(**values) -> dict:
     base = {"status": "ok", "stage": "final", "points": "test", "method": "exact",
-            "dataset": "sphere", "train_loss": 1e-3, "config_json": FLIP}  # fmt: skip
+            "dataset": "sphere", "train_loss": 1e-3, "config_json": FLIP, "sweep": "s"}  # fmt: skip
     return base | values
 
 
@@ -98,6 +98,14 @@ def test_the_peak_is_found_near_p_equal_n_and_grows_with_n():
         covered += peak["exponent_low"] <= 1.0 <= peak["exponent_high"]
         supported += peak["verdict"] == "supported"
     assert covered / sims >= 0.90 and supported / sims >= 0.8
+
+
+def test_sweeps_of_fewer_than_three_widths_are_not_width_sweeps():
+    rng = np.random.default_rng(7)
+    rows = width_rows(rng)
+    twins = rows[rows["width"] == rows["width"].min()].assign(sweep="depth", config_json=GAUSS)
+    t = width_questions(pd.concat([rows, twins], ignore_index=True))
+    assert set(t["labels"]) == {"flip"}
 
 
 def test_no_peak_is_not_supported():

@@ -134,6 +134,10 @@ def width_questions(df: pd.DataFrame, protocol: QuestionsProtocol | None = None)
     protocol = protocol or QuestionsProtocol()
     d = _rows(df)
     d = d[(d["regime"] == "standard") & (d["depth"] == 2)]
+    # width sweeps only: a sweep with fewer than three widths (e.g. the depth preset's
+    # standard twins at depth 2) says nothing about the width curve
+    widths = d.groupby("sweep")["width"].transform("nunique")
+    d = d[widths >= 3]
     out = []
     for (dataset, labels), g in d.groupby(["dataset", "labels"], sort=True):
         ratio = g["n_params"].to_numpy(float) / g["n_train"].to_numpy(float)

@@ -147,16 +147,16 @@ def test_bad_arguments():
     x = torch.randn(4, 6)
     cases = [
         ({"norm": "l1"}, "unknown norm 'l1'; choices: l2, linf"),
-        ({"steps": 0}, "steps must be a positive integer, got 0"),
-        ({"restarts": 1.5}, "restarts must be a positive integer"),
-        ({"step_size": -1.0}, "step_size must be a positive finite number"),
-        ({"step_size": float("nan")}, "step_size must be a positive finite number"),
-        ({"eps": 0}, "eps must be positive"),
+        ({"steps": 0}, "steps: expected a positive integer, got 0"),
+        ({"restarts": 1.5}, "restarts: expected a positive integer"),
+        ({"step_size": -1.0}, "step_size: expected a positive number"),
+        ({"step_size": float("nan")}, "step_size: expected a positive number"),
+        ({"eps": 0}, "eps: expected a positive number"),
         ({"clip": (1, 0)}, r"clip must be a pair \(lo, hi\)"),
         ({"y": torch.zeros(3)}, r"y must have shape \(4,\)"),
         ({"y": torch.tensor([0, 1, 2, 3])}, "class indices 0..2, got 3"),
         ({"y": torch.zeros(4).long(), "output": "label"}, "output='label' does not apply"),
-        ({"chunk_size": 0}, "chunk_size must be a positive integer"),
+        ({"chunk_size": 0}, "chunk_size: expected a positive integer"),
     ]
     for kwargs, message in cases:
         args = {"eps": 0.1, **kwargs}

@@ -8,7 +8,6 @@ table is computed once); the claims layer works on a CSV without torch.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import subprocess
 import sys
 
@@ -16,15 +15,13 @@ import pandas as pd
 import pytest
 import yaml
 
+import robustlab.claims._judge as judge_module
+import robustlab.claims._sensitivity as sensitivity_module
+import robustlab.claims.assessment as assess_module
 import robustlab.reproduce as reproduce_module
 from robustlab.claims import CLAIMS, Assessment, Protocol, assess
 from robustlab.report import build
 from robustlab.sweep import load
-
-# the modules (judge and sensitivity are shadowed by the functions robustlab.claims exports)
-assess_module = importlib.import_module("robustlab.claims.assessment")
-judge_module = importlib.import_module("robustlab.claims.judge")
-sensitivity_module = importlib.import_module("robustlab.claims.sensitivity")
 
 # two widths x two depths x two seeds of linearized runs: C3/C4 have rows to judge
 TINY = {

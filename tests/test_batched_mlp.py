@@ -2,8 +2,8 @@
 
 Both train the same ensembles in float64; loss and accuracy histories and final weights must
 agree to 1e-9 (they agree to ~1e-13: only the order of float operations differs). The NTK
-products behind ``lr="auto"`` are checked against the explicit empirical NTK, and the
-eigenvalue cache against recomputation.
+products behind ``lr="auto"`` are checked against the explicit empirical NTK, and ``lr="auto"``
+resolved once and handed on against resolving it in the ensemble.
 """
 
 from __future__ import annotations
@@ -18,19 +18,20 @@ from torch import nn
 
 import robustlab as rl
 from robustlab.metrics import empirical_ntk
-from robustlab.sweep.cells import PROBE_MIN, PROBE_POINTS, PROBE_SHARE, probe_points
+from robustlab.sweep.measures import PROBE_MIN, PROBE_POINTS, PROBE_SHARE, probe_points
 from robustlab.training import TrainConfig, train_ensemble
 from robustlab.training.batched_mlp import BatchedMLPStep
-from robustlab.training.eigen_cache import EigenCache
 from robustlab.training.ensemble import ensemble_data, stack
 from robustlab.training.lr import auto_lr, ntk_top_eigenvalue
 from robustlab.training.regimes import get_regime
 from robustlab.training.stacked_mlp import chunk_size, ntk_product
 from robustlab.training.step import Step, make_step
+from robustlab.training.trainer import resolve_auto_lr
 
 F64 = torch.float64
 TOL = 1e-9
 stacked_mlp = sys.modules["robustlab.training.stacked_mlp"]  # rl.train is also a function
+lr_module = sys.modules["robustlab.training.lr"]
 
 
 def sphere(seed=0, n=24, d=5):
@@ -219,10 +220,9 @@ def test_converged_members_stop_and_keep_their_value(monkeypatch):
     assert lam.tolist() == alone
 
 
-def test_eigen_cache_runs_each_distinct_member_once():
-    """Equal members (alpha variants of one init and seed; twin regimes across ensembles)
-    share one power iteration, with the value recomputation gives; a member that differs
-    in a single weight does not."""
+def test_auto_lr_runs_only_the_members_asked_for():
+    """A subset's power iteration gives the values the whole stack gives (float64), None
+    elsewhere; a member that differs in a single weight gets its own value."""
     a, b = nets(2)
     c = nets(1)[0]
     with torch.no_grad():
@@ -230,48 +230,68 @@ def test_eigen_cache_runs_each_distinct_member_once():
     models = [a, b, nets(1)[0], c]  # the third equals a; c is a bar a one entry
     x = sphere().x_train
     cfg = TrainConfig(lr="auto", power_iters=20)
-    which = [True] * 4
-    cache = EigenCache()
-    lrs = auto_lr(a, stack(models), x, cfg, which, cache=cache)
-    assert (cache.computed, cache.reused) == (3, 1)
+    lrs = auto_lr(a, stack(models), x, cfg, [True] * 4)
     alone = [auto_lr(m, stack([m]), x, cfg, [True])[0] for m in models]
     assert lrs == pytest.approx(alone, rel=1e-12)
     assert lrs[0] == lrs[2] and lrs[3] != lrs[0]
-    twin = auto_lr(a, stack([nets(1)[0], b]), x, replace(cfg, regime="linearized"), [True] * 2,
-                   cache=cache)  # fmt: skip
-    assert (cache.computed, cache.reused) == (3, 3)
-    assert twin == [lrs[0], lrs[1]]
-    other = auto_lr(a, stack([a]), x[:10], cfg, [True], cache=cache)  # other probe points
-    assert cache.computed == 4 and other[0] != lrs[0]
-    assert auto_lr(a, stack(models), x, cfg, [False, True, False, False]) == [
+    assert auto_lr(a, stack(models), x, cfg, [False, True, False, True]) == [
         None,
         lrs[1],
         None,
-        None,
+        lrs[3],
     ]
 
 
-def test_sweep_twins_share_the_power_iteration(tmp_path, monkeypatch):
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_auto_lr_resolved_once_and_handed_on_trains_the_same(monkeypatch, dtype):
+    """``resolve_auto_lr`` gives what the ensemble resolves itself, bit for bit, and an
+    ensemble handed those values (``auto_lrs``) runs no power iteration and trains the same
+    bits; the members still back off like ``auto`` ones."""
+    models = [m.to(dtype) for m in nets(3, init="ntk_param")]
+    data = [rl.data.load("sphere", n_train=24, n_test=4, in_dim=5, seed=s, dtype=dtype)
+            for s in range(3)]  # fmt: skip
+    cfg = TrainConfig(lr="auto", steps=6)
+    ref = train_ensemble(models, data, cfg)
+    lrs = resolve_auto_lr(models, data, cfg)
+    assert lrs == [r.lr for r in ref]
+    assert resolve_auto_lr(models, data, cfg, [False, True, False]) == [None, lrs[1], None]
     calls = []
-    original = EigenCache.eigenvalues
+    monkeypatch.setattr(lr_module, "ntk_top_eigenvalue", lambda *a, **k: calls.append(a))
+    got = train_ensemble(models, data, cfg, auto_lrs=lrs)
+    assert calls == []
+    for r, g in zip(ref, got, strict=True):
+        assert g.lr == r.lr and g.history == r.history and g.lr_halvings == r.lr_halvings
 
-    def spy(self, *args, **kw):
-        out = original(self, *args, **kw)
-        calls.append((self.computed, self.reused))
-        return out
 
-    monkeypatch.setattr(EigenCache, "eigenvalues", spy)
+@pytest.mark.parametrize(
+    "grid",
+    [{"regime": ["standard", "linearized"]}, {"regime": ["lazy"], "alpha": [1.0, 10.0]}],
+    ids=["twins", "alphas"],
+)
+def test_sweep_resolves_auto_lr_once_per_initial_network(tmp_path, monkeypatch, grid):
+    """Twins (one w0, two regimes, two ensembles) and alpha variants (one w0, one ensemble)
+    run one power iteration per initial network, and start from the same step."""
+    members = []
+    original = lr_module.ntk_top_eigenvalue
+
+    def spy(model, stacked, *args, **kw):
+        members.append(next(iter(stacked.values())).shape[0])
+        return original(model, stacked, *args, **kw)
+
+    monkeypatch.setattr(lr_module, "ntk_top_eigenvalue", spy)
     cfg = {
-        "name": "twins",
+        "name": "once",
         "data": {"name": "sphere", "in_dim": 5, "n_train": 20, "n_test": 5},
-        "grid": {"width": [8], "depth": [2], "init": ["he"], "regime": ["standard", "linearized"]},
+        "grid": {"width": [8], "depth": [2], "init": ["he"], **grid},
         "seeds": 2,
         "train": {"lr": "auto", "steps": 3},
         "measure": {"eps": [0.1], "methods": ["exact"], "at": ["final"], "laziness": False},
     }
     summary = rl.sweep.run(rl.sweep.load_config(cfg), tmp_path / "s.db", executor="serial")
     assert summary.ok == 4
-    assert calls[-1] == (2, 2)  # two seeds computed, their twins reused
+    assert members == [2]  # the two seeds' networks, in one stack
+    lr = rl.sweep.load(tmp_path / "s.db").groupby("seed")["lr"].unique()
+    assert [len(v) for v in lr] == [1, 1]
 
 
 # ------------------------------------------------------------------ the NTK probe's size

@@ -1,4 +1,6 @@
-"""Every ``robustlab`` command documents every option, and the top-level help lists them all.
+"""Every ``robustlab`` command documents every option, and the top-level help lists them all;
+an option several commands share is declared once, its default is the library's, and a
+range on the command line reads as in a sweep config.
 
 The parsers are built by ``build_parser`` (what ``main`` uses); ``robustlab --help`` runs in a
 subprocess, as a user would call it.
@@ -13,6 +15,8 @@ import sys
 
 import pytest
 
+from robustlab._checks import _int_axis
+from robustlab._cli_args import int_list
 from robustlab.cli import COMMANDS, build_parser
 
 NAMES = [name for name, *_ in COMMANDS]
@@ -50,3 +54,69 @@ def test_top_level_help_lists_every_command():
     for name, help_text, *_ in COMMANDS:  # a row per command: its name, then its help
         first_word = re.escape(help_text.split()[0])
         assert re.search(rf"^ +{name} +{first_word}", out, re.MULTILINE), (name, out)
+
+
+# ----------------------------------------------------------------------------- one home each
+def test_shared_options_are_one_declaration():
+    """An option several commands share is one argparse action (a parent parser's), not a
+    copy per command that could drift."""
+    parsers = _subparsers()
+
+    def action(command: str, flag: str) -> argparse.Action:
+        (found,) = [a for a in parsers[command]._actions if flag in a.option_strings]
+        return found
+
+    for flag, commands in {
+        "--executor": ("sweep", "reproduce"),
+        "--workers": ("sweep", "reproduce"),
+        "--quiet": ("measure", "theory", "sweep", "report", "reproduce"),
+        "--dtype": ("measure", "sweep"),
+        "--device": ("measure", "sweep"),
+        "--format": ("measure", "theory"),
+        "--force": ("export", "report"),
+    }.items():
+        first = action(commands[0], flag)
+        assert all(action(c, flag) is first for c in commands[1:]), flag
+
+
+def test_defaults_are_the_librarys():
+    """What a flag left out means is what the library function means by its own default."""
+    import inspect
+
+    from robustlab.measure import measure_at_init, measure_saved
+    from robustlab.sweep import run
+    from robustlab.theory import after_training_table, init_table
+
+    def default(fn, name):
+        return inspect.signature(fn).parameters[name].default
+
+    parsers = _subparsers()
+    m = parsers["measure"].parse_args([])
+    assert (m.seeds, m.out_dim, m.region) == (10, 1, "ball")
+    assert m.seeds == default(measure_at_init, "seeds")
+    assert (m.method, m.split) == (
+        default(measure_saved, "method"),
+        default(measure_saved, "split"),
+    )
+    t = parsers["theory"].parse_args(["--depth", "3"])
+    assert (t.init, t.n_train, t.n_test, t.label_scale) == ("lecun,he,ntk", 100, 500, [1.0])
+    assert (t.eps, t.region) == (default(init_table, "eps"), default(init_table, "region"))
+    assert t.seed == default(after_training_table, "seed")
+    s = parsers["sweep"].parse_args(["c.yaml", "--store", "s.db"])
+    assert (s.executor, s.dtype, s.workers) == ("local", "float32", None)
+    assert s.executor == default(run, "executor") and s.dtype == default(run, "dtype")
+
+
+@pytest.mark.parametrize("text", ["2:12", "2:12:2", " 3 : 9 : 3 ", "7:7"])
+def test_ranges_read_as_in_a_sweep_config(text):
+    """--width 2:12:2 and ``width: "2:12:2"`` in a sweep YAML are one grammar."""
+    assert int_list(text) == list(_int_axis("grid.width", text))
+
+
+@pytest.mark.parametrize("text", ["5:2", "0:3", "2:5:0", "1:99999", "2:x", "1:3:2:1"])
+def test_bad_ranges_fail_as_in_a_sweep_config(text):
+    with pytest.raises(ValueError) as config:
+        _int_axis("grid.width", text)
+    with pytest.raises(argparse.ArgumentTypeError) as cli:
+        int_list(text)
+    assert str(config.value) == f"grid.width: {cli.value}"

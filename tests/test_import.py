@@ -44,3 +44,17 @@ def test_top_level_help_loads_no_torch():
     )  # fmt: skip
     assert out.stdout.strip().splitlines()[-1] == "False"
     assert "reproduce --quick --out" in out.stdout  # the commands come with an example each
+
+
+def test_no_public_name_hides_a_module_and_all_lists_public_names():
+    import importlib.util
+
+    import robustlab as rl
+
+    for package in rl._SUBMODULES:
+        module = importlib.import_module(f"robustlab.{package}")
+        for name in module.__all__:
+            assert not name.startswith("_"), (package, name)
+            assert not isinstance(getattr(module, name), type(rl)), (package, name)
+            # ``import robustlab.models.mlp`` would give a module that the attribute hides
+            assert importlib.util.find_spec(f"robustlab.{package}.{name}") is None, (package, name)

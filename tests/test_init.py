@@ -246,5 +246,5 @@ def test_dtype_does_not_change_the_draw():
 def test_bad_sizes_name_the_argument(arg, bad):
     kwargs = {"in_dim": 5, "width": 8, "depth": 3, "out_dim": 1}
     kwargs[arg] = bad
-    with pytest.raises(ValueError, match=rf"^{arg} must be a positive integer, got {bad!r}"):
+    with pytest.raises(ValueError, match=rf"^{arg}: expected a positive integer, got {bad!r}"):
         rl.mlp(**kwargs)

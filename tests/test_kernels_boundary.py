@@ -15,6 +15,7 @@ import mpmath
 import pytest
 import torch
 
+from robustlab.theory import _arccos as arccos
 from robustlab.theory import kernels, lazy_limit, nngp, ntk
 from robustlab.theory._highprec import arccos_kernels
 from robustlab.theory.kernels import cosines, layer_variances
@@ -45,11 +46,11 @@ def test_one_layer_matches_50_digits():
     # diagonal (c = 0, subnormal c) across the series / direct switch at t = 0.5
     # (c = 1 - cos 0.5) to rho = -1. kappa_0 = (pi - t) / pi loses its relative precision
     # as rho -> -1: there it is held to 4e-16 absolute (an ulp of t near pi, over pi).
-    switch = 1.0 - math.cos(kernels._SERIES_ANGLE)
+    switch = 1.0 - math.cos(arccos.SERIES_ANGLE)
     cs = [0.0, 5e-324, 1e-300, 1e-30, 1e-16, 1e-9, 1e-4, 0.03, switch, 0.1225, 0.5, 1.0]
     cs += [1.5, 1.99, 2.0 - 1e-12, 2.0]
     c = torch.tensor(cs, dtype=F64, requires_grad=True)
-    k0, comp = kernels._ArcCos.apply(c)
+    k0, comp = arccos.ArcCos.apply(c)
     dk0 = torch.autograd.grad(k0.sum(), c, retain_graph=True)[0]
     dcomp = torch.autograd.grad(comp.sum(), c)[0]
     k0, comp = k0.detach(), comp.detach()
@@ -66,7 +67,7 @@ def test_one_layer_matches_50_digits():
         assert float(dcomp[i]) == pytest.approx(float(k0_ref), rel=k0_rel, abs=4e-16), cv
         if slope is not None:  # d kappa_0 / dc = -1 / (pi sin t); finite stand-in at c = 0
             assert float(dk0[i]) == pytest.approx(float(slope), rel=REL * 1e-2, abs=0.0), cv
-    assert float(dk0[0]) == -kernels._DIAGONAL_SLOPE
+    assert float(dk0[0]) == -arccos.DIAGONAL_SLOPE
 
 
 @pytest.mark.parametrize("d", [3, 784])

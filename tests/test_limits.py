@@ -55,10 +55,10 @@ MEASURE = ["measure", "--in-dim", "20", "--width", "256", "--depth", "5", "--see
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"--width": "10000000"}, "width: measuring 1000 points of dimension 20 on networks of "
+        ({"--width": "10000000"}, "--width: measuring 1000 points of dimension 20 on networks of "
          "width 10000000 and depth 5 needs at least 1.2 PB of memory, more than the "
          "16 GB"),
-        ({"--points": "1000000000"}, "points: measuring 1000000000 points"),
+        ({"--points": "1000000000"}, "--points: measuring 1000000000 points"),
         ({"--in-dim": "1000000000"}, "of dimension 1000000000"),
         ({"--depth": "1:1000000000"}, "argument --depth: range '1:1000000000' has 1000000000 "
          f"values; at most {MAX_AXIS}"),
@@ -81,7 +81,7 @@ def test_measure_refuses_absurd_sizes(capsys, changes, message):
 
 def test_theory_after_training_refuses_kernels_beyond_memory(capsys):
     line = refused(capsys, "theory", "--after-training", "--n-train", "1000000", "--depth", "2")
-    assert "n_train: the lazy limit on 1000000 training and 500 evaluation points" in line
+    assert "--n-train: the lazy limit on 1000000 training and 500 evaluation points" in line
     assert "needs at least 32 TB of memory, more than the 16 GB this process may use" in line
 
 

@@ -18,7 +18,7 @@ import torch
 import robustlab as rl
 from robustlab.cli import FORMATS, main
 from robustlab.measure import measure_at_init, split_methods
-from robustlab.metrics.adversarial import norm_of_region
+from robustlab.metrics._adversarial import norm_of_region
 from robustlab.metrics.at_init import WORST_COLUMNS, sphere_points, stability_table
 
 D, M, L, N = 6, 16, 3, 20  # input dim, width, depth, points
@@ -153,7 +153,7 @@ def test_pgd_refuses_a_labelled_output(capsys, saved, tmp_path):
     np.savez(tmp_path / "xy.npz", x=x, y=np.sign(x[:, 0]))
     flags = [*flags[:2], "--data", str(tmp_path / "xy.npz"), "--output", "margin"]
     line = one_error_line(capsys, "measure", *flags, "--methods", "exact,pgd")
-    assert "--output 'margin': pgd measures the worst change of f" in line
+    assert "--output: pgd measures the worst change of f" in line
 
 
 def test_the_library_checks_method_names_and_regions():

@@ -208,7 +208,7 @@ def test_torchscript_and_torch_export(capsys, workdir):
     line = usage_error(
         capsys, "--model", "dynamic.pt2", "--data", "img.npy", "--model-class", "a:B"
     )
-    assert "is a torch.export archive; --model-class applies to state dicts" in line
+    assert "--model-class: applies to state dicts; 'dynamic.pt2' is a torch.export archive" in line
 
 
 @pytest.mark.parametrize("n", [7, 30, 31, 100])

@@ -81,7 +81,7 @@ def test_layer_variance_reproduces_the_mlp_table():
         assert got == pytest.approx(scheme.variances(d, m, k), rel=1e-15), name
     with pytest.raises(ValueError, match="unknown layer role 'middle'"):
         get_init("he").layer_variance("middle", 3, 3)
-    with pytest.raises(ValueError, match="fan_in must be a positive integer"):
+    with pytest.raises(ValueError, match="fan_in: expected a positive integer"):
         get_init("he").layer_variance("first", 0, 3)
 
 
@@ -133,10 +133,10 @@ def test_bad_arguments():
     cases = [
         (lambda: rl.cnn((3, 8), 4, 2), r"in_shape must be \(channels, height, width\)"),
         (lambda: rl.cnn((3, 8, 8), 4, 1), "a CNN needs depth >= 2"),
-        (lambda: rl.cnn((3, 8, 8), 0, 2), "width must be a positive integer"),
+        (lambda: rl.cnn((3, 8, 8), 0, 2), "width: expected a positive integer"),
         (lambda: rl.cnn((3, 8, 8), 4, 2, kernel_size=2), "kernel_size must be odd"),
         (lambda: rl.cnn((3, 8, 8), 4, 2, init="glorot"), "unknown init scheme 'glorot'"),
-        (lambda: rl.resnet((3, 8, 8), 4, 0), "depth must be a positive integer"),
+        (lambda: rl.resnet((3, 8, 8), 4, 0), "depth: expected a positive integer"),
         (lambda: rl.resnet((3, 8, 8), 4, 1, norm="layer"), "unknown norm 'layer'"),
         (lambda: rl.resnet((3, 8, 8), 4, 1, norm=["batch"]), "unknown norm"),
     ]

@@ -69,7 +69,7 @@ def test_theory_from_recorded_variances_matches_monte_carlo(init, depth, mean_fi
 
 
 def test_records_from_before_mean_field_was_a_parameterization_still_train():
-    from robustlab.models.mlp import MLPSpec, mlp_from_spec
+    from robustlab.models._mlp import MLPSpec, mlp_from_spec
 
     new = rl.mlp(5, 8, 2, init="he", mean_field=True, generator=seeded(0))
     old = {**new.spec.to_dict(), "parameterization": "standard"}  # how records used to read

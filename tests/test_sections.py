@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import pickle
 
 import pytest
 
 import robustlab as rl
+from robustlab._checks import ConfigError
 from robustlab._sections import at_path
 from robustlab.data.config import DataConfig
 from robustlab.sweep.config import DataSpec, TrainSpec, load_config
@@ -128,16 +130,42 @@ def test_data_spec_seed_run_is_the_sweeps_only_addition():
         DataConfig("sphere", seed="run")
 
 
-def test_at_path_prefixes_once():
+def test_at_path_puts_the_section_path_in_front_of_the_errors_own():
     for inner, outer in [
-        ("steps: bad", "train.steps: bad"),
-        ("classes[1]: bad", "train.classes[1]: bad"),
-        ("unknown option 'x' for dataset 'y'", "train: unknown option 'x' for dataset 'y'"),
-        ("train.steps: bad", "train.steps: bad"),
+        (ConfigError("steps", "bad"), "train.steps: bad"),
+        (ConfigError("classes[1]", "bad"), "train.classes[1]: bad"),
+        (ConfigError("", "bad"), "train: bad"),
+        (
+            ValueError("unknown option 'x' for dataset 'y'"),
+            "train: unknown option 'x' for dataset 'y'",
+        ),
+        # a plain ValueError's text is never read as a path, even one that looks like it
+        (ValueError("steps: bad"), "train: steps: bad"),
     ]:
-        with pytest.raises(ValueError) as info, at_path("train"):
-            raise ValueError(inner)
+        with pytest.raises(ConfigError) as info, at_path("train"):
+            raise inner
         assert str(info.value) == outer
+    with pytest.raises(ConfigError) as info, at_path("grid"), at_path("width"):
+        raise ConfigError("[2]", "expected a positive integer, got -3")
+    assert (info.value.path, info.value.message) == (
+        "grid.width[2]",
+        "expected a positive integer, got -3",
+    )
+    assert str(info.value) == "grid.width[2]: expected a positive integer, got -3"
+
+
+def test_a_section_error_carries_its_path_not_only_its_text():
+    with pytest.raises(ConfigError) as info:
+        config(grid={"width": [4, -3], "depth": [2]})
+    assert (info.value.path, info.value.message) == (
+        "grid.width[1]",
+        "expected a positive integer, got -3",
+    )
+    with pytest.raises(ConfigError) as info:
+        TrainSpec(power_iters=0)
+    assert info.value.path == "train.power_iters"
+    err = pickle.loads(pickle.dumps(info.value))  # crosses to and from worker processes
+    assert (type(err), err.path, str(err)) == (ConfigError, "train.power_iters", str(info.value))
 
 
 def test_losses_and_optimizers_are_registry_objects():

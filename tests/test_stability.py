@@ -273,7 +273,7 @@ def test_input_gradients_restores_state():
 @pytest.mark.parametrize("eps", [0, -1, 0.0, float("nan"), float("inf"), "0.1", None, True])
 def test_bad_eps(eps):
     net, x = net_and_points(n=3)
-    with pytest.raises(ValueError, match="eps must be"):
+    with pytest.raises(ValueError, match="eps: expected a positive number"):
         rl.perturbation_stability(net, x, eps)
 
 
@@ -290,9 +290,9 @@ def test_bad_inputs_name_the_problem():
         ({"x": x.numpy()}, "x must be a torch.Tensor"),
         ({"method": "hessian"}, "unknown method 'hessian'; choices: auto, exact, mc"),
         ({"region": "cube"}, "unknown region 'cube'; choices: ball, sphere"),
-        ({"n_samples": 0}, "n_samples must be a positive integer, got 0"),
-        ({"n_samples": 2.0, "method": "mc"}, "n_samples must be a positive integer"),
-        ({"chunk_size": 0}, "chunk_size must be a positive integer, got 0"),
+        ({"n_samples": 0}, "n_samples: expected a positive integer, got 0"),
+        ({"n_samples": 2.0, "method": "mc"}, "n_samples: expected a positive integer"),
+        ({"chunk_size": 0}, "chunk_size: expected a positive integer, got 0"),
     ]
     for kwargs, message in cases:
         args = {"x": x, **kwargs}
@@ -341,7 +341,7 @@ def test_stability_at_init_is_seeded_and_handles_vector_outputs():
     assert r["method"] == "jacobian"
     assert math.isnan(r["grad_sq_measured"]) and math.isnan(r["p_bound_theory"])
     assert r["grad_sq_theory"] == pytest.approx(3 * 2.0)
-    with pytest.raises(ValueError, match="seeds must be a positive integer"):
+    with pytest.raises(ValueError, match="seeds: expected a positive integer"):
         stability_at_init("he", 5, 16, 3, 0.1, seeds=0)
 
 

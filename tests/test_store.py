@@ -235,6 +235,32 @@ def test_an_older_store_is_migrated_when_written(db):
     assert count(db, "SELECT count(*) FROM results WHERE method = 'pgd' AND p_value IS NULL") == 1
 
 
+@pytest.mark.parametrize(
+    ("first", "reached"), [("sweep_hash", [1, 1, 1]), ("reached_target", [0, 1, 1])]
+)
+def test_an_older_store_reads_its_missing_columns_with_their_defaults(db, first, reached):
+    # written before ``first`` and every column since: one config of its sweep, measured on
+    # test points, reached_target from the losses where target_loss is known (else 1)
+    with Store(db) as store:
+        rows = rows_for("aaaa", 3)
+        rows[0] |= {"train_loss": 0.5, "target_loss": 0.1}  # missed its target
+        rows[1] |= {"train_loss": 0.05, "target_loss": 0.1}
+        store.write_cell("aaaa", "demo", "ok", "", '{"c":1}', 1.5, rows)
+    with closing(sqlite3.connect(db)) as conn:
+        for name in reversed(list(COLUMNS)[list(COLUMNS).index(first) :]):
+            conn.execute(f"ALTER TABLE results DROP COLUMN {name}")
+        conn.commit()
+    got = load(db)
+    if first == "sweep_hash":
+        assert got["sweep_hash"].tolist() == [""] * 3
+        assert got["points"].tolist() == ["test"] * 3
+    assert got["reached_target"].tolist() == reached and got["reached_target"].dtype == "Int64"
+    assert got["lr_final"].isna().all()  # no default: unknown
+    with Store(db) as store:  # migrated: the file now holds what load() showed
+        write(store, "bbbb", n=1)
+    pd.testing.assert_frame_equal(load(db).iloc[:3], got)
+
+
 def test_store_uses_wal(db):
     Store(db).close()
     assert count(db, "PRAGMA journal_mode") == "wal"
@@ -328,7 +354,7 @@ def test_export_csv_round_trip(filled, tmp_path):
 def test_export_is_atomic_and_overwrites_only_when_asked(filled, tmp_path):
     out = tmp_path / "out.csv"
     out.write_text("old")
-    with pytest.raises(ValueError, match=r"out\.csv': the file exists; .* --force"):
+    with pytest.raises(ValueError, match=r"out\.csv': the file exists; .* set overwrite"):
         export(filled, out, fmt="csv")
     assert out.read_text() == "old"
     export(filled, out, fmt="csv", overwrite=True)

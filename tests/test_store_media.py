@@ -379,7 +379,7 @@ def test_outputs_never_replace_a_file_unless_forced(store, tmp_path, capsys, com
     out = tmp_path / f"mine{suffix}"
     out.write_text("my own notes")
     line = one_error(capsys, command, store, "-o", out)
-    assert f"mine{suffix}': the file exists; give another output file, or --force" in line
+    assert f"mine{suffix}': the file exists; give another output file, or set --force" in line
     assert out.read_text() == "my own notes"
     other = tmp_path / "other.db"
     foreign_with_a_table(other)

@@ -126,9 +126,9 @@ def test_rms_factor_values():
 
 @pytest.mark.parametrize("bad", [0, -2, 2.5, "3"])
 def test_kappa_and_rms_refuse_bad_d(bad):
-    with pytest.raises(ValueError, match="d must be a positive integer"):
+    with pytest.raises(ValueError, match="d: expected a positive integer"):
         kappa(bad)
-    with pytest.raises(ValueError, match="d must be a positive integer"):
+    with pytest.raises(ValueError, match="d: expected a positive integer"):
         rms_factor(bad)
 
 
@@ -226,7 +226,7 @@ def test_closed_form_general_and_linear_case():
     expected = k * (d * 0.3 / 2) * (m * 0.05 / 2) ** (L - 2) * (m * 0.7)
     assert expected_grad_sq_norm(scheme, d, m, L, k) == pytest.approx(expected, rel=1e-14)
     assert expected_grad_sq_norm(scheme, d, m, 1, k) == pytest.approx(k * d * 0.3, rel=1e-14)
-    with pytest.raises(ValueError, match="depth must be a positive integer"):
+    with pytest.raises(ValueError, match="depth: expected a positive integer"):
         expected_grad_sq_norm("he", d, m, 0)
     with pytest.raises(ValueError, match="unknown init scheme"):
         expected_grad_sq_norm("glorot", d, m, 3)
@@ -240,7 +240,7 @@ def test_init_stability_bound():
             closed = 0.3 * kappa(784, region) * math.sqrt(expected_grad_sq_norm(init, 784, 256, 6))
             assert got == pytest.approx(closed, rel=1e-14)
     for bad in (0, -0.1, float("nan"), float("inf")):
-        with pytest.raises(ValueError, match="eps must be a positive number"):
+        with pytest.raises(ValueError, match="eps: expected a positive number"):
             init_stability_bound("he", 10, 10, 3, bad)
 
 
@@ -256,7 +256,7 @@ def test_law_of_robustness_floor():
         ({"n_train": 4, "in_dim": -1, "n_params": 5}, "in_dim"),
         ({"n_train": 4, "in_dim": 3, "n_params": 2.5}, "n_params"),
     ):
-        with pytest.raises(ValueError, match=f"{name} must be a positive integer"):
+        with pytest.raises(ValueError, match=f"{name}: expected a positive integer"):
             law_of_robustness_floor(**kwargs)
 
 

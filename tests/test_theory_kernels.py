@@ -253,7 +253,7 @@ def test_bad_inputs_say_what_to_fix():
         nngp(x, x, "xavier", 3)
     with pytest.raises(ValueError, match="differ in dimension"):
         ntk(x, points(2, 5, 0), "he", 2, 16)
-    with pytest.raises(ValueError, match="width must be a positive integer"):
+    with pytest.raises(ValueError, match="width: expected a positive integer"):
         ntk(x, x, "he", 2, 0)
     with pytest.raises(ValueError, match="unknown init scheme"):
         nngp(x, x, "kaiming", 2)

@@ -11,107 +11,39 @@ scipy and matplotlib with the claims, sweeps and reports that need them.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
-from ._version import __version__
+from ._version import __version__ as __version__
 
-# public name -> the submodule that defines it
-_NAMES = {
-    **dict.fromkeys(("InitScheme", "custom", "get_init", "init_schemes"), "init"),
-    **dict.fromkeys(
-        (
-            "AdversarialResult",
-            "StabilityResult",
-            "adversarial",
-            "laziness",
-            "perturbation_stability",
-        ),
-        "metrics",
-    ),  # fmt: skip
-    **dict.fromkeys(
-        (
-            "CNN",
-            "MLP",
-            "CNNSpec",
-            "MLPSpec",
-            "ResNet",
-            "ResNetSpec",
-            "cnn",
-            "load_model",
-            "mlp",
-            "resnet",
-            "save_model",
-        ),
-        "models",
-    ),  # fmt: skip
-    **dict.fromkeys(("TrainConfig", "TrainResult", "train", "train_ensemble"), "training"),
-    **dict.fromkeys(("measure_at_init", "measure_saved"), "measure"),
+# the submodule that defines each public name: the one list of robustlab's top-level names
+_EXPORTS = {
+    "init": ("InitScheme", "custom", "get_init", "init_schemes"),
+    "measure": ("measure_at_init", "measure_saved"),
+    "metrics": (
+        "AdversarialResult",
+        "StabilityResult",
+        "adversarial",
+        "laziness",
+        "perturbation_stability",
+    ),
+    "models": (
+        "CNN",
+        "MLP",
+        "CNNSpec",
+        "MLPSpec",
+        "ResNet",
+        "ResNetSpec",
+        "cnn",
+        "load_model",
+        "mlp",
+        "resnet",
+        "save_model",
+    ),
+    "training": ("TrainConfig", "TrainResult", "train", "train_ensemble"),
 }
+_NAMES = {name: module for module, names in _EXPORTS.items() for name in names}
 _SUBMODULES = ("claims", "data", "metrics", "models", "report", "sweep", "theory", "training")
 
-__all__ = [
-    "AdversarialResult",
-    "CNN",
-    "CNNSpec",
-    "InitScheme",
-    "MLP",
-    "MLPSpec",
-    "ResNet",
-    "ResNetSpec",
-    "StabilityResult",
-    "TrainConfig",
-    "TrainResult",
-    "__version__",
-    "adversarial",
-    "claims",
-    "cnn",
-    "custom",
-    "data",
-    "get_init",
-    "init_schemes",
-    "laziness",
-    "load_model",
-    "measure_at_init",
-    "measure_saved",
-    "metrics",
-    "mlp",
-    "models",
-    "perturbation_stability",
-    "report",
-    "resnet",
-    "save_model",
-    "sweep",
-    "theory",
-    "train",
-    "train_ensemble",
-    "training",
-]
-
-if TYPE_CHECKING:  # the names as static tools see them
-    from . import claims, data, metrics, models, report, sweep, theory, training
-    from .init import InitScheme, custom, get_init, init_schemes
-    from .measure import measure_at_init, measure_saved
-    from .metrics import (
-        AdversarialResult,
-        StabilityResult,
-        adversarial,
-        laziness,
-        perturbation_stability,
-    )
-    from .models import (
-        CNN,
-        MLP,
-        CNNSpec,
-        MLPSpec,
-        ResNet,
-        ResNetSpec,
-        cnn,
-        load_model,
-        mlp,
-        resnet,
-        save_model,
-    )
-    from .training import TrainConfig, TrainResult, train, train_ensemble
+__all__ = sorted(("__version__", *_SUBMODULES, *_NAMES))
 
 
 def __getattr__(name: str):

@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from ._checks import ConfigError
+
 __all__ = ["atomic_write", "check_target"]
 
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
@@ -74,9 +76,11 @@ def check_target(
 
 
 def _exists(path: Path) -> ValueError:
-    return ValueError(
-        f"cannot write {str(path)!r}: the file exists; give another output file, or "
-        "--force (overwrite=True) to replace it"
+    return ConfigError(
+        "",
+        f"cannot write {str(path)!r}: the file exists; give another output file, or set "
+        "overwrite to replace it",
+        ("overwrite",),
     )
 
 

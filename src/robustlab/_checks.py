@@ -1,10 +1,13 @@
 """Value checks shared by every layer (no torch, no heavy imports).
 
 Each ``_check(path, value)`` takes the dotted path of the value it checks (a YAML path such
-as ``grid.width[2]``, or a field name) and fails with a ``ValueError`` whose message starts
-with that path: ``grid.width[2]: expected a positive integer, got -3``. Config dataclasses
-check their fields with these in ``__post_init__``; :mod:`robustlab._sections` reads them
-from mappings and prefixes the section's path.
+as ``grid.width[2]``, a field or a parameter name) and fails with a :class:`ConfigError`
+carrying that path: ``str(err)`` reads ``grid.width[2]: expected a positive integer, got -3``.
+Every check words its kind of value one way (``expected a positive integer``, ``expected a
+positive number``, ...), whoever calls it. Config dataclasses check their fields with these
+in ``__post_init__``; :mod:`robustlab._sections` reads them from mappings and puts the
+section's path in front (:meth:`ConfigError.under`). Library messages name parameters; the
+command line shows them as its flags (:func:`robustlab._errors.flagged`).
 
 The limits on what a config or the command line may ask for live here too, checked when the
 value is read, before anything is allocated: integers in range (:data:`MAX_INT`,
@@ -23,13 +26,17 @@ import reprlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NoReturn
 
+from ._errors import ConfigError
+
 __all__ = [
     "MAX_AXIS",
     "MAX_CELLS",
     "MAX_INT",
     "MAX_STEPS",
+    "ConfigError",
     "FrozenMap",
     "check_memory",
+    "check_positive",
     "check_positive_int",
     "first_line",
     "joined_lines",
@@ -156,35 +163,34 @@ def check_memory(path: str, what: str, n_bytes: float, fix: str) -> None:
         )
 
 
-def check_positive_int(name: str, value: object) -> int:
-    """Return ``value`` as an int if it is a positive integer (at most :data:`MAX_INT`),
-    else raise a ValueError naming it."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int,))
-        and not (isinstance(value, float) and value.is_integer())
-    ):
-        raise ValueError(f"{name} must be a positive integer, got {short(value)}")
-    if int(value) < 1:
-        raise ValueError(f"{name} must be a positive integer, got {short(value)}")
-    if int(value) > MAX_INT:
-        raise ValueError(f"{name} must be an integer <= {MAX_INT}, got {short(value)}")
-    return int(value)
+def check_positive_int(path: str, value: object, *, floats: bool = True) -> int:
+    """``value`` as an int if it is a positive integer (at most :data:`MAX_INT`), else a
+    :class:`ConfigError` at ``path``. ``floats=False`` refuses an integral float (2.0) too,
+    for arguments where a float means a mistake."""
+    return _int(path, value, floats=floats)
+
+
+def check_positive(path: str, value: object) -> float:
+    """``value`` as a float if it is a positive finite real (not a bool), else a
+    :class:`ConfigError` at ``path``."""
+    return _number(path, value)
 
 
 def _fail(path: str, message: str) -> NoReturn:
-    raise ValueError(f"{path}: {message}")
+    raise ConfigError(path, message)
 
 
 def _set(obj: object, name: str, value: object) -> None:
     object.__setattr__(obj, name, value)  # normalising a frozen dataclass in __post_init__
 
 
-def _int(path: str, value: object, *, minimum: int = 1, maximum: int = MAX_INT) -> int:
-    """An integer in [``minimum``, ``maximum``] (an integral float such as 2.0 counts; a bool
-    does not)."""
+def _int(
+    path: str, value: object, *, minimum: int = 1, maximum: int = MAX_INT, floats: bool = True
+) -> int:
+    """An integer in [``minimum``, ``maximum``] (an integral float such as 2.0 counts unless
+    ``floats=False``; a bool never does)."""
     integral = isinstance(value, numbers.Integral) or (
-        isinstance(value, float) and value.is_integer()
+        floats and isinstance(value, float) and value.is_integer()
     )
     if isinstance(value, bool) or not integral or int(value) < minimum:  # type: ignore[call-overload]
         kind = {1: "a positive integer", 0: "a non-negative integer"}.get(
@@ -212,10 +218,6 @@ def _number(
     if not (math.isfinite(x) and ok(x)):
         _fail(path, f"expected {what}, got {short(value)}")
     return x
-
-
-def _positive(path: str, value: object) -> float:
-    return _number(path, value)
 
 
 def _bool(path: str, value: object) -> bool:

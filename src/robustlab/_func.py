@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["jvp"]
+__all__ = ["jvp", "ntk_vector_product"]
 
 
 def jvp(func: Callable, primals: tuple, tangents: tuple):
@@ -22,3 +22,20 @@ def jvp(func: Callable, primals: tuple, tangents: tuple):
             "ignore", message=r"`torch\.jit\.script` is", category=DeprecationWarning
         )
         return torch.func.jvp(func, primals, tangents)
+
+
+def ntk_vector_product(func: Callable, params: object) -> tuple[object, Callable]:
+    """``(func(params), kv)`` with ``kv(u) = K u = J (J^T u)``, K = J J^T the empirical NTK
+    of ``func`` at ``params`` and J = d func / d params: a VJP (J^T u) then a JVP (J v), so
+    J is never built (Jacot et al., NeurIPS 2018, for K).
+
+    ``u`` and ``K u`` have the shape of ``func``'s output; ``kv`` composes with ``vmap``
+    (over u, or over ``params`` and u together).
+    """
+    out, pull = torch.func.vjp(func, params)
+
+    def kv(u: torch.Tensor) -> torch.Tensor:
+        (jt_u,) = pull(u)
+        return jvp(func, (params,), (jt_u,))[1]
+
+    return out, kv

@@ -8,7 +8,8 @@ from a YAML document needs, once for every config:
   (``train: unknown key 'epochs' (allowed: ...)``) and builds the dataclass;
 - every error raised while the section is built carries the section's YAML path
   (``train.steps: expected a positive integer, got 0``), whether it is built from a mapping
-  or in Python;
+  or in Python: the section's checks (:meth:`Section._check`) run inside :func:`at_path`,
+  which puts the section's path in front of the path the error carries;
 - :meth:`Section.to_dict` writes plain data back, leaving out fields the mapping does not
   hold (``_omit``) and fields added after a section's first release while they keep their
   default (``_added``), so an existing config keeps its canonical form and its hashes.
@@ -21,41 +22,47 @@ from collections.abc import Iterator, Mapping
 from dataclasses import MISSING, fields, is_dataclass
 from typing import Any, ClassVar
 
-from ._checks import _check_keys, _fail, _mapping, _thaw
+from ._checks import ConfigError, _check_keys, _fail, _mapping, _thaw
 
 __all__ = ["Section", "at_path"]
 
 
 @contextlib.contextmanager
 def at_path(path: str) -> Iterator[None]:
-    """Prefix the message of a ValueError raised inside with ``path``.
-
-    A message naming a field (``steps: ...``, ``classes[1]: ...``) becomes ``path.steps: ...``;
-    any other becomes ``path: ...``. Messages already under ``path`` are left alone.
-    """
+    """Put ``path`` in front of the path of a :class:`~robustlab._checks.ConfigError` raised
+    inside (``train`` and ``steps`` -> ``train.steps``, ``data`` and ``classes[1]`` ->
+    ``data.classes[1]``); any other ValueError becomes a ConfigError at ``path``."""
     try:
         yield
+    except ConfigError as err:
+        raise err.under(path) from None
     except ValueError as err:
-        message = str(err)
-        if not path or message.startswith((f"{path}.", f"{path}:", f"{path}[")):
-            raise
-        head = message.split(":", 1)[0]
-        names_a_field = head and " " not in head and "'" not in head
-        raise ValueError(f"{path}.{message}" if names_a_field else f"{path}: {message}") from None
+        raise ConfigError(path, str(err)) from None
 
 
 class Section:
     """Mixin for a frozen dataclass read from the YAML mapping at ``_path``.
 
-    A subclass of a library config (``TrainSpec(Section, TrainConfig)``) runs the library's
-    checks inside ``with at_path(self._path)`` in its ``__post_init__``, so an error names
-    its YAML path when the section is built in Python too.
+    Its ``__post_init__`` runs :meth:`_check` inside ``with at_path(self._path)``, so an
+    error names its YAML path however the section is built. A subclass of a library config
+    (``TrainSpec(Section, TrainConfig)``) runs the library's own checks by default.
     """
 
     _path: ClassVar[str] = ""
     _omit: ClassVar[tuple[str, ...]] = ()  # fields that are not keys of the mapping
     _added: ClassVar[tuple[str, ...]] = ()  # written only when they differ from the default
     _omit_reason: ClassVar[str] = ""  # why, e.g. " (regime and alpha are grid axes)"
+
+    def __post_init__(self) -> None:
+        with at_path(self._path):
+            self._check()
+
+    def _check(self) -> None:
+        """Check and normalise the fields, naming a bad value by its field (default: the
+        library config's checks)."""
+        library = self._library()
+        if library is not None:
+            library.__post_init__(self)
 
     @classmethod
     def keys(cls, d: Mapping[str, Any]) -> tuple[str, ...]:
@@ -80,8 +87,7 @@ class Section:
         if omitted:  # a field of the library config that this section does not hold
             _fail(cls._path, f"key {omitted[0]!r} is not set here{cls._omit_reason}")
         _check_keys(cls._path, d, cls.keys(d), cls.required())
-        with at_path(cls._path):
-            return cls(**cls._arguments(d))
+        return cls(**cls._arguments(d))
 
     @classmethod
     def read(cls, value: Any):
@@ -91,8 +97,7 @@ class Section:
             return value
         library = cls._library()
         if library is not None and isinstance(value, library):
-            with at_path(cls._path):
-                return cls(**_values(value, library))
+            return cls(**_values(value, library))
         return cls.from_dict(value)
 
     @classmethod

@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from ._checks import short
+from ._checks import check_positive_int, short
 
 Variance = float | Callable[[int, int, int], float]
 
@@ -190,8 +190,7 @@ class InitScheme:
         if role not in ROLES:
             raise ValueError(f"unknown layer role {role!r}; choices: {', '.join(ROLES)}")
         for name, value in (("fan_in", fan_in), ("fan_out", fan_out)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_positive_int(name, value, floats=False)
         i = ROLES.index(role)
         d, m, k = (fan_in, fan_out, fan_out) if i == 0 else (fan_in, fan_in, fan_out)
         return _eval((self.s1, self.s2, self.s3)[i], d, m, k)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from ._checks import ConfigError
 from .metrics.at_init import (
     DEFAULT_POINTS,
     TABLE_COLUMNS,
@@ -168,7 +169,7 @@ def measure_saved(
     """
     from .data import load_points
     from .metrics import adversarial, perturbation_stability
-    from .metrics.adversarial import norm_of_region
+    from .metrics._adversarial import norm_of_region
     from .metrics.outputs import check_output, needs_labels
     from .models import load_model
 
@@ -182,12 +183,13 @@ def measure_saved(
         x, y = x[:points], None if y is None else y[:points]
     labelled = needs_labels(check_output(output))
     if labelled and worst:
-        raise ValueError(
-            f"--output {output!r}: pgd measures the worst change of f, not of a labelled "
-            "margin; use rl.metrics.adversarial(..., y=labels) for robust accuracy"
+        raise ConfigError(
+            "output",
+            f"pgd measures the worst change of f, not of a labelled margin ({output!r}); use "
+            "rl.metrics.adversarial(..., y=labels) for robust accuracy",
         )
     if labelled and y is None:
-        raise ValueError(f"--output {output!r} needs labels; {str(data)!r} holds inputs only")
+        raise ConfigError("output", f"{output!r} needs labels; {str(data)!r} holds inputs only")
     rows, n = [], x.shape[0]
     jobs = len(eps) * (len(averages) + worst)  # measurements, each of n points
     selected = None

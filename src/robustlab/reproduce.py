@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ._atomic import atomic_write
+from ._checks import ConfigError
 from .claims import Assessment, Protocol, assess
 from .report import write_html
 from .sweep import Progress, SweepSummary, load, load_config, load_configs, run
@@ -87,7 +88,7 @@ def reproduce(
     protocol = protocol or Protocol()
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {str(out)!r} exists and is not a directory")
+        raise ConfigError("out_dir", f"{str(out)!r} exists and is not a directory")
     configs = [load_config(p, overrides) for p in preset_paths(mode)]  # before out is made
     if len({c.name for c in configs}) < len(configs):
         raise ValueError(

@@ -4,14 +4,14 @@
 :class:`Protocol` and returns an :class:`Assessment`: the verdicts with the slope, its t
 interval over per-seed slopes, the effect across the swept range, the fit control, the
 per-group verdicts, the sensitivity variants and the laziness-threshold grid (see
-:mod:`.judge`). Nothing here imports torch.
+:mod:`._judge`). Nothing here imports torch.
 """
 
+from ._judge import COLUMNS, base_rows, judge, robust_share
+from ._sensitivity import sensitivity
 from .assessment import Assessment, assess, evaluate
 from .catalog import CLAIMS, VERDICTS, Claim
-from .judge import COLUMNS, base_rows, judge, robust_share
 from .protocol import Protocol
-from .sensitivity import sensitivity
 from .stats import effect, monotone, plateau_fit, seed_slopes, t_interval
 
 __all__ = [

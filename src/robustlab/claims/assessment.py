@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .judge import judge_claims
+from ._judge import judge_claims
+from ._sensitivity import sensitivity as variants_of
 from .protocol import Protocol
-from .sensitivity import sensitivity as variants_of
 
 __all__ = ["Assessment", "assess", "evaluate"]
 

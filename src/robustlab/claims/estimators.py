@@ -31,6 +31,7 @@ import math
 
 import numpy as np
 
+from .._checks import check_positive
 from .stats import t_interval
 
 __all__ = [
@@ -66,8 +67,7 @@ def equivalence(values, margin: float, alpha: float = 0.05) -> tuple[bool, float
     (-margin, margin) (Schuirmann 1987); ``p`` is the larger of their p-values. A true
     |mu| >= margin is called flat with probability at most ``alpha``.
     """
-    if not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin > 0):
-        raise ValueError(f"margin must be a positive number, got {margin!r}")
+    margin = check_positive("margin", margin)
     if not 0.0 < alpha < 0.5:
         raise ValueError(f"alpha must be in (0, 0.5), got {alpha!r}")
     v = np.asarray(values, dtype=float)

@@ -30,10 +30,10 @@ from .._checks import (
     _mapping,
     _nonneg_int,
     _number,
-    _positive,
     _set,
     _string,
     check_memory,
+    check_positive,
     short,
 )
 from .dataset import Dataset
@@ -92,7 +92,7 @@ OPTION_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "teacher": _choice(TEACHERS),
     "teacher_width": _int,
     "label_noise": lambda p, v: _number(p, v, "a number >= 0", lambda x: x >= 0),
-    "label_scale": _positive,
+    "label_scale": check_positive,
     "noise_on_test": _bool,
     "test_fraction": _fraction,
     "label_column": _label_column,

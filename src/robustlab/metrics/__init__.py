@@ -1,8 +1,8 @@
 """Measurements on a model: perturbation stability, worst case (PGD), input gradients and
 Jacobians, laziness."""
 
+from ._adversarial import AdversarialResult, adversarial
 from ._laziness import empirical_ntk, laziness
-from .adversarial import AdversarialResult, adversarial
 from .jacobian import input_jacobians
 from .stability import (
     METHODS,

@@ -11,9 +11,10 @@ import math
 
 import torch
 from torch import nn
-from torch.func import functional_call, vjp, vmap
+from torch.func import functional_call, vmap
 
-from ._state import as_input, frozen, jvp
+from .._func import ntk_vector_product
+from ._state import as_input, frozen
 
 __all__ = ["empirical_ntk", "laziness"]
 
@@ -36,13 +37,8 @@ def empirical_ntk(model: nn.Module, x: torch.Tensor, *, chunk: int = 64) -> torc
         return functional_call(model, p, (x,)).reshape(-1)  # (n k,)
 
     with frozen(model):
-        out, pull = vjp(f, params)
+        out, column = ntk_vector_product(f, params)
         nk = out.shape[0]
-
-        def column(e):
-            (jt_e,) = pull(e)
-            return jvp(f, (params,), (jt_e,))[1]
-
         eye = torch.eye(nk, dtype=x.dtype, device=x.device)
         cols = [vmap(column)(eye[i : i + chunk]) for i in range(0, nk, chunk)]
     del n

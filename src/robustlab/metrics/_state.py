@@ -10,7 +10,7 @@ from contextlib import contextmanager, suppress
 import torch
 from torch import nn
 
-from .._checks import first_line
+from .._checks import check_positive, first_line
 from .._func import jvp
 from .outputs import logits_before_labels, select, validate_labels
 
@@ -29,11 +29,7 @@ __all__ = [
 
 def check_eps(eps: object) -> float:
     """Return eps as a float if it is a positive finite number, else raise ValueError."""
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not math.isfinite(eps):
-        raise ValueError(f"eps must be a positive finite number, got {eps!r}")
-    if eps <= 0:
-        raise ValueError(f"eps must be positive, got {eps!r}")
-    return float(eps)
+    return check_positive("eps", eps)
 
 
 def model_dtype_device(model: Callable) -> tuple[torch.dtype | None, torch.device | None]:

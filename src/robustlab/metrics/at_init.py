@@ -8,9 +8,9 @@ import torch
 
 from .._checks import check_memory
 from .._sampling import uniform_sphere
-from ..models.mlp import check_positive_int, mlp, n_params
+from ..models._mlp import check_positive_int, mlp, n_params
 from ..theory import expected_grad_sq_norm, init_stability_bound
-from .adversarial import adversarial, norm_of_region
+from ._adversarial import adversarial, norm_of_region
 from .regions import get_region
 from .stability import CHUNK, exact_from_gradients, input_gradients, perturbation_stability
 

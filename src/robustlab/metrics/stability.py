@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .._checks import check_positive_int
 from ._state import as_input, call, check_clip, check_eps, frozen, jvp, probe
 from .jacobian import jacobian_stability
 from .outputs import check_labels, check_output
@@ -290,12 +291,9 @@ def perturbation_stability(
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choices: {', '.join(METHODS)}")
     reg = get_region(region)
-    if n_samples is not None and (
-        isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1
-    ):
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    if n_samples is not None:
+        n_samples = check_positive_int("n_samples", n_samples, floats=False)
+    chunk_size = check_positive_int("chunk_size", chunk_size, floats=False)
     steps = check_output(output)
     x = as_input(model, x)
     y = check_labels(y, x.shape[0], x.device)

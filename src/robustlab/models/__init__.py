@@ -1,12 +1,13 @@
 """Network families (MLP, CNN, ResNet), their specs and safe (de)serialisation, and networks
 of the user's own builders (:mod:`.user`)."""
 
+from .._checks import check_positive_int  # the size check the builders use, public here too
+from ._mlp import MLP, MLPSpec, mlp, mlp_from_spec, reinit
+from ._resnet import ResNet, ResNetSpec, resnet, resnet_from_spec
 from .conv import CNN, CNNSpec, cnn, cnn_from_spec
 from .families import FAMILY_NAMES, Family, build_model, get_family
 from .fan_in import reinit_by_fan_in
 from .io import FAMILIES, load_model, save_model
-from .mlp import MLP, MLPSpec, check_positive_int, mlp, mlp_from_spec, reinit
-from .resnet import ResNet, ResNetSpec, resnet, resnet_from_spec
 from .user import UserNet, UserSpec, build_user_model
 
 __all__ = [

@@ -18,6 +18,7 @@ import dataclasses
 import torch
 from torch import nn
 
+from .._checks import check_positive_int
 from ..init import InitScheme, get_init
 from ._layers import (
     ImageSpec,
@@ -28,7 +29,6 @@ from ._layers import (
     check_in_shape,
     spec_from_dict,
 )
-from .mlp import check_positive_int
 
 __all__ = ["CNN", "CNNSpec", "cnn", "cnn_from_spec"]
 

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from ..init import PARAMETERIZATIONS, InitScheme, get_init
+from ._mlp import mlp
+from ._resnet import resnet
 from .conv import cnn
-from .mlp import mlp
-from .resnet import resnet
 
 __all__ = ["FAMILY_NAMES", "Family", "build_model", "get_family"]
 

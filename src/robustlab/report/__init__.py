@@ -11,7 +11,7 @@ sensitivity, the claims' figures) rendering one :class:`~robustlab.claims.Assess
 configs (their ``claims`` key) whether the claims section is shown.
 """
 
-from .figures import CLAIM_FIGURES, FIGURES, STUDY_FIGURES, caption, figures
+from ._figures import CLAIM_FIGURES, FIGURES, STUDY_FIGURES, caption, figures
 from .html import build, claims_wanted, write_html
 from .results import AXES, experiments, p_by_axes
 from .robustness import sensitivity_shares

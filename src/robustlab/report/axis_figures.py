@@ -117,16 +117,16 @@ def p_against(df: pd.DataFrame, axis: str, **_) -> Figure | None:
                   for k, _ in d.groupby(list(a.panels), sort=False, dropna=False)]  # fmt: skip
     order = {c: _ranked(d, c) for c in a.panels}
     panel_keys.sort(key=lambda k: [order[c].index(v) for c, v in zip(a.panels, k, strict=True)])
-    fig, axes = pl.new_figure(len(panel_keys), f"P against {AXIS_LABEL[axis]} ({a.desc})")
     inits = sorted(set(d["init"]))
     base = {i: to_rgb(c) for i, c in pl.colors(inits).items()}
     exps = sorted(set(d["sweep"]))
     marker = {x: pl.MARKERS[i % len(pl.MARKERS)] for i, x in enumerate(exps)}
     shades = sorted({tuple(r) for r in d[list(a.shades)].itertuples(index=False)}, key=str)
     scale = "linear" if axis == "depth" else "log"
-    handles: dict[str, object] = {}
-    for ax, key in zip(axes, panel_keys, strict=True):
-        rows = d[np.logical_and.reduce([d[c] == v for c, v in zip(a.panels, key, strict=True)])]
+    handles: dict[str, object] = {}  # the figure's legend: a line per label, the stages
+
+    def lines(ax, p: pl.Panel, _) -> None:
+        rows = p.rows
         stages = [s for s in reversed(STAGES) if (rows["stage"] == s).any()]  # final first
         for (exp, init, *sh), g in rows.groupby(["sweep", "init", *a.shades], sort=True):
             color = _shade(base[init], shades.index(tuple(sh)), len(shades))
@@ -141,6 +141,9 @@ def p_against(df: pd.DataFrame, axis: str, **_) -> Figure | None:
                 handles[label] = Line2D([], [], color=color, marker=marker[exp], ms=4, lw=1.4)
         for s in stages if len(stages) > 1 else ():
             handles.setdefault(STAGE_TEXT[s], Line2D([], [], color="0.35", ls=STAGE_LS[s]))
+
+    def x_axis(ax, p: pl.Panel) -> None:  # a panel's own legend holds its p = N marks only
+        rows = p.rows
         if axis == "width":
             pl.width_axis(ax, rows["width"])
             pn_by = ["sweep", "n_train", "depth"]  # p(m) = N for one experiment, N and depth
@@ -155,15 +158,15 @@ def p_against(df: pd.DataFrame, axis: str, **_) -> Figure | None:
             pl.depth_axis(ax)
         else:
             pl.log_axis(ax.xaxis, rows[axis], AXIS_LABEL[axis])
-        ax.set_title(_title(key, a.panels), fontsize=8)
-        pn = [(h, t) for h, t in zip(*ax.get_legend_handles_labels(), strict=True)
-              if t.startswith("p ")]  # fmt: skip
-        if pn:
-            ax.legend(*zip(*pn, strict=True), fontsize=6)
-    for ax in axes[:: pl.NCOLS]:
-        ax.set_ylabel(pl.P_LABEL, fontsize=8)
-    pl.log_y(axes)
-    ncols = 3 if len(axes) > 1 else 2
+
+    panels = [
+        pl.Panel(d[np.logical_and.reduce([d[c] == v for c, v in zip(a.panels, key, strict=True)])],
+                 axis, "p_value", _title(key, a.panels))
+        for key in panel_keys
+    ]  # fmt: skip
+    fig = pl.panel_figure(f"P against {AXIS_LABEL[axis]} ({a.desc})", panels, ylabel=pl.P_LABEL,
+                          cmap={}, lines=lines, axis=x_axis, label_rows=True)  # fmt: skip
+    ncols = 3 if len(panels) > 1 else 2
     fig.legend(list(handles.values()), list(handles), loc="outside lower center", fontsize=6,
                ncols=ncols, frameon=False)  # fmt: skip
     return fig

@@ -32,12 +32,6 @@ def _extra(x: str, *drop: str) -> list[str]:
     return [c for c in _SHAPE if c != x and c not in drop]
 
 
-def _pn_marks(ax, d: pd.DataFrame, cmap: dict) -> None:
-    """A p = N line per (sweep, config, depth) of the width panel ``d``."""
-    for (sweep, _, _), g in d.groupby(["sweep", "sweep_hash", "depth"], sort=True):
-        pl.mark_pn(ax, g, color=cmap[g["_key"].iloc[0]], label=sweep or "rows")
-
-
 def _claim_rows(c, bases: dict) -> tuple[pd.DataFrame, str]:
     """The rows claim ``c`` is judged on (before the p-vs-N side and the laziness tests),
     plus its ``beside`` regime's rows; and the regime it is judged on."""
@@ -62,38 +56,40 @@ def fit_control(df: pd.DataFrame, **_) -> Figure | None:
         rows = rows.drop_duplicates(["cell", "regime"])  # the loss is a run-level quantity
         rows = keyed(rows, c.axis, _extra(c.axis, "regime"), by=["regime"])
         if len(rows):
-            panels.append((c, rows, regime))
+            side = f", {_SIDE[c.side]} side" if c.side else ""
+            title = f"{c.id}: {regime} runs at {_LEVEL[c.fit]}{side}"
+            panels.append(pl.Panel(rows, c.axis, "train_loss", title, of=(c, regime)))
     if not panels:
         return None
-    fig, axes = pl.new_figure(len(panels), "Fit control: training loss at each claim's level")
-    for ax, (c, d, regime) in zip(axes, panels, strict=True):
-        cmap = pl.colors(d["_key"])
-        for (key, reg), g in d.groupby(["_key", "regime"], sort=True):
-            label = key if reg == regime else f"{key}, {reg} (beside)"
-            pl.draw_line(ax, g, c.axis, "train_loss", color=cmap[key], label=label,
-                         ls=REGIME_LS.get(reg, "-") if c.beside else "-",
-                         marker=REGIME_MARKER.get(reg, "o") if c.beside else "o",
-                         xscale="log" if c.axis == "width" else "linear")  # fmt: skip
-        missed = d[(d["reached_target"] < 1) & (d["regime"] == regime)]  # the judged runs
-        if len(missed):
-            ax.scatter(missed[c.axis], missed["train_loss"], marker="x", s=22, color="k",
-                       lw=0.8, label="missed its level: excluded")  # fmt: skip
-        losses = {level_loss(g, c.fit) for _, g in d.groupby("sweep")}
-        for loss in sorted(v for v in losses if np.isfinite(v)):
-            ax.axhline(
-                loss, color="0.4", ls=":", lw=1, gid=pl.REF_GID, label=f"aimed for: {loss:g}"
-            )
-        if c.axis == "width":
-            pl.width_axis(ax, d["width"])
-            _pn_marks(ax, d, cmap)
-        else:
-            pl.depth_axis(ax)
-        side = f", {_SIDE[c.side]} side" if c.side else ""
-        pl.finish(ax, title=f"{c.id}: {regime} runs at {_LEVEL[c.fit]}{side}")
-    for ax in axes[:: min(pl.NCOLS, len(axes))]:  # the first column
-        ax.set_ylabel("training loss (MSE) of the fitted predictor", fontsize=8)
-    pl.log_y(axes)
-    return fig
+    return pl.panel_figure(
+        "Fit control: training loss at each claim's level", panels,
+        ylabel="training loss (MSE) of the fitted predictor", lines=_fit_lines,
+        refs=_fit_refs, pn=True, label_rows=True,
+    )  # fmt: skip
+
+
+def _fit_lines(ax, p: pl.Panel, cmap: dict) -> None:
+    """A line per key and regime; the ``beside`` regime's in its own style."""
+    c, regime = p.of
+    for (key, reg), g in p.rows.groupby(["_key", "regime"], sort=True):
+        label = key if reg == regime else f"{key}, {reg} (beside)"
+        pl.draw_line(ax, g, p.x, p.y, color=cmap[key], label=label,
+                     ls=REGIME_LS.get(reg, "-") if c.beside else "-",
+                     marker=REGIME_MARKER.get(reg, "o") if c.beside else "o",
+                     xscale=pl.xscale(p.x))  # fmt: skip
+
+
+def _fit_refs(ax, p: pl.Panel) -> None:
+    """The runs that missed their level (x) and the losses the runs aim for (dotted)."""
+    c, regime = p.of
+    d = p.rows
+    missed = d[(d["reached_target"] < 1) & (d["regime"] == regime)]  # the judged runs
+    if len(missed):
+        ax.scatter(missed[c.axis], missed["train_loss"], marker="x", s=22, color="k",
+                   lw=0.8, label="missed its level: excluded")  # fmt: skip
+    losses = {level_loss(g, c.fit) for _, g in d.groupby("sweep")}
+    for loss in sorted(v for v in losses if np.isfinite(v)):
+        ax.axhline(loss, color="0.4", ls=":", lw=1, gid=pl.REF_GID, label=f"aimed for: {loss:g}")
 
 
 def _limit_line(ax, g: pd.DataFrame, x: str, *, color, label: str) -> None:
@@ -122,25 +118,26 @@ def p_across_pn(df: pd.DataFrame, **_) -> Figure | None:
     present = [at for at in ("checkpoint", "final") if at in levels and (d["stage"] == at).any()]
     if not present:
         return None
-    fig, axes = pl.new_figure(len(present), f"P against width across p = N ({desc})")
+    panels = []
+    for at in present:
+        judges = f"at {_LEVEL[at]}: judges {', '.join(levels[at])}"
+        panels.append(pl.Panel(d[d["stage"] == at], "width", "p_value", judges))
+    title = f"P against width across p = N ({desc})"
     cmap = pl.colors(d["_key"])
-    for ax, at in zip(axes, present, strict=True):
-        rows = d[d["stage"] == at]
-        for i, (key, g) in enumerate(rows.groupby("_key", sort=True)):
-            means = g.groupby("width").agg(p=("p_value", "mean"), n_params=("n_params", "first"),
-                                           n_train=("n_train", "first"))  # fmt: skip
-            top = means["p"].idxmax()
-            ratio = means.loc[top, "n_params"] / means.loc[top, "n_train"]
-            pl.draw_line(ax, g, "width", "p_value", color=cmap[key], marker=pl.MARKERS[i % 10],
-                         label=f"{key} (peak at p/N = {ratio:.2g})")  # fmt: skip
-            ax.plot([top], [means.loc[top, "p"]], marker="*", ms=12, color=cmap[key], lw=0)
-            _limit_line(ax, g, "width", color=cmap[key], label=key)
-        pl.width_axis(ax, rows["width"])
-        _pn_marks(ax, rows, cmap)
-        pl.finish(ax, title=f"at {_LEVEL[at]}: judges {', '.join(levels[at])}")
-    axes[0].set_ylabel(pl.P_LABEL, fontsize=8)
-    pl.log_y(axes)
-    return fig
+    return pl.panel_figure(title, panels, ylabel=pl.P_LABEL, cmap=cmap, lines=_peak_lines, pn=True)
+
+
+def _peak_lines(ax, p: pl.Panel, cmap: dict) -> None:
+    """A line per key with a star at its peak (p/N there in its label) and its lazy limit."""
+    for i, (key, g) in enumerate(p.rows.groupby("_key", sort=True)):
+        means = g.groupby("width").agg(p=("p_value", "mean"), n_params=("n_params", "first"),
+                                       n_train=("n_train", "first"))  # fmt: skip
+        top = means["p"].idxmax()
+        ratio = means.loc[top, "n_params"] / means.loc[top, "n_train"]
+        pl.draw_line(ax, g, "width", "p_value", color=cmap[key], marker=pl.MARKERS[i % 10],
+                     label=f"{key} (peak at p/N = {ratio:.2g})")  # fmt: skip
+        ax.plot([top], [means.loc[top, "p"]], marker="*", ms=12, color=cmap[key], lw=0)
+        _limit_line(ax, g, "width", color=cmap[key], label=key)
 
 
 def depth_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -164,21 +161,19 @@ def p_vs_depth(df: pd.DataFrame, **_) -> Figure | None:
     d, desc = depth_rows(df)
     if d.empty:
         return None
-    inits = sorted(d["init"].unique())
-    fig, axes = pl.new_figure(len(inits), f"P after training against depth ({desc})")
-    cmap = pl.colors(d["_key"])
-    for ax, init in zip(axes, inits, strict=True):
-        for (key, reg), g in d[d["init"] == init].groupby(["_key", "regime"], sort=True):
-            pl.draw_line(ax, g, "depth", "p_value", color=cmap[key], label=f"{key}, {reg}",
-                         ls=REGIME_LS.get(reg, "-"), marker=REGIME_MARKER.get(reg, "v"),
-                         xscale="linear")  # fmt: skip
-            lazy = regime_facts(reg).lazy_by_construction  # its limit is its own: darker
-            _limit_line(ax, g, "depth", color="0.1" if lazy else "0.35", label=f"{reg}")
-        pl.depth_axis(ax)
-        pl.finish(ax, title=f"init {init}")
-    axes[0].set_ylabel(pl.P_LABEL, fontsize=8)
-    pl.log_y(axes)
-    return fig
+    panels = pl.panels_by(d, "init", "depth", "p_value", "init {}")
+    title, cmap = f"P after training against depth ({desc})", pl.colors(d["_key"])
+    return pl.panel_figure(title, panels, ylabel=pl.P_LABEL, cmap=cmap, lines=_regime_lines)
+
+
+def _regime_lines(ax, p: pl.Panel, cmap: dict) -> None:
+    """A line per key and regime in the regime's style, each with its lazy limit."""
+    for (key, reg), g in p.rows.groupby(["_key", "regime"], sort=True):
+        pl.draw_line(ax, g, p.x, p.y, color=cmap[key], label=f"{key}, {reg}",
+                     ls=REGIME_LS.get(reg, "-"), marker=REGIME_MARKER.get(reg, "v"),
+                     xscale=pl.xscale(p.x))  # fmt: skip
+        lazy = regime_facts(reg).lazy_by_construction  # its limit is its own: darker
+        _limit_line(ax, g, p.x, color="0.1" if lazy else "0.35", label=f"{reg}")
 
 
 def p_vs_width(df: pd.DataFrame, **_) -> Figure | None:
@@ -187,18 +182,15 @@ def p_vs_width(df: pd.DataFrame, **_) -> Figure | None:
     d, desc = width_rows(df)
     if d.empty:
         return None
-    regimes = sorted(d["regime"].unique())
-    fig, axes = pl.new_figure(len(regimes), f"P after training against width ({desc})")
-    cmap = pl.colors(d["_key"])
-    for ax, reg in zip(axes, regimes, strict=True):
-        rows = d[d["regime"] == reg]
-        for i, (key, g) in enumerate(rows.groupby("_key", sort=True)):
-            pl.draw_line(ax, g, "width", "p_value", color=cmap[key], label=key,
-                         marker=pl.MARKERS[i % 10])  # fmt: skip
-            _limit_line(ax, g, "width", color=cmap[key], label=key)
-        pl.width_axis(ax, rows["width"])
-        _pn_marks(ax, rows, cmap)
-        pl.finish(ax, title=f"regime {reg}")
-    axes[0].set_ylabel(pl.P_LABEL, fontsize=8)
-    pl.log_y(axes)
-    return fig
+    panels = pl.panels_by(d, "regime", "width", "p_value", "regime {}")
+    title, cmap = f"P after training against width ({desc})", pl.colors(d["_key"])
+    return pl.panel_figure(title, panels, ylabel=pl.P_LABEL, cmap=cmap, lines=_limit_lines, pn=True)
+
+
+def _limit_lines(ax, p: pl.Panel, cmap: dict) -> None:
+    """A line per key (:func:`~.plot.key_lines`), each with its lazy limit."""
+
+    def limit(ax, key: str, g: pd.DataFrame, drawn: bool) -> None:
+        _limit_line(ax, g, p.x, color=cmap[key], label=key)
+
+    pl.key_lines(ax, p, cmap, then=limit)

@@ -31,7 +31,7 @@ from .._atomic import atomic_write, check_target
 from .._frames import numpy_dtypes
 from .._version import __version__
 from ..claims import VERDICTS, Assessment, Protocol, assess
-from .figures import CLAIM_FIGURES, STUDY_FIGURES, caption, figures
+from ._figures import CLAIM_FIGURES, STUDY_FIGURES, caption, figures
 from .markup import CSS, e, table
 from .results import STAGES, p_by_axes
 from .results_html import results_tables

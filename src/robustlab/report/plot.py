@@ -1,5 +1,11 @@
 """Drawing primitives shared by the figures: panels with one y scale, means beside seeds.
 
+Every figure of panels has one skeleton (:func:`panel_figure`): a figure of n panels (rows
+of at most :data:`NCOLS`, unused axes hidden), in each panel its lines (by default one per
+line key: :func:`key_lines`), its reference lines, its x axis (log at the measured widths,
+or integer depths; the width where p = N marked when asked), a title and a legend; the y
+label on the first panel; one log y scale shared by all panels.
+
 Matplotlib's object-oriented API on the Agg canvas (``Figure`` + ``FigureCanvasAgg``): no
 pyplot, no global state, no display needed. A line is the mean over seeds of one line key
 (:func:`robustlab.report.rows.line_labels`) against the swept axis; each seed's value is
@@ -9,6 +15,8 @@ drawn as a faint point just beside the mean, so the spread is visible without er
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -19,8 +27,9 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLoca
 
 from .rows import pn_width
 
-__all__ = ["PN_GID", "REF_GID", "colors", "draw_line", "finish", "log_axis", "log_y", "mark_pn",
-           "new_figure", "spaced"]  # fmt: skip
+__all__ = ["PN_GID", "REF_GID", "Panel", "colors", "draw_line", "finish", "key_lines",
+           "log_axis", "log_y", "mark_pn", "mark_pns", "new_figure", "panel_figure", "panels_by",
+           "spaced", "xscale"]  # fmt: skip
 
 PN_GID = "p=N"  # gid of the vertical p = N marker lines (tests and readers find them by it)
 REF_GID = "reference"  # gid of horizontal reference lines (thresholds, target losses)
@@ -171,3 +180,94 @@ def log_y(axes) -> None:
         axes[0].set_ylim(ys.min() / 1.5, ys.max() * 1.5)
     for ax in axes:
         ax.set_yscale("log")
+
+
+def xscale(x: str) -> str:
+    """The scale of a swept column on the x axis: log for widths, linear for depths."""
+    return "log" if x == "width" else "linear"
+
+
+def mark_pns(ax, d: pd.DataFrame, cmap: dict) -> None:
+    """A p = N line (:func:`mark_pn`) per (sweep, config, depth) of the keyed width rows
+    ``d``, in the color of its first line."""
+    for (sweep, _, _), g in d.groupby(["sweep", "sweep_hash", "depth"], sort=True):
+        mark_pn(ax, g, color=cmap[g["_key"].iloc[0]], label=sweep or "rows")
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One panel of :func:`panel_figure`.
+
+    Attributes:
+        rows: the panel's rows, keyed (a ``_key`` column names each row's line).
+        x: the swept column on the x axis (``width``: log, ``depth``: linear).
+        y: the column drawn on the y axis.
+        title: the panel's title.
+        of: what the panel shows, for the figure's own hooks (a regime, a claim, ...).
+    """
+
+    rows: pd.DataFrame
+    x: str
+    y: str
+    title: str = ""
+    of: object = None
+
+
+def panels_by(d: pd.DataFrame, col: str, x: str, y: str, title: str) -> list[Panel]:
+    """A panel per value v of ``col`` in the keyed rows ``d``, in sorted order, titled
+    ``title.format(v)``."""
+    return [Panel(d[d[col] == v], x, y, title.format(v)) for v in sorted(d[col].unique())]
+
+
+def key_lines(ax, p: Panel, cmap: dict, then: Callable | None = None) -> None:
+    """A line per ``_key`` of the panel's rows, in sorted key order: the mean over seeds
+    with the seeds beside it (:func:`draw_line`), a marker per line by rank; after each,
+    ``then(ax, key, rows, drawn)`` when given."""
+    for i, (key, g) in enumerate(p.rows.groupby("_key", sort=True)):
+        drawn = draw_line(ax, g, p.x, p.y, color=cmap[key], label=key,
+                          marker=MARKERS[i % len(MARKERS)], xscale=xscale(p.x))  # fmt: skip
+        if then is not None:
+            then(ax, key, g, drawn)
+
+
+def panel_figure(
+    title: str,
+    panels: Sequence[Panel],
+    *,
+    ylabel: str,
+    cmap: dict | None = None,
+    lines: Callable = key_lines,
+    refs: Callable | None = None,
+    pn: bool = False,
+    axis: Callable | None = None,
+    label_rows: bool = False,
+) -> Figure:
+    """A figure of ``panels`` (see the module docstring), each drawn in this order:
+    ``lines(ax, panel, cmap)``, ``refs(ax, panel)`` (reference lines) when given, the x axis
+    (``axis(ax, panel)`` when given, else :func:`width_axis` for widths, with the p = N
+    lines of :func:`mark_pns` when ``pn``, and :func:`depth_axis` for depths), then its
+    title and legend (:func:`finish`).
+
+    ``cmap``: line key -> color for the whole figure; None gives each panel its own
+    (:func:`colors` of its keys). ``ylabel`` goes on the first panel, or on the first of
+    each row with ``label_rows``; then one log y scale (:func:`log_y`).
+    """
+    fig, axes = new_figure(len(panels), title)
+    for ax, p in zip(axes, panels, strict=True):
+        colors_ = colors(p.rows["_key"]) if cmap is None else cmap
+        lines(ax, p, colors_)
+        if refs is not None:
+            refs(ax, p)
+        if axis is not None:
+            axis(ax, p)
+        elif p.x == "width":
+            width_axis(ax, p.rows["width"])
+            if pn:
+                mark_pns(ax, p.rows, colors_)
+        else:
+            depth_axis(ax)
+        finish(ax, title=p.title)
+    for ax in axes[::NCOLS] if label_rows else axes[:1]:
+        ax.set_ylabel(ylabel, fontsize=8)
+    log_y(axes)
+    return fig

@@ -63,31 +63,19 @@ def weight_change_vs_width(
     d = weight_change_rows(df)
     if d.empty:
         return None
-    regimes = sorted(d["regime"].unique())
-    fig, axes = pl.new_figure(len(regimes), "Regime check: relative weight change after training")
-    cmap = pl.colors(d["_key"])
-    for ax, reg in zip(axes, regimes, strict=True):
-        rows = d[d["regime"] == reg]
-        for i, (key, g) in enumerate(rows.groupby("_key", sort=True)):
-            pl.draw_line(ax, g, "width", "rel_weight_change", color=cmap[key], label=key,
-                         marker=pl.MARKERS[i % 10])  # fmt: skip
-        ax.axhline(
-            lazy_threshold,
-            ls="--",
-            color="0.3",
-            lw=1,
-            gid=pl.REF_GID,
-            label=f"lazy <= {lazy_threshold:g}",
-        )
+    panels = pl.panels_by(d, "regime", "width", "rel_weight_change", "regime {}")
+
+    def thresholds(ax, p: pl.Panel) -> None:
+        ax.axhline(lazy_threshold, ls="--", color="0.3", lw=1, gid=pl.REF_GID,
+                   label=f"lazy <= {lazy_threshold:g}")  # fmt: skip
         ax.axhline(nonlazy_threshold, ls=":", color="0.3", lw=1, gid=pl.REF_GID,
                    label=f"non-lazy >= {nonlazy_threshold:g}")  # fmt: skip
-        pl.width_axis(ax, rows["width"])
-        for (sweep, _, _), g in rows.groupby(["sweep", "sweep_hash", "depth"], sort=True):
-            pl.mark_pn(ax, g, color=cmap[g["_key"].iloc[0]], label=sweep or "rows")
-        pl.finish(ax, title=f"regime {reg}")
-    axes[0].set_ylabel(r"$\|W_T-W_0\|_F / \|W_0\|_F$ (whole network)", fontsize=8)
-    pl.log_y(axes)
-    return fig
+
+    return pl.panel_figure(
+        "Regime check: relative weight change after training", panels,
+        ylabel=r"$\|W_T-W_0\|_F / \|W_0\|_F$ (whole network)", cmap=pl.colors(d["_key"]),
+        refs=thresholds, pn=True,
+    )  # fmt: skip
 
 
 def laziness_vs_depth(
@@ -95,23 +83,19 @@ def laziness_vs_depth(
 ) -> Figure | None:
     """How far the standard runs are from lazy, against depth: weight change, NTK change and
     the input gradient's deviation from the linearized twin's, a panel each (one y scale)."""
-    panels = laziness_panels(df)
+    panels = [pl.Panel(rows, "depth", col, label) for col, label, rows in laziness_panels(df)]
     if not panels:
         return None
-    fig, axes = pl.new_figure(len(panels), "Regime check: how lazy the standard runs were")
-    cmap = pl.colors(pd.concat([rows["_key"] for _, _, rows in panels]))
-    for ax, (col, label, rows) in zip(axes, panels, strict=True):
-        for i, (key, g) in enumerate(rows.groupby("_key", sort=True)):
-            pl.draw_line(ax, g, "depth", col, color=cmap[key], label=key,
-                         marker=pl.MARKERS[i % 10], xscale="linear")  # fmt: skip
-        if col != "grad_lin_dev":
+
+    def threshold(ax, p: pl.Panel) -> None:
+        if p.y != "grad_lin_dev":
             ax.axhline(lazy_threshold, ls="--", color="0.3", lw=1, gid=pl.REF_GID,
                        label=f"lazy <= {lazy_threshold:g}")  # fmt: skip
-        pl.depth_axis(ax)
-        pl.finish(ax, title=label)
-    axes[0].set_ylabel("relative change during training", fontsize=8)
-    pl.log_y(axes)
-    return fig
+
+    title = "Regime check: how lazy the standard runs were"
+    cmap = pl.colors(pd.concat([p.rows["_key"] for p in panels]))
+    ylabel = "relative change during training"
+    return pl.panel_figure(title, panels, ylabel=ylabel, cmap=cmap, refs=threshold)
 
 
 def _init_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -134,32 +118,30 @@ def p_init_theory(df: pd.DataFrame, **_) -> Figure | None:
     """P at init (points, seeds faint) with the Jensen bound eps kappa_d sqrt(E||grad||^2)
     (dashed), against depth at the largest width and against width at the smallest depth."""
     d, desc = _init_rows(df)
-    panels = []  # (x axis, fixed axis, its value)
+    panels = []  # against x, at the fixed axis' value v
     for x, fixed in (("depth", "width"), ("width", "depth")):
         ok = [v for v, g in d.groupby(fixed) if g[x].nunique() >= 2]
         if ok:
-            panels.append((x, fixed, ok[-1] if fixed == "width" else ok[0]))
+            v = ok[-1] if fixed == "width" else ok[0]
+            panels.append(pl.Panel(d[d[fixed] == v], x, "p_value", f"{fixed} = {v}"))
     if not panels:
         return None
-    fig, axes = pl.new_figure(len(panels), f"P at initialization and theory ({desc})")
     cmap = pl.colors(d["_key"])
-    for ax, (x, fixed, v) in zip(axes, panels, strict=True):
-        p = d[d[fixed] == v]
-        scale = "log" if x == "width" else "linear"
-        for i, (key, g) in enumerate(p.groupby("_key", sort=True)):
-            if pl.draw_line(ax, g, x, "p_value", color=cmap[key], label=key,
-                            marker=pl.MARKERS[i % 10], xscale=scale):  # fmt: skip
-                t = g.groupby(x)["theory"].mean()
+
+    def with_bound(ax, p: pl.Panel, cmap: dict) -> None:
+        def bound(ax, key: str, g: pd.DataFrame, drawn: bool) -> None:
+            if drawn:
+                t = g.groupby(p.x)["theory"].mean()
                 ax.plot(t.index, t.to_numpy(), ls="--", color=cmap[key], lw=1)
+
+        pl.key_lines(ax, p, cmap, then=bound)
+
+    def legend(ax, p: pl.Panel) -> None:
         ax.plot([], [], ls="--", color="k", lw=1, label=JENSEN)
-        if x == "width":
-            pl.width_axis(ax, p["width"])
-        else:
-            pl.depth_axis(ax)
-        pl.finish(ax, title=f"{fixed} = {v}")
-    axes[0].set_ylabel("at initialization: " + pl.P_LABEL, fontsize=8)
-    pl.log_y(axes)
-    return fig
+
+    return pl.panel_figure(f"P at initialization and theory ({desc})", panels,
+                           ylabel="at initialization: " + pl.P_LABEL, cmap=cmap,
+                           lines=with_bound, refs=legend)  # fmt: skip
 
 
 def p_init_vs_final(df: pd.DataFrame, **_) -> Figure | None:

@@ -7,8 +7,9 @@ initialization every regime's predictor is the network itself). Lines never pool
 experiments: a line's key always holds the sweep, and its config hash too when one sweep
 name holds more than one config.
 
-Stores written before a column existed read it as missing: ``sweep`` / ``sweep_hash`` as
-"", ``points`` as test, the training-outcome columns as NaN.
+Rows without a column (older stores, a CSV, rows made by hand) read it as
+:func:`robustlab._frames.with_defaults` says: ``sweep`` / ``sweep_hash`` as "", ``points`` as
+test, the training-outcome columns as NaN.
 """
 
 from __future__ import annotations
@@ -19,41 +20,22 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .._frames import numpy_dtypes, predictor_mask
+from .._frames import DEFAULTS, UNKNOWN
+from .._frames import predictor_rows as _predictor_rows
 
 __all__ = ["keyed", "level_loss", "line_labels", "one_measurement", "pn_width", "predictor_rows"]
 
-_TEXT = {"sweep": "", "sweep_hash": "", "points": "test", "model": None, "cell": None}
-_NUMBERS = ("train_loss", "target_loss", "reached_target", "rel_weight_change", "ntk_change",
-            "grad_lin_dev", "y_f0_ratio", "lr_halvings", "theory_grad_sq")  # fmt: skip
 # measurement choices (not experiments): one value per figure, preferred value first
 _MEASUREMENT = (("method", "exact"), ("region", "ball"), ("eps", None))
 
 
-def _with_defaults(df: pd.DataFrame) -> pd.DataFrame:
-    df = numpy_dtypes(df)
-    add = {c: v for c, v in _TEXT.items() if c not in df.columns}
-    add |= {c: np.nan for c in _NUMBERS if c not in df.columns}
-    df = df.assign(**add) if add else df
-    return df.assign(
-        sweep=df["sweep"].fillna("").astype(str),
-        sweep_hash=df["sweep_hash"].fillna("").astype(str),
-        points=df["points"].fillna("test"),
-    )
-
-
 def predictor_rows(df: pd.DataFrame, at: str | Iterable[str]) -> pd.DataFrame:
-    """Predictor rows (see module docstring) measured ``at`` (one stage or several), with
-    P > 0 (the worst case on pgd rows)."""
-    levels = {at} if isinstance(at, str) else set(at)
+    """Predictor rows (see module docstring; :func:`robustlab._frames.predictor_rows`)
+    measured ``at`` (one stage or several), with P > 0 (the worst case on pgd rows)."""
     if df.empty or not {"status", "stage", "p_value", "regime"} <= set(df.columns):
-        return pd.DataFrame(columns=[*df.columns, *_TEXT, *_NUMBERS])
-    d = _with_defaults(df)
-    d = d[(d["status"] == "ok") & d["stage"].isin(levels) & (d["points"] == "test")]
-    d = d[predictor_mask(d)]
-    value = d["p_value"] if "worst_value" not in d else d["p_value"].fillna(d["worst_value"])
-    p = pd.to_numeric(value, errors="coerce")  # P, or the worst case on pgd rows
-    return d[np.isfinite(p) & (p > 0)]
+        columns = [*df.columns, *DEFAULTS, *UNKNOWN, "reached_target"]
+        return pd.DataFrame(columns=list(dict.fromkeys(columns)))
+    return _predictor_rows(df, at)
 
 
 def one_measurement(d: pd.DataFrame) -> tuple[pd.DataFrame, str]:

@@ -52,18 +52,8 @@ def worst_panels(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 def worst_vs_average(df: pd.DataFrame, **_) -> Figure | None:
     """Worst case / average (PGD over the same region / P) against width and depth, a panel
     per swept axis, a line per sweep; None without pgd rows."""
-    panels = worst_panels(df)
+    panels = [pl.Panel(rows, x, "ratio", f"against {x}") for x, rows in worst_panels(df)]
     if not panels:
         return None
-    fig, axes = pl.new_figure(len(panels), "Worst case / average after training (PGD / P)")
-    for ax, (x, rows) in zip(axes, panels, strict=True):
-        cmap = pl.colors(rows["_key"])
-        for i, (key, g) in enumerate(rows.groupby("_key", sort=True)):
-            pl.draw_line(ax, g, x, "ratio", color=cmap[key], label=key,
-                         marker=pl.MARKERS[i % 10],
-                         xscale="log" if x == "width" else "linear")  # fmt: skip
-        pl.width_axis(ax, rows["width"]) if x == "width" else pl.depth_axis(ax)
-        pl.finish(ax, title=f"against {x}")
-    axes[0].set_ylabel("worst case / P", fontsize=8)
-    pl.log_y(axes)
-    return fig
+    title = "Worst case / average after training (PGD / P)"
+    return pl.panel_figure(title, panels, ylabel="worst case / P")

@@ -33,6 +33,7 @@ from contextlib import contextmanager, suppress
 from multiprocessing import get_context, resource_tracker
 from pathlib import Path
 
+from .._checks import check_positive_int
 from ._reaper import DONE
 from .cells import GROUP_THREADS, CellOutcome, run_group
 from .config import Cell
@@ -93,8 +94,7 @@ def check_executor(executor: str, workers: int | None) -> int:
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choices: {', '.join(EXECUTORS)}")
     workers = (os.cpu_count() or 1) if workers is None else workers
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    workers = check_positive_int("workers", workers, floats=False)
     if executor == "ray":
         try:
             import ray  # noqa: F401

@@ -27,13 +27,11 @@ from typing import Any
 from .._device import check_device
 from .cells import check_config
 from .config import Cell, SweepConfig, load_config
+from .ensembles import split_group
 from .executors import STOP_SIGNALS, Execution, check_executor, execute
 from .store import Store
 
 __all__ = ["EVENTS", "Progress", "SweepInterrupted", "SweepSummary", "check_device", "run"]
-
-MAX_ENSEMBLE = 64  # cells trained together at most (bounds memory)
-
 
 EVENTS = ("start", "started", "stored")  # what a Progress reports (Progress.event)
 
@@ -186,10 +184,6 @@ def _say(line: str) -> None:
     os.write(2, f"{lead}{line}\n".encode())
 
 
-def _split(group: list[Cell]) -> list[list[Cell]]:
-    return [group[i : i + MAX_ENSEMBLE] for i in range(0, len(group), MAX_ENSEMBLE)]
-
-
 def _cost(group: list[Cell]) -> int:
     """A rough proxy for a group's compute: cells x steps x depth x width^2."""
     c = group[0]
@@ -268,7 +262,7 @@ def run(
             missing -= st.done_cells(retry_failed=retry_failed)
             skipped = len(cells) - len(missing)
             total = len(missing)
-            groups = [g for cfg in configs for grp in cfg.groups() for g in _split(grp)]
+            groups = [g for cfg in configs for grp in cfg.groups() for g in split_group(grp)]
             todo = [g for g in groups if any(c.hash in missing for c in g)]
             if executor != "serial":  # largest first, so no big group is left for the end alone
                 todo.sort(key=_cost, reverse=True)

@@ -19,20 +19,20 @@ seconds.
 
 Only a missing or empty file becomes a store: any other file is checked read-only before
 anything is written to it, so a database of another program is refused byte for byte
-unchanged. Readers open the file read-only; where SQLite cannot create the ``-shm`` file
-beside it (a read-only folder or mount, a full disk) they read it as immutable, unless an
-unmerged ``-wal`` log lies beside it (then they refuse: immutable reading would miss it).
+unchanged. This module writes (:class:`Store`); reading (:func:`load`, :func:`load_cells`,
+:func:`load_configs`: read-only, also on read-only or full media, an older store read as
+the current schema) lives in :mod:`._store_read`, exporting (:func:`export`) in
+:mod:`._store_export`; all are importable from here.
 """
 
 from __future__ import annotations
 
 import json
 import numbers
-import os
 import sqlite3
 import sys
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import closing, contextmanager, suppress
+from collections.abc import Iterable, Mapping
+from contextlib import suppress
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -40,8 +40,22 @@ from typing import Any
 
 import pandas as pd
 
-from .._atomic import atomic_write, check_target
 from .._version import __version__
+from ._store_export import EXPORT_FORMATS, export
+from ._store_read import (
+    APPLICATION_ID,
+    CELL_COLUMNS,
+    FORMAT,
+    META,
+    StorePath,
+    check,
+    load,
+    load_cells,
+    load_configs,
+    q,
+    read_results,
+    reading,
+)
 from .schema import COLUMNS, RENAMED, STATUSES, WORST_METHODS
 
 __all__ = [
@@ -53,16 +67,6 @@ __all__ = [
     "load_cells",
     "load_configs",
 ]
-
-FORMAT = "1"  # bump when the layout changes incompatibly
-APPLICATION_ID = 0x524C4142  # b"RLAB": PRAGMA application_id of the stores robustlab creates
-_META = "robustlab_store"
-_TABLES = ("results", "cells", "sweeps", _META)
-_DTYPES = {"INTEGER": "Int64", "REAL": "float64", "TEXT": pd.StringDtype()}
-_OLD_NAMES = {new: old for old, new in RENAMED.items()}
-_CELL_COLUMNS = ("cell", "sweep", "status", "message", "config_json", "time_s", "finished_at")
-
-StorePath = str | os.PathLike[str]
 
 
 def _now() -> str:
@@ -83,16 +87,12 @@ def _canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
-def _q(name: str) -> str:
-    return f'"{name}"'
-
-
 def _schema_sql() -> list[str]:
-    columns = ", ".join(f"{_q(c)} {t}" for c, t in COLUMNS.items())
+    columns = ", ".join(f"{q(c)} {t}" for c, t in COLUMNS.items())
     statuses = ", ".join(f"'{s}'" for s in STATUSES)
     return [
-        f"CREATE TABLE {_META} (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        f"INSERT INTO {_META} VALUES ('format', '{FORMAT}')",
+        f"CREATE TABLE {META} (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        f"INSERT INTO {META} VALUES ('format', '{FORMAT}')",
         f"CREATE TABLE results (id INTEGER PRIMARY KEY AUTOINCREMENT, {columns})",
         "CREATE INDEX results_cell ON results (cell)",
         "CREATE TABLE cells (cell TEXT PRIMARY KEY, sweep TEXT NOT NULL,"
@@ -102,113 +102,6 @@ def _schema_sql() -> list[str]:
         " config_json TEXT NOT NULL, created_at TEXT NOT NULL, robustlab_version TEXT,"
         " torch_version TEXT, UNIQUE (name, config_json))",
     ]
-
-
-# how SQLite says a read-only connection could not open the file as it is: no -shm file can
-# be created beside it (read-only folder or mount, full disk), or a journal needs rolling back
-_READONLY_BLOCKED = ("unable to open database file", "readonly database", "disk I/O error")
-# the logs SQLite leaves beside a database whose writer stopped, and why a reader must refuse
-_UNMERGED_LOGS = {
-    "-wal": "SQLite cannot create its -shm file here (read-only or full media) and its log"
-    " '{log}' holds changes not yet merged; copy the store with its log to a writable folder"
-    " and read it there",
-    "-journal": "its journal '{log}' holds a transaction a writer left unfinished, which only"
-    " a writer can roll back; run the sweep on it again where its folder is writable",
-}
-
-
-def _unreadable(path: Path, err: sqlite3.Error) -> ValueError:
-    return ValueError(f"'{path}' is not a readable robustlab store: {err}")
-
-
-def _connect(target: str, timeout: float) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit) that has read the header."""
-    conn = sqlite3.connect(target, uri=True, timeout=timeout, isolation_level=None)
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        conn.execute("SELECT count(*) FROM sqlite_master")  # reads the header: fails on non-SQLite
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _open_readonly(
-    path: Path, timeout: float = 30.0, *, ignore_logs: bool = False
-) -> sqlite3.Connection:
-    """A read-only connection that never writes to the file, or a one-line ValueError.
-
-    ``mode=ro`` sees what a live writer committed, but a WAL store needs its ``-shm`` file
-    beside it, and a hot journal needs a writer; where ``mode=ro`` cannot open the file the
-    file is read as ``immutable``, which is exact only when no log beside it holds unmerged
-    pages: then it is refused, unless ``ignore_logs`` (enough to identify the file before a
-    writer opens it, which merges the log).
-    """
-    if not path.is_file():
-        raise ValueError(f"no robustlab store at '{path}' (file not found)")
-    if path.stat().st_size == 0:
-        raise ValueError(f"'{path}' is an empty file, not a robustlab store")
-    uri = path.resolve().as_uri()
-    try:
-        return _connect(f"{uri}?mode=ro", timeout)
-    except sqlite3.OperationalError as err:
-        if not any(text in str(err) for text in _READONLY_BLOCKED):
-            raise _unreadable(path, err) from None
-    except sqlite3.Error as err:
-        raise _unreadable(path, err) from None
-    for suffix, why in _UNMERGED_LOGS.items():
-        log = Path(f"{path}{suffix}")
-        if not ignore_logs and log.is_file() and log.stat().st_size > 0:
-            raise ValueError(f"'{path}' cannot be read: {why.format(log=log.name)}")
-    try:
-        return _connect(f"{uri}?immutable=1", timeout)
-    except sqlite3.Error as err:
-        raise _unreadable(path, err) from None
-
-
-@contextmanager
-def _reading(path: Path, *, ignore_logs: bool = False) -> Iterator[sqlite3.Connection]:
-    """A read-only connection (:func:`_open_readonly`); SQLite errors while reading (a
-    corrupt file) become one-line ValueErrors."""
-    with closing(_open_readonly(path, ignore_logs=ignore_logs)) as conn:
-        try:
-            yield conn
-        except sqlite3.DatabaseError as err:
-            raise _unreadable(path, err) from None
-
-
-def _tables(conn: sqlite3.Connection) -> set[str]:
-    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-    return {name for (name,) in rows} - {"sqlite_sequence"}
-
-
-def _check(conn: sqlite3.Connection, path: Path) -> list[str]:
-    """Verify the store's layout; return the columns of its results table (without id)."""
-    app = conn.execute("PRAGMA application_id").fetchone()[0]
-    if app not in (0, APPLICATION_ID):  # 0: a store made before robustlab set it
-        raise ValueError(
-            f"'{path}' is an SQLite database of another program (application_id {app:#x}), "
-            "not a robustlab store; give a new file for the store"
-        )
-    missing = [t for t in _TABLES if t not in _tables(conn)]
-    if missing:
-        raise ValueError(
-            f"'{path}' is an SQLite database but not a robustlab store "
-            f"(missing tables: {', '.join(missing)}); give a new file for the store"
-        )
-    row = conn.execute(f"SELECT value FROM {_META} WHERE key = 'format'").fetchone()
-    if row is None or row[0] != FORMAT:
-        found = row[0] if row else "none"
-        raise ValueError(f"'{path}': store format {found} is not supported (expected {FORMAT})")
-    columns = [r[1] for r in conn.execute("PRAGMA table_info(results)")][1:]
-    schema = (
-        [_OLD_NAMES.get(c, c) for c in COLUMNS] if set(RENAMED) & set(columns) else list(COLUMNS)
-    )
-    n = min(len(columns), len(schema))
-    # columns are only ever appended to the schema, so an older/newer store shares a prefix
-    if columns[:n] != schema[:n]:
-        raise ValueError(f"'{path}': the results table does not match robustlab's row schema")
-    return columns
 
 
 def _coerce(column: str, value: Any) -> Any:
@@ -226,34 +119,6 @@ def _coerce(column: str, value: Any) -> Any:
     if kind == "INTEGER" and isinstance(value, numbers.Real) and float(value).is_integer():
         return int(value)
     raise ValueError(f"result column {column!r} ({kind}): cannot store {value!r}")
-
-
-def _read_results(
-    conn: sqlite3.Connection, columns: list[str], cells: Iterable[str] | None = None
-) -> pd.DataFrame:
-    """Every column of the current schema, whatever the store's age: renamed columns under
-    their new names, appended ones NULL, worst-case values moved out of ``p_value``. Only
-    the rows of ``cells`` (hashes) when given."""
-    sql = f"SELECT {', '.join(map(_q, columns))} FROM results"
-    if cells is None:
-        rows = conn.execute(f"{sql} ORDER BY id").fetchall()
-    else:  # one JSON array: no limit on the number of SQL variables
-        where = " WHERE cell IN (SELECT value FROM json_each(?)) ORDER BY id"
-        rows = conn.execute(sql + where, (json.dumps(list(cells)),)).fetchall()
-    data = {}
-    for i, stored in enumerate(columns):
-        name = RENAMED.get(stored, stored)
-        data[name] = pd.Series([r[i] for r in rows], dtype=_DTYPES.get(COLUMNS.get(name, "")))
-    for name in COLUMNS:  # columns appended to the schema after this store was written
-        if name not in data:
-            data[name] = pd.Series([None] * len(rows), dtype=_DTYPES[COLUMNS[name]])
-    if "worst_value" not in columns:  # a store from before worst_value: pgd rows held it in P
-        worst = data["method"].isin(WORST_METHODS).to_numpy(dtype=bool)
-        for old, new in (("p_value", "worst_value"), ("p_stderr", "worst_stderr")):
-            data[new] = data[new].mask(worst, data[old])
-            data[old] = data[old].mask(worst)
-    names = [RENAMED.get(c, c) for c in columns]
-    return pd.DataFrame(data, columns=list(dict.fromkeys([*COLUMNS, *names])))
 
 
 class Store:
@@ -279,8 +144,8 @@ class Store:
         if self.path.is_file() and self.path.stat().st_size > 0:
             # nothing is written before this check; a log left by a stopped writer is merged
             # by the writer below, so only the file as it is on disk is identified here
-            with _reading(self.path, ignore_logs=True) as conn:
-                _check(conn, self.path)
+            with reading(self.path, ignore_logs=True) as conn:
+                check(conn, self.path)
         try:
             self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
         except sqlite3.Error as err:
@@ -303,13 +168,18 @@ class Store:
                 for statement in _schema_sql():
                     conn.execute(statement)
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            columns = _check(conn, self.path)  # a file that appeared meanwhile: before any write
+            columns = check(conn, self.path)  # a file that appeared meanwhile: before any write
+            appended = list(COLUMNS)[len(columns) :]
+            # an older store's rows as load() reads them, which the migrated file must repeat
+            before = read_results(conn, columns) if appended else None
             for old, new in RENAMED.items():  # migrate an older store: renamed columns, ...
                 if old in columns:
-                    conn.execute(f"ALTER TABLE results RENAME COLUMN {_q(old)} TO {_q(new)}")
+                    conn.execute(f"ALTER TABLE results RENAME COLUMN {q(old)} TO {q(new)}")
             columns = [RENAMED.get(c, c) for c in columns]
-            for name in list(COLUMNS)[len(columns) :]:  # ... appended ones, ...
-                conn.execute(f"ALTER TABLE results ADD COLUMN {_q(name)} {COLUMNS[name]}")
+            for name in appended:  # ... appended ones with their defaults, ...
+                conn.execute(f"ALTER TABLE results ADD COLUMN {q(name)} {COLUMNS[name]}")
+            if before is not None:
+                self._write_columns(before, appended)
             if "worst_value" not in columns:  # ... and worst cases moved out of P
                 methods = ", ".join(f"'{m}'" for m in WORST_METHODS)
                 conn.execute(
@@ -320,6 +190,24 @@ class Store:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")  # durable across crashes in WAL mode
         return list(dict.fromkeys([*COLUMNS, *columns]))
+
+    def _write_columns(self, rows: pd.DataFrame, names: list[str]) -> None:
+        """Write the values ``rows`` (every row of the table, in id order) hold in the
+        columns ``names`` that are not all NULL (the defaults of appended columns)."""
+        names = [n for n in names if n not in ("worst_value", "worst_stderr")]
+        names = [n for n in names if rows[n].notna().any()]
+        if not names:
+            return
+        ids = [i for (i,) in self._conn.execute("SELECT id FROM results ORDER BY id")]
+        values = rows[names].astype(object).where(rows[names].notna(), None)
+        sets = ", ".join(f"{q(n)} = ?" for n in names)
+        self._conn.executemany(
+            f"UPDATE results SET {sets} WHERE id = ?",
+            (
+                (*(_coerce(n, v) for n, v in zip(names, row, strict=True)), i)
+                for row, i in zip(values.itertuples(index=False), ids, strict=True)
+            ),
+        )
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._conn)
@@ -422,7 +310,7 @@ class Store:
             return tuple(_coerce(c, row[c] if c in row else defaults.get(c)) for c in COLUMNS)
 
         insert = (
-            f"INSERT INTO results ({', '.join(map(_q, COLUMNS))})"
+            f"INSERT INTO results ({', '.join(map(q, COLUMNS))})"
             f" VALUES ({', '.join('?' * len(COLUMNS))})"
         )
         conn = self._conn
@@ -437,14 +325,14 @@ class Store:
             # rows are checked as they are inserted; an error rolls the whole cell back
             conn.executemany(insert, (values(row) for row in rows))
             conn.execute(
-                f"INSERT INTO cells ({', '.join(_CELL_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO cells ({', '.join(CELL_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (cell_hash, sweep, status, message, config_json, time_s, _now()),
             )
         return True
 
     def load(self) -> pd.DataFrame:
         """The results table (see :func:`load`), read through this connection."""
-        return _read_results(self._conn, self._columns)
+        return read_results(self._conn, self._columns)
 
 
 class _Transaction:
@@ -463,39 +351,6 @@ class _Transaction:
             self._conn.execute("ROLLBACK")
 
 
-def load(store_path: StorePath, *, cells: Iterable[str] | None = None) -> pd.DataFrame:
-    """All result rows as a DataFrame (only those of ``cells``, hashes, when given): the
-    schema's columns in order, no ``id`` column, rows in insertion order. INTEGER columns
-    are ``Int64``, REAL ``float64`` and TEXT ``string`` (nullable). Opens the file read-only,
-    also on read-only or full media; never creates or changes it.
-
-    Raises:
-        ValueError: the file is missing, not SQLite, not a robustlab store, corrupt, or holds
-            an unmerged log that cannot be read where it lies.
-    """
-    path = Path(store_path)
-    with _reading(path) as conn:
-        return _read_results(conn, _check(conn, path), cells)
-
-
-def load_cells(store_path: StorePath) -> pd.DataFrame:
-    """The ``cells`` table (one row per finished cell, in the order they finished)."""
-    path = Path(store_path)
-    with _reading(path) as conn:
-        _check(conn, path)
-        rows = conn.execute(f"SELECT {', '.join(_CELL_COLUMNS)} FROM cells ORDER BY rowid")
-        return pd.DataFrame(rows.fetchall(), columns=list(_CELL_COLUMNS))
-
-
-def load_configs(store_path: StorePath) -> list[dict[str, Any]]:
-    """The sweep configs recorded in the store, oldest first (as given to record_sweep)."""
-    path = Path(store_path)
-    with _reading(path) as conn:
-        _check(conn, path)
-        rows = conn.execute("SELECT config_json FROM sweeps ORDER BY id").fetchall()
-    return [json.loads(text) for (text,) in rows]
-
-
 def _first_difference(old: Any, new: Any, path: str = "") -> str:
     """Where two plain configs first differ: ``train.steps: 500 stored, 1000 now``."""
     if isinstance(old, dict) and isinstance(new, dict):
@@ -512,57 +367,3 @@ class _Unset:
 
 
 _UNSET = _Unset()
-
-
-EXPORT_FORMATS = ("parquet", "csv")
-_EXPORT_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
-
-
-def _export_format(out_path: StorePath, fmt: str | None) -> str:
-    """``fmt``, or the format named by the output's suffix; parquet only where pyarrow is."""
-    if fmt is None:
-        fmt = _EXPORT_SUFFIXES.get(Path(out_path).suffix.lower())
-        if fmt is None:
-            raise ValueError(
-                f"cannot tell the export format from {str(out_path)!r}: name the file .parquet"
-                " or .csv, or give --format parquet or csv"
-            )
-    if fmt not in EXPORT_FORMATS:
-        raise ValueError(f"export format must be 'parquet' or 'csv', got {fmt!r}")
-    if fmt == "parquet":
-        try:
-            import pyarrow  # noqa: F401  (only in the optional 'parquet' extra)
-        except ImportError:
-            raise ValueError(
-                "parquet needs pyarrow: pip install 'robustlab[parquet]', or use --format csv"
-            ) from None
-    return fmt
-
-
-def export(
-    store_path: StorePath,
-    out_path: StorePath,
-    fmt: str | None = None,
-    *,
-    overwrite: bool = False,
-) -> Path:
-    """Write the results table to ``out_path`` as Parquet (needs pyarrow) or CSV.
-
-    ``fmt`` None takes the format from the suffix (``.parquet``, ``.pq`` or ``.csv``). The
-    format and the output are checked before the store is read: an existing file is replaced
-    only with ``overwrite``, and never an SQLite database or the store itself. The file
-    appears atomically (written next to it, then moved), so a reader never sees half of it.
-    Returns the output path.
-    """
-    fmt = _export_format(out_path, fmt)
-    keep = (store_path,)
-    out = check_target(out_path, keep, overwrite=overwrite)
-    df = load(store_path)
-
-    def write(tmp: str) -> None:
-        if fmt == "parquet":
-            df.to_parquet(tmp, index=False, engine="pyarrow")
-        else:
-            df.to_csv(tmp, index=False)
-
-    return atomic_write(out, write, protect=keep, overwrite=overwrite)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from .._checks import check_positive_int
+from .._checks import check_positive, check_positive_int
 from ..init import InitScheme, get_init
 from .after_training import after_training_table
 from .kernels import nngp, ntk
@@ -109,8 +109,7 @@ def init_stability_bound(
 
     E||g|| <= sqrt(E||g||^2), combined with the exact identity E|g.delta| = eps kappa_d ||g||.
     """
-    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be a positive number, got {eps!r}")
+    eps = check_positive("eps", eps)
     return (
         eps * kappa(in_dim, region) * math.sqrt(expected_grad_sq_norm(init, in_dim, width, depth))
     )

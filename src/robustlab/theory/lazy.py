@@ -33,15 +33,25 @@ by ~10-20% from depth 3 on; under ``ntk_param`` they differ at every depth.
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 
-from .._checks import check_positive_int, short
+from .._checks import check_positive_int
 from ..init import InitScheme, get_init
+from ._lazy_checks import (
+    PARTS,
+    as_labels,
+    as_points,
+    check_eps_region,
+    check_jitter,
+    check_label_scale,
+    check_model,
+    check_parts,
+    check_t_lr,
+)
 from .lazy_moments import (
     DEFAULT_JITTER,
     MAX_JITTER,
@@ -53,11 +63,6 @@ from .lazy_moments import (
 )
 
 __all__ = ["LazyLimitResult", "lazy_limit", "lazy_limit_p"]
-
-MODELS = ("network", "linearized")
-# The parts of the gradient law g ~ N(mu, C) that lazy_limit computes: "mean" (mu, the
-# kernel-regression part) and "cov" (C, what is left of f_0); P itself needs both.
-PARTS = ("mean", "cov")
 
 
 @dataclass(frozen=True)
@@ -153,90 +158,6 @@ class LazyLimitResult:
         return pd.DataFrame([self.row()])
 
 
-def _as_points(name: str, x: object, dtype: torch.dtype) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor) or x.ndim < 2 or x.shape[0] < 1:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be a tensor of shape (N, d) with N >= 1, got {shape}")
-    x = x.reshape(x.shape[0], -1).to(dtype)
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return x
-
-
-def _as_labels(y: object, n: int, dtype: torch.dtype) -> torch.Tensor:
-    if not isinstance(y, torch.Tensor) or not y.is_floating_point():
-        raise ValueError(
-            "y_train must be a float tensor of shape (N,) or (N, 1) (one output: binary "
-            "+-1 or regression labels)"
-        )
-    if y.numel() != n or (y.ndim == 2 and y.shape[1] != 1) or y.ndim > 2:
-        raise ValueError(f"y_train must have shape ({n},) or ({n}, 1), got {tuple(y.shape)}")
-    return y.reshape(n).to(dtype)
-
-
-def check_eps_region(eps: object, region: object) -> float:
-    """eps as a float (positive, finite) after checking region is ``ball`` or ``sphere``."""
-    if region not in ("ball", "sphere"):
-        raise ValueError(f"region must be one of ball, sphere, got {region!r}")
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < math.inf:
-        raise ValueError(f"eps must be a positive finite number, got {eps!r}")
-    return float(eps)
-
-
-def check_model(model: object) -> str:
-    """``model`` if it is one of :data:`MODELS`, else a ValueError listing them."""
-    if model not in MODELS:
-        raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
-    return str(model)
-
-
-def check_parts(parts: object) -> tuple[str, ...]:
-    """``parts`` (a name or a sequence of names from :data:`PARTS`) as a tuple in PARTS
-    order; it must include ``"mean"`` (the covariance alone would save no time)."""
-    names = (parts,) if isinstance(parts, str) else parts
-    if not isinstance(names, (tuple, list)):
-        raise ValueError(
-            f"parts must be a tuple of names from {', '.join(PARTS)}, got {short(parts)}"
-        )
-    for name in names:
-        if name not in PARTS:
-            raise ValueError(f"parts must name some of {', '.join(PARTS)}, got {short(name)}")
-    if "mean" not in names:
-        raise ValueError(f'parts must include "mean" (("mean",) or {PARTS}), got {short(parts)}')
-    return tuple(p for p in PARTS if p in names)
-
-
-def check_label_scale(label_scale: object) -> tuple[list[float], bool]:
-    """(the label scales c as floats, whether a sequence was given): a finite number, or a
-    non-empty sequence of them."""
-    if isinstance(label_scale, torch.Tensor):
-        label_scale = label_scale.tolist()  # 0-d: a number, 1-d: a list
-    batched = not isinstance(label_scale, numbers.Real)
-    if batched and (isinstance(label_scale, str) or not isinstance(label_scale, Iterable)):
-        raise ValueError(
-            f"label_scale must be a number or a sequence of numbers, got {short(label_scale)}"
-        )
-    scales = list(label_scale) if batched else [label_scale]
-    if not scales:
-        raise ValueError("label_scale must not be an empty sequence")
-    for c in scales:
-        if isinstance(c, bool) or not isinstance(c, numbers.Real) or not math.isfinite(c):
-            raise ValueError(f"label scales must be finite numbers, got {short(c)}")
-    return [float(c) for c in scales], batched
-
-
-def check_t_lr(t: object, lr: object) -> tuple[int | None, float | str]:
-    if t is not None:
-        if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 0:
-            raise ValueError(f"t must be None (converged) or an integer >= 0, got {t!r}")
-        t = int(t)
-    if lr is None or lr == "auto":
-        return t, "auto"
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (0 < lr < math.inf):
-        raise ValueError(f'lr must be a positive number, "auto" or None, got {lr!r}')
-    return t, float(lr)
-
-
 def lazy_limit(
     x_train: torch.Tensor,
     y_train: torch.Tensor,
@@ -323,8 +244,7 @@ def lazy_limit(
     (arXiv 1902.06720), eqs. 9-11; Arora et al., NeurIPS 2019 (arXiv 1904.11955).
     """
     eps = check_eps_region(eps, region)
-    if not isinstance(jitter, numbers.Real) or not 0 <= jitter <= MAX_JITTER:
-        raise ValueError(f"jitter must be a number in [0, {MAX_JITTER:g}], got {jitter!r}")
+    jitter = check_jitter(jitter, MAX_JITTER)
     depth = check_positive_int("depth", depth)
     n_directions = check_positive_int("n_directions", n_directions)
     chunk = check_positive_int("chunk", chunk)
@@ -332,13 +252,13 @@ def lazy_limit(
     model = check_model(model)
     parts = check_parts(parts)
     scales, batched = check_label_scale(label_scale)
-    x = _as_points("x_train", x_train, dtype)
-    xt = _as_points("x_test", x_test, dtype).to(x.device)
+    x = as_points("x_train", x_train, dtype)
+    xt = as_points("x_test", x_test, dtype).to(x.device)
     if xt.shape[1] != x.shape[1]:
         raise ValueError(f"x_test has dimension {xt.shape[1]}, x_train {x.shape[1]}")
-    y = _as_labels(y_train, x.shape[0], dtype).to(x.device)
+    y = as_labels(y_train, x.shape[0], dtype).to(x.device)
     scheme = get_init(init)
-    args = (x, y, xt, scheme, depth, width, t, lr, float(jitter))
+    args = (x, y, xt, scheme, depth, width, t, lr, jitter)
     if "cov" in parts:
         mom = limit_moments(*args, chunk, model)
         proj = project(mom, n_directions, seed, chunk)
@@ -381,40 +301,22 @@ def lazy_limit(
 
 
 def lazy_limit_p(
-    x_train: torch.Tensor,
-    y_train: torch.Tensor,
-    x_eval: torch.Tensor,
-    *,
-    init: str | InitScheme,
-    depth: int,
-    eps: float,
-    region: str = "ball",
-    t: int | None = None,
-    lr: float | str | None = None,
-    width: int | None = None,
-    model: str = "network",
-    seed: int = 0,
+    x_train: torch.Tensor, y_train: torch.Tensor, x_eval: torch.Tensor, **options: Any
 ) -> float:
-    """The lazy limit's P (mean-abs form) for one trained cell: ``lazy_limit(...).p``.
+    """The lazy limit's P (mean-abs form) for one trained cell:
+    ``lazy_limit(x_train, y_train, x_eval, **options).p``.
 
-    For a sweep: the cell's training data, its evaluation points and eps; ``t`` / ``lr`` /
-    ``width`` as in :func:`lazy_limit` (default: converged, m -> infinity); ``model``
-    ``"linearized"`` for cells of the linearized regime (P of Taylor models),
-    ``"network"`` for networks trained as initialized. Cost for N
-    training and n evaluation points in dimension d: O(N^3 + n d N^2) (about 1 s on two CPU
-    cores for N = n = 1000, d = 10), no network is built.
+    ``options`` are the keywords of :func:`lazy_limit` (``init``, ``depth`` and ``eps``
+    required; by default converged, m -> infinity). For a sweep: the cell's training data,
+    its evaluation points and eps; ``model`` ``"linearized"`` for cells of the linearized
+    regime (P of Taylor models), ``"network"`` for networks trained as initialized. P needs
+    both parts of the gradient law and one label scale, so ``parts`` and a sequence of label
+    scales are refused. Cost for N training and n evaluation points in dimension d:
+    O(N^3 + n d N^2) (about 1 s on two CPU cores for N = n = 1000, d = 10), no network is
+    built.
     """
-    return lazy_limit(
-        x_train,
-        y_train,
-        x_eval,
-        init=init,
-        depth=depth,
-        eps=eps,
-        region=region,
-        t=t,
-        lr=lr,
-        width=width,
-        model=model,
-        seed=seed,
-    ).p
+    if "parts" in options:
+        raise ValueError("lazy_limit_p computes P, which needs every part: drop parts=")
+    if check_label_scale(options.get("label_scale", 1.0))[1]:
+        raise ValueError("lazy_limit_p takes one label_scale; lazy_limit takes a sequence")
+    return lazy_limit(x_train, y_train, x_eval, **options).p

@@ -1,6 +1,9 @@
-"""The lazy limit's gradient law: mean and covariance of the input gradient, and P from them.
+"""The lazy limit's gradient law: mean and covariance of the input gradient.
 
-The formulas are stated in :mod:`robustlab.theory.lazy`; this module computes them.
+The formulas are stated in :mod:`robustlab.theory.lazy`; this module computes them, and
+:mod:`._lazy_summary` the P values from them (:func:`project`, :func:`summarize`,
+:func:`summarize_mean`, importable from here).
+
 For N training points, n evaluation points in dimension d: the NTK and NNGP on the
 training points (N x N), one factorization (Cholesky when converged, an eigendecomposition
 for t steps), then per block of evaluation points the d x N gradient matrices G and H
@@ -17,13 +20,13 @@ pairs; memory O(N^2 + n d).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from .._checks import check_memory, check_positive_int
 from ..init import get_init
+from ._lazy_summary import COV_NUMBERS, project, summarize, summarize_mean
 from .kernels import _NEAR, angular, cosines, layer_variances, unit_difference, width_free
 
 __all__ = [
@@ -191,15 +194,24 @@ def _kernel_width(init, d: int, depth: int, width: int | None, t, lr) -> int:
     return INF_WIDTH
 
 
-def _f0_var(s: list[float], v: list[float], m: int, dtype: torch.dtype) -> float:
-    """D_L = K(x, x) / |x|^2, the NNGP at c = 1 - rho = 0: Cov grad f_0(x) = D_L I."""
-    return float(angular(torch.zeros((), dtype=dtype), s, v, m)[0])
+def _layers(x: torch.Tensor, init, depth: int, width: int | None, t, lr):
+    """``(m, s, v, D_L)``: the width the kernels are evaluated at (:func:`_kernel_width`),
+    the layers' effective and stored-weight variances, and D_L = K(x, x) / |x|^2, the NNGP
+    at c = 1 - rho = 0 (Cov grad f_0(x) = D_L I)."""
+    m = _kernel_width(init, x.shape[1], depth, width, t, lr)
+    s, v = layer_variances(init, x.shape[1], m, depth)
+    return m, s, v, float(angular(torch.zeros((), dtype=x.dtype), s, v, m)[0])
+
+
+def _norms(x: torch.Tensor) -> torch.Tensor:
+    """|x_i| (N,) of the rows of x (N, d), clamped to the smallest positive number."""
+    return torch.clamp(torch.linalg.vector_norm(x, dim=1), min=torch.finfo(x.dtype).tiny)
 
 
 def _unit_and_scale(xc: torch.Tensor, nc: torch.Tensor):
     """|x| (c,), u = x / |x| (c, d) and |x_j| = (|x| |x_j|) / |x| (c, N) from ``cosines``'
-    norms ``nc`` (c, N); norms clamped to the smallest positive number."""
-    nxc = torch.clamp(torch.linalg.vector_norm(xc, dim=1), min=torch.finfo(xc.dtype).tiny)
+    norms ``nc`` (c, N); norms clamped (:func:`_norms`)."""
+    nxc = _norms(xc)
     return nxc, xc / nxc[:, None], nc / nxc[:, None]
 
 
@@ -234,8 +246,7 @@ def limit_moments(
         limit_bytes(n, xt.shape[0], d, chunk, x.dtype.itemsize),
         "use fewer points (n_train, n_test) or lower-dimensional data",
     )
-    m = _kernel_width(init, d, depth, width, t, lr)
-    s, v = layer_variances(init, d, m, depth)
+    m, s, v, f0_var = _layers(x, init, depth, width, t, lr)
     norms, comp = cosines(x, x)
     k_ang, th_ang = angular(comp, s, v, m)
     kxx, theta = norms * k_ang, norms * th_ang
@@ -243,9 +254,8 @@ def limit_moments(
     ay = a @ y
     qy = q @ y
     qkq = float((q * (kxx @ q)).sum())  # tr(Q K Q^T), Q symmetric
-    f0_var = _f0_var(s, v, m, x.dtype)
 
-    xn = torch.clamp(torch.linalg.vector_norm(x, dim=1), min=torch.finfo(x.dtype).tiny)
+    xn = _norms(x)
     mus, covs = [], []
     eye = torch.eye(d, dtype=x.dtype, device=x.device)
     for lo in range(0, xt.shape[0], chunk):
@@ -320,12 +330,10 @@ def limit_mean(x, y, xt, init, depth, width, t, lr, jitter, model="network") -> 
         mean_bytes(n, xt.shape[0], d, x.dtype.itemsize),
         "use fewer training points (n_train)",
     )
-    m = _kernel_width(init, d, depth, width, t, lr)
-    s, v = layer_variances(init, d, m, depth)
+    m, s, v, f0_var = _layers(x, init, depth, width, t, lr)
     w, step, ratio, rel, jit_abs = _train_weights(_train_ntk(x, s, v, m), y, t, lr, jitter)
-    f0_var = _f0_var(s, v, m, x.dtype)
 
-    xn = torch.clamp(torch.linalg.vector_norm(x, dim=1), min=torch.finfo(x.dtype).tiny)
+    xn = _norms(x)
     ux = x / xn[:, None]  # u_j: (N, d)
     rows = max(1, _PAIR_BLOCK // n)
     outer = max(rows, _COSINE_BLOCK // n)
@@ -350,115 +358,3 @@ def limit_mean(x, y, xt, init, depth, width, t, lr, jitter, model="network") -> 
                 mu = mu.index_add(0, i, b[i, j, None] * diff)
             mus.append(mu)
     return LimitMean(torch.cat(mus), f0_var, step, ratio, rel, jit_abs, m, n)
-
-
-def _expected_abs(a: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    """E|N(a, s^2)| = s sqrt(2/pi) exp(-a^2 / 2 s^2) + a erf(a / (sqrt(2) s)); |a| at s = 0."""
-    safe = torch.clamp(s, min=1e-300)
-    z = a / (math.sqrt(2.0) * safe)
-    return s * math.sqrt(2.0 / math.pi) * torch.exp(-z * z) + a * torch.erf(z)
-
-
-def project(
-    mom: LimitMoments, n_directions: int, seed: int, chunk: int = 256
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mu . u, sqrt(u^T C u)) for ``n_directions`` unit directions u per point: (n, K) each.
-
-    Each point gets its own directions (normalised Gaussians from one generator seeded with
-    ``seed``, drawn point by point in order), so the points' Monte Carlo errors are
-    independent. mu . u scales with the labels, sqrt(u^T C u) does not: one projection
-    serves every label scale.
-    """
-    n, d = mom.mu.shape
-    gen = torch.Generator().manual_seed(seed)
-    dots, roots = [], []
-    for lo in range(0, n, chunk):
-        mc, cc = mom.mu[lo : lo + chunk], mom.cov[lo : lo + chunk]
-        g = torch.randn(mc.shape[0], n_directions, d, generator=gen, dtype=torch.float64)
-        u = (g / torch.linalg.vector_norm(g, dim=2, keepdim=True)).to(mc)  # (c, K, d)
-        dots.append((u @ mc[:, :, None])[..., 0])  # (c, K)
-        roots.append(torch.sqrt(torch.clamp(((u @ cc) * u).sum(2), min=0.0)))
-    return torch.cat(dots), torch.cat(roots)
-
-
-def _kernel_part(mu: torch.Tensor, eps: float, region: str) -> tuple[float, float, float]:
-    """(p_kernel, rms_kernel, mean_x |mu|^2) of mean gradients mu (n, d): the P of the mean
-    function, eps kappa_d mean_x |mu(x)| (exact: E_delta |mu . delta| = eps kappa_d |mu|),
-    and eps sqrt(c mean_x |mu|^2), c = :func:`~robustlab.theory.rms_factor`."""
-    from . import kappa, rms_factor  # defined in the package __init__, which imports us
-
-    d = mu.shape[1]
-    mu2 = float((mu * mu).sum(1).mean())
-    p_kernel = eps * kappa(d, region) * float(torch.linalg.vector_norm(mu, dim=1).mean())
-    return p_kernel, eps * math.sqrt(rms_factor(d, region) * mu2), mu2
-
-
-def _radial(eps: float, d: int, region: str) -> float:
-    """E r for delta = r u: eps d / (d + 1) in the ball, eps on the sphere."""
-    return eps * d / (d + 1) if region == "ball" else eps
-
-
-def _p_at_init(f0_var: float, radial: float) -> float:
-    """P of the untrained network, g ~ N(0, D_L I): E r sqrt(2/pi) sqrt(D_L)."""
-    return radial * math.sqrt(2 / math.pi) * math.sqrt(f0_var)
-
-
-def summarize(
-    mom: LimitMoments,
-    label_scale: float,
-    eps: float,
-    region: str,
-    proj: tuple[torch.Tensor, torch.Tensor],
-) -> dict:
-    """P, its parts and the expected training loss for labels ``label_scale * y``.
-
-    ``proj`` = :func:`project` (mom, ...); delta = r u with the radius r integrated
-    exactly (E r = eps d / (d + 1) in the ball, eps on the sphere).
-    """
-    from . import rms_factor  # defined in the package __init__, which imports us
-
-    mu = mom.mu * label_scale
-    n, d = mu.shape
-    radial = _radial(eps, d, region)
-    s = proj[1]
-    h = _expected_abs(proj[0] * label_scale, s)  # (n, K): E_init |g . u| per direction
-    k = h.shape[1]
-    per_point = radial * h.mean(1)
-    var = h.var(1).sum() if k > 1 else torch.tensor(math.nan)
-    c = rms_factor(d, region)
-    p_kernel, rms_kernel, mu2 = _kernel_part(mu, eps, region)
-    tr = float(torch.diagonal(mom.cov, dim1=1, dim2=2).sum(1).mean())
-    return {
-        "p": float(per_point.mean()),
-        "p_stderr": radial * math.sqrt(float(var) / k) / n,
-        "p_rms": eps * math.sqrt(c * (mu2 + tr)),
-        "p_kernel": p_kernel,
-        "p_init": radial * math.sqrt(2 / math.pi) * float(s.mean()),
-        "rms_kernel": rms_kernel,
-        "rms_init": eps * math.sqrt(c * max(tr, 0.0)),
-        "p_at_init": _p_at_init(mom.f0_var, radial),
-        "train_loss": 0.5 * (label_scale**2 * mom.qy2 + mom.qkq) / mom.n_train,
-        "per_point": per_point,
-        "grad_mean": mu,
-    }
-
-
-# What summarize_mean cannot know: each of these needs the covariance C (or tr(Q K Q)).
-COV_NUMBERS = ("p", "p_stderr", "p_rms", "p_init", "rms_init", "train_loss")
-
-
-def summarize_mean(mean: LimitMean, label_scale: float, eps: float, region: str) -> dict:
-    """The numbers of :func:`summarize` that the mean alone fixes, for labels
-    ``label_scale * y``: ``p_kernel``, ``rms_kernel``, ``p_at_init`` (D_L only) and
-    ``grad_mean``, the same expressions; those of :data:`COV_NUMBERS` NaN and ``per_point``
-    None."""
-    mu = mean.mu * label_scale
-    p_kernel, rms_kernel, _ = _kernel_part(mu, eps, region)
-    return {
-        **dict.fromkeys(COV_NUMBERS, math.nan),
-        "p_kernel": p_kernel,
-        "rms_kernel": rms_kernel,
-        "p_at_init": _p_at_init(mean.f0_var, _radial(eps, mu.shape[1], region)),
-        "per_point": None,
-        "grad_mean": mu,
-    }

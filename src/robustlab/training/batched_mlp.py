@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from ..models.mlp import MLP
+from ..models._mlp import MLP
 from .batched_losses import accuracy, labels_valid, targets
 from .config import TrainConfig
 from .ensemble import EnsembleData

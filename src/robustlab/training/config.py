@@ -13,8 +13,8 @@ from .._checks import (
     _int,
     _nonneg_int,
     _number,
-    _positive,
     _set,
+    check_positive,
     short,
 )
 from .losses import LOSSES, get_loss
@@ -36,7 +36,7 @@ def check_lr(path: str, value: object) -> str | float:
     if value == "auto":
         return "auto"
     if isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0:
-        return _positive(path, value)
+        return check_positive(path, value)
     _fail(path, f'expected a positive number or "auto", got {short(value)}')
 
 
@@ -110,15 +110,15 @@ class TrainConfig:
         _set(self, "steps", _int("steps", self.steps, maximum=MAX_STEPS))
         for key in ("target_loss", "checkpoint_loss"):
             if getattr(self, key) is not None:
-                _set(self, key, _positive(key, getattr(self, key)))
+                _set(self, key, check_positive(key, getattr(self, key)))
         if self.batch_size is not None:
             _set(self, "batch_size", _int("batch_size", self.batch_size))
         in_unit = lambda x: 0 <= x < 1  # noqa: E731
         _set(self, "momentum", _number("momentum", self.momentum, "a number in [0, 1)", in_unit))
-        _set(self, "alpha", _positive("alpha", self.alpha))
+        _set(self, "alpha", check_positive("alpha", self.alpha))
         _set(self, "max_retries", _nonneg_int("max_retries", self.max_retries))
         _bool("lr_backoff", self.lr_backoff)
-        _set(self, "blowup", _positive("blowup", self.blowup))
+        _set(self, "blowup", check_positive("blowup", self.blowup))
         _set(self, "power_iters", _int("power_iters", self.power_iters, maximum=MAX_STEPS))
         _set(self, "lr_probe", _int("lr_probe", self.lr_probe))
         if self.plateau is not None:

@@ -19,6 +19,7 @@ __all__ = [
     "EnsembleData",
     "check_same_forward",
     "ensemble_data",
+    "ensemble_inputs",
     "evaluating",
     "members_vmap",
     "stack",
@@ -77,18 +78,7 @@ def _as_xy(dataset, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
 def ensemble_data(dataset, E: int, base, regime, stacked, dtype, device) -> EnsembleData:
     """Shared (one dataset) or per-model (a list of E) training data, with f(x; w0) where
     the regime needs it."""
-    if isinstance(dataset, (list, tuple)):
-        if len(dataset) != E:
-            raise ValueError(f"got {len(dataset)} datasets for {E} models; pass one per model")
-        xy = [_as_xy(ds, dtype, device) for ds in dataset]
-        shapes = {(tuple(x.shape), tuple(y.shape)) for x, y in xy}
-        if len(shapes) != 1:
-            raise ValueError(f"per-model datasets must have equal shapes, got {sorted(shapes)}")
-        data = EnsembleData(
-            torch.stack([x for x, _ in xy]), torch.stack([y for _, y in xy]), True, None
-        )
-    else:
-        data = EnsembleData(*_as_xy(dataset, dtype, device), False, None)
+    data = ensemble_inputs(dataset, E, dtype, device)
     if regime.alpha_scaled:
 
         def out(p, x):
@@ -97,6 +87,21 @@ def ensemble_data(dataset, E: int, base, regime, stacked, dtype, device) -> Ense
         with torch.no_grad(), evaluating(base):
             data.f0 = vmap(out, in_dims=(0, 0 if data.per_model else None))(stacked, data.x)
     return data
+
+
+def ensemble_inputs(dataset, E: int, dtype, device) -> EnsembleData:
+    """Shared (one dataset) or per-model (a list of E) training data, without f(x; w0)."""
+    if isinstance(dataset, (list, tuple)):
+        if len(dataset) != E:
+            raise ValueError(f"got {len(dataset)} datasets for {E} models; pass one per model")
+        xy = [_as_xy(ds, dtype, device) for ds in dataset]
+        shapes = {(tuple(x.shape), tuple(y.shape)) for x, y in xy}
+        if len(shapes) != 1:
+            raise ValueError(f"per-model datasets must have equal shapes, got {sorted(shapes)}")
+        return EnsembleData(
+            torch.stack([x for x, _ in xy]), torch.stack([y for _, y in xy]), True, None
+        )
+    return EnsembleData(*_as_xy(dataset, dtype, device), False, None)
 
 
 def check_same_forward(models: list[nn.Module]) -> None:

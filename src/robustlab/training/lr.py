@@ -11,11 +11,10 @@ unchanged (the loss is divided by alpha^2), so the step is the same for any alph
 from __future__ import annotations
 
 import torch
-from torch.func import functional_call, vjp, vmap
+from torch.func import functional_call, vmap
 
-from .._func import jvp  # torch.func.jvp minus torch's own deprecation warning
+from .._func import ntk_vector_product
 from .batched_mlp import supports
-from .eigen_cache import EigenCache
 from .losses import curvature_bound
 from .optim import get_optimizer
 from .stacked_mlp import ntk_product
@@ -47,9 +46,7 @@ def ntk_top_eigenvalue(
         def f(p):
             return functional_call(model, p, (x,)).reshape(n, -1)
 
-        _, pull = vjp(f, params)
-        (jt_u,) = pull(u)
-        return jvp(f, (params,), (jt_u,))[1]
+        return ntk_vector_product(f, params)[1](u)
 
     E = next(iter(stacked.values())).shape[0]
     with torch.no_grad():
@@ -86,14 +83,11 @@ def auto_lr(
     which: list[bool],
     *,
     per_model: bool = False,
-    cache: EigenCache | None = None,
 ):
     """Per-model ``auto`` step sizes (None where ``which`` is False); ``x`` as in
     :func:`ntk_top_eigenvalue`. Under ``linearized`` the NTK is that of w0, the same.
 
-    The power iteration runs only for the members that need it, once per distinct
-    (weights, probe points): equal members, and members equal to one in ``cache`` (shared
-    by the ensembles of a sweep group), reuse its value (:class:`~.eigen_cache.EigenCache`).
+    The power iteration runs only for the members that need it, as one stack.
     """
     if not any(which):
         return [None] * len(which)
@@ -101,14 +95,12 @@ def auto_lr(
     if fixed is not None:  # adam: 1e-3
         return [fixed if w else None for w in which]
     probe = x[:, : config.lr_probe] if per_model else x[: config.lr_probe]
-
-    def compute(idx: list[int]) -> list[float]:
-        sub = {k: v[idx] for k, v in stacked.items()}
-        xs = probe[idx] if per_model else probe
-        return ntk_top_eigenvalue(model, sub, xs, config.power_iters, per_model=per_model).tolist()
-
-    cache = EigenCache() if cache is None else cache
-    lam = cache.eigenvalues(compute, model, stacked, probe, which, per_model, config.power_iters)
+    idx = [i for i, w in enumerate(which) if w]
+    sub = {k: v[idx] for k, v in stacked.items()}
+    xs = probe[idx] if per_model else probe
+    found = ntk_top_eigenvalue(model, sub, xs, config.power_iters, per_model=per_model).tolist()
+    lam = torch.zeros(len(which), dtype=torch.float64)
+    lam[idx] = torch.tensor(found, dtype=torch.float64)
     n_probe = probe.shape[1] if per_model else probe.shape[0]
     gn = lam.double().cpu() * curvature_bound(config.loss) / n_probe
     out = []

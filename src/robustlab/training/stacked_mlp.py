@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import torch
 
-from ..models.mlp import MLP
+from ..models._mlp import MLP
 
 __all__ = ["CHUNK_BYTES", "StackedMLP", "chunk_size", "ntk_product"]
 

@@ -17,11 +17,11 @@ from torch import nn
 from .._rng import seeded_rng
 from .batched_mlp import supports
 from .config import TrainConfig
-from .eigen_cache import EigenCache
 from .ensemble import (
     PROBE_POINTS,
     check_same_forward,
     ensemble_data,
+    ensemble_inputs,
     evaluating,
     members_vmap,
     stack,
@@ -36,7 +36,7 @@ from .result import TrainResult
 from .run_state import RunState
 from .step import Batches, check_step_kind, make_step
 
-__all__ = ["TrainResult", "train", "train_ensemble"]
+__all__ = ["TrainResult", "resolve_auto_lr", "train", "train_ensemble"]
 
 
 def _check(model: nn.Module, config: TrainConfig, x: torch.Tensor, y: torch.Tensor) -> int:
@@ -128,8 +128,8 @@ def train_ensemble(
     lrs: list[float | str] | None = None,
     generator: torch.Generator | None = None,
     step: str = "auto",
-    lr_cache: EigenCache | None = None,
     seeds: list[int] | None = None,
+    auto_lrs: list[float | None] | None = None,
 ) -> list[TrainResult]:
     """Train models of one architecture together as a vmapped ensemble.
 
@@ -140,8 +140,10 @@ def train_ensemble(
     state. A member that diverges is retried alone with half its step (``max_retries``).
     ``step`` picks the step's implementation (``auto``, ``vmap``, ``batched_mlp``): ``auto`` runs
     robustlab MLPs on the hand-written batched step, anything else on ``torch.func``.
-    ``lr_cache`` lets ensembles of one sweep group share ``lr="auto"``'s power iterations
-    where their members are equal (same w0, same data).
+    ``auto_lrs``: one per model, the step ``lr="auto"`` resolves to where the caller resolved
+    it already (:func:`resolve_auto_lr`; a sweep does once per initial network, for every
+    ensemble that trains it), None where it is resolved here; such a member starts there
+    and backs off like any ``auto`` member.
 
     Members whose training forward cannot run under ``vmap`` over them (one that draws random
     numbers, such as dropout: each member's draws would depend on the others; see
@@ -157,8 +159,8 @@ def train_ensemble(
     E = len(models)
     alphas = [config.alpha] * E if alphas is None else list(alphas)
     lrs_in = [config.lr] * E if lrs is None else list(lrs)
-    if len(alphas) != E or len(lrs_in) != E:
-        raise ValueError("alphas and lrs must have one entry per model")
+    if len(alphas) != E or len(lrs_in) != E or (auto_lrs is not None and len(auto_lrs) != E):
+        raise ValueError("alphas, lrs and auto_lrs must have one entry per model")
     # validated here, before any work: a bad alpha or lr raises TrainConfig's ValueError
     configs = [replace(config, alpha=a, lr=v) for a, v in zip(alphas, lrs_in, strict=True)]
     check_same_forward(models)
@@ -166,19 +168,19 @@ def train_ensemble(
     p0 = next(base.parameters())
     if seeds is not None and len(seeds) != E:
         raise ValueError("seeds must have one entry per model")
-    if E > 1 and not supports(base, config) and not members_vmap(models, _probe(dataset, p0)):
-        return _one_by_one(models, dataset, config, alphas, lrs_in, generator, step,
-                           lr_cache, seeds)  # fmt: skip
+    if _alone(models, dataset, config):
+        members = {"alphas": alphas, "lrs": lrs_in, "auto_lrs": auto_lrs, "seeds": seeds}
+        return _one_by_one(models, dataset, config, generator, step, members)
     if seeds is not None and E == 1:
         with seeded_rng(seeds[0], p0.device):
             return train_ensemble(models, dataset, config, alphas=alphas, lrs=lrs_in,
-                                  generator=generator, step=step, lr_cache=lr_cache)  # fmt: skip
+                                  generator=generator, step=step, auto_lrs=auto_lrs)  # fmt: skip
     initial = [copy.deepcopy(m) for m in models]
     stacked, buffers = stack(models), stack_buffers(models)
     data = ensemble_data(dataset, E, base, get_regime(config.regime), stacked, p0.dtype, p0.device)
     _check(base, config, *data.first())
     alpha_t = torch.tensor([c.alpha for c in configs], dtype=p0.dtype, device=p0.device)
-    lr_vals, adapt = _step_sizes(base, stacked, data, config, lrs_in, lr_cache)
+    lr_vals, adapt = _step_sizes(base, stacked, data, config, lrs_in, auto_lrs)
     state = generator.get_state() if generator is not None else None
     lr_t = torch.tensor(lr_vals, dtype=p0.dtype, device=p0.device)
     run = _fit(base, stacked, data, config, lr_t, alpha_t, generator, E > 1, adapt, step,
@@ -205,28 +207,72 @@ def _probe(dataset, p0: torch.Tensor) -> torch.Tensor:
     return first.x_train[:PROBE_POINTS].to(device=p0.device, dtype=p0.dtype)
 
 
-def _one_by_one(models, dataset, config, alphas, lrs, generator, step, lr_cache, seeds):
-    """Each member trained alone, from the same generator state (the ensemble's fallback)."""
+def _member(dataset, i: int):
+    """Model ``i``'s dataset: its own in a list of them, else the shared one."""
+    return dataset[i] if isinstance(dataset, (list, tuple)) else dataset
+
+
+def _alone(models: list[nn.Module], dataset, config: TrainConfig) -> bool:
+    """Whether an ensemble of ``models`` trains its members one by one (they do not vmap)."""
+    p0 = next(models[0].parameters())
+    return (
+        len(models) > 1
+        and not supports(models[0], config)
+        and not members_vmap(models, _probe(dataset, p0))
+    )
+
+
+def _one_by_one(models, dataset, config, generator, step, members: dict):
+    """Each member trained alone, from the same generator state (the ensemble's fallback).
+    ``members``: train_ensemble's per-model lists (``alphas``, ``lrs``, ...; or None)."""
     state = generator.get_state() if generator is not None else None
     results = []
     for i, model in enumerate(models):
         if generator is not None:
             generator.set_state(state)
+        one = {name: None if v is None else [v[i]] for name, v in members.items()}
         results += train_ensemble(
-            [model], dataset[i] if isinstance(dataset, (list, tuple)) else dataset, config,
-            alphas=[alphas[i]], lrs=[lrs[i]], generator=generator, step=step, lr_cache=lr_cache,
-            seeds=None if seeds is None else [seeds[i]],
-        )  # fmt: skip
+            [model], _member(dataset, i), config, generator=generator, step=step, **one
+        )
     return results
 
 
-def _step_sizes(base, stacked, data, config: TrainConfig, lrs_in: list, lr_cache):
-    """Each member's starting step (``auto`` resolved at init) and whether it may back off."""
-    auto = [v == "auto" for v in lrs_in]
+def resolve_auto_lr(models, dataset, config: TrainConfig, which=None) -> list[float | None]:
+    """The step ``lr="auto"`` gives each model where ``which`` is True (all by default; None
+    elsewhere), as ``train_ensemble(models, dataset, config)`` resolves it at init: one power
+    iteration over those members on ``models[0]``'s forward function (:func:`~.lr.auto_lr`),
+    or each member alone where the ensemble trains them one by one. A caller that trains one
+    initial network in several ensembles (a sweep's twins and alpha variants) resolves it
+    once and passes it on (``train_ensemble(..., auto_lrs=...)``).
+    """
+    which = [True] * len(models) if which is None else list(which)
+    check_same_forward(models)
+    if _alone(models, dataset, config):
+        return [
+            resolve_auto_lr([m], _member(dataset, i), config)[0] if w else None
+            for i, (m, w) in enumerate(zip(models, which, strict=True))
+        ]
+    base = models[0]
+    p0 = next(base.parameters())
+    stacked = stack(models)
+    data = ensemble_inputs(dataset, len(models), p0.dtype, p0.device)
+    _check(base, config, *data.first())
     with evaluating(base):  # at init; BatchNorm on its running statistics
-        lr_auto = auto_lr(base, stacked, data.x, config, auto, per_model=data.per_model,
-                          cache=lr_cache)  # fmt: skip
-    lr_vals = [float(v) if v != "auto" else lr_auto[i] for i, v in enumerate(lrs_in)]
+        return auto_lr(base, stacked, data.x, config, which, per_model=data.per_model)
+
+
+def _step_sizes(base, stacked, data, config: TrainConfig, lrs_in: list, auto_lrs):
+    """Each member's starting step (``auto`` resolved at init, where ``auto_lrs`` has no
+    value) and whether it may back off."""
+    auto = [v == "auto" for v in lrs_in]
+    given = [None] * len(auto) if auto_lrs is None else auto_lrs
+    need = [a and g is None for a, g in zip(auto, given, strict=True)]
+    with evaluating(base):  # at init; BatchNorm on its running statistics
+        found = auto_lr(base, stacked, data.x, config, need, per_model=data.per_model)
+    lr_vals = [
+        float(v) if v != "auto" else given[i] if given[i] is not None else found[i]
+        for i, v in enumerate(lrs_in)
+    ]
     full = get_optimizer(config.optimizer).full_batch
     return lr_vals, torch.tensor([a and config.lr_backoff and full for a in auto])
 

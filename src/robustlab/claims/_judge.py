@@ -17,7 +17,7 @@ The protocol, fixed before any verdict is looked at:
 4. Statistics (:mod:`robustlab.claims.stats`): per-seed fixed-effects slopes, t interval
    over seeds; ``supported`` / ``contradicted`` when the interval excludes 0 on the
    claimed / other side, else ``inconclusive``.
-5. Sensitivity (:mod:`robustlab.claims.sensitivity`): a directional verdict that does not
+5. Sensitivity (:func:`robustlab.claims.sensitivity`): a directional verdict that does not
    hold in at least ``Protocol.robust_share`` (80%) of the re-judged variants is reported as
    ``fragile``.
 
@@ -31,7 +31,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .._frames import numpy_dtypes, predictor_mask
+from .._frames import measured, numpy_dtypes, predictors, with_defaults
 from ..regime_facts import regime_facts
 from .catalog import CLAIMS, Claim
 from .protocol import Protocol
@@ -61,9 +61,9 @@ def base_rows(df: pd.DataFrame, *, at: str = "final", points: str = "test") -> p
     each regime fitted, with P > 0 (log P). For ``at="checkpoint"`` the runs that never
     reached the checkpoint loss appear with their final rows and ``reached_target = 0`` (so
     the matched-fit rule excludes and counts them); sweeps that recorded no checkpoint level
-    (no ``train.checkpoint_loss``) contribute their final rows. Columns added since older
-    stores default: ``sweep`` "", ``sweep_hash`` "", ``points`` "test", ``reached_target`` from
-    ``train_loss <= target_loss`` (or 1 when neither is known)."""
+    (no ``train.checkpoint_loss``) contribute their final rows. Columns rows from elsewhere
+    lack default as :func:`robustlab._frames.with_defaults` says (``reached_target`` from
+    ``train_loss <= target_loss``, or 1 when neither is known)."""
     df = numpy_dtypes(df).reset_index(drop=True)  # a concatenation may repeat labels
     missing = [c for c in _NEEDED if c not in df.columns]
     if missing and len(df):
@@ -72,43 +72,24 @@ def base_rows(df: pd.DataFrame, *, at: str = "final", points: str = "test") -> p
         return pd.DataFrame(
             columns=list(dict.fromkeys([*_NEEDED, *_KEYS, "cell", "reached_target"]))
         )
-    fill = {"sweep": "", "sweep_hash": "", "points": "test", "model": None, "cell": None}
-    for col, value in fill.items():
-        if col not in df.columns:
-            df = df.assign(**{col: value})
-    df = df.assign(
-        sweep_hash=df["sweep_hash"].fillna(""), points=df["points"].fillna("test"),
-        sweep=df["sweep"].fillna(""),
-    )  # fmt: skip
+    df = with_defaults(df)
     if df["cell"].isna().any():  # rows from elsewhere: a run is one (sweep, shape, seed)
         ident = df[["sweep", "init", "regime", "alpha", "width", "depth", "seed"]].astype(str)
         df = df.assign(cell=df["cell"].where(df["cell"].notna(), ident.agg("/".join, axis=1)))
     df = df[df["method"] != "pgd"]  # worst-case rows are reported beside P, never judged
-    d = df[(df["status"] == "ok") & (df["stage"] == at) & (df["points"] == points)]
+    d = measured(df, at, points)
     if at != "final":
-        fin = df[(df["status"] == "ok") & (df["stage"] == "final") & (df["points"] == points)]
+        fin = measured(df, "final", points)
         recorded = fin["sweep"].isin(d["sweep"]) & fin["sweep_hash"].isin(d["sweep_hash"])
         # runs that never reached this level: their final rows, to be excluded and counted
         missing = fin[recorded & ~fin["cell"].isin(d["cell"])].assign(reached_target=0.0)
         # sweeps that recorded no such level are judged at their final level
         d = pd.concat([d.assign(reached_target=1.0), missing, fin[~recorded]], ignore_index=True)
-    d = d[predictor_mask(d)]
-    p = pd.to_numeric(d["p_value"], errors="coerce")
-    d = d[np.isfinite(p) & (p > 0)]
+    d = predictors(d)
     # one order whatever order the cells were stored in (parallel workers finish in any
     # order), so sums over rows, and so the verdicts' last bits, do not depend on it
     order = [c for c in _ORDER if c in d.columns]
-    d = d.sort_values(order, kind="stable", ignore_index=True, na_position="first")
-    return d.assign(reached_target=_reached(d))
-
-
-def _reached(d: pd.DataFrame) -> pd.Series:
-    known = d["reached_target"] if "reached_target" in d.columns else pd.Series(np.nan, d.index)
-    if "target_loss" in d.columns and "train_loss" in d.columns:
-        by_loss = (d["train_loss"] <= d["target_loss"]).astype(float)
-        by_loss = by_loss.where(d["target_loss"].notna() & d["train_loss"].notna())
-        known = known.where(known.notna(), by_loss)
-    return known.fillna(1.0).astype(float)
+    return d.sort_values(order, kind="stable", ignore_index=True, na_position="first")
 
 
 def _x(c: Claim, d: pd.DataFrame) -> np.ndarray:

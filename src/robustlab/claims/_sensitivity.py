@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ._judge import base_rows, judge
 from .catalog import CLAIMS, Claim
-from .judge import base_rows, judge
 from .protocol import Protocol
 
 __all__ = ["sensitivity"]

@@ -17,7 +17,7 @@ from .._checks import check_memory, check_positive_int
 from ..init import PARAMETERIZATIONS, InitScheme, get_init
 from ._layers import attach_spec
 
-__all__ = ["MLP", "MLPSpec", "check_positive_int", "mlp", "n_params"]
+__all__ = ["MLP", "MLPSpec", "mlp", "mlp_from_spec", "n_params", "reinit"]
 
 MEAN_FIELD = "mean_field"  # the parameterization robustlab's mean-field MLPs record
 

@@ -26,12 +26,12 @@ maximum (an upper bound on the smallest margin).
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
+from .._checks import check_positive, check_positive_int
 from ._state import as_input, call, check_clip, check_eps, frozen, probe
 from .outputs import check_labels, check_output
 from .regions import REGIONS, Region, get_region
@@ -109,12 +109,6 @@ class AdversarialResult:
     clean_accuracy: float | None
     per_point: torch.Tensor = field(repr=False)
     x_adv: torch.Tensor = field(repr=False)
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 def _step_sizes(eps: float, steps: int, step_size: float | None) -> list[float]:
@@ -199,17 +193,12 @@ def adversarial(
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; choices: {', '.join(NORMS)}")
     threat = NORMS[norm]
-    steps = _positive_int("steps", steps)
-    restarts = _positive_int("restarts", restarts)
-    chunk_size = _positive_int("chunk_size", chunk_size)
-    if step_size is not None and (
-        isinstance(step_size, bool)
-        or not isinstance(step_size, numbers.Real)
-        or not math.isfinite(step_size)
-        or step_size <= 0
-    ):
-        raise ValueError(f"step_size must be a positive finite number, got {step_size!r}")
-    alphas = _step_sizes(eps, steps, None if step_size is None else float(step_size))
+    steps = check_positive_int("steps", steps, floats=False)
+    restarts = check_positive_int("restarts", restarts, floats=False)
+    chunk_size = check_positive_int("chunk_size", chunk_size, floats=False)
+    if step_size is not None:
+        step_size = check_positive("step_size", step_size)
+    alphas = _step_sizes(eps, steps, step_size)
     steps_out = check_output(output)
     if "label" in steps_out:
         raise ValueError("with y the attack lowers the margin; output='label' does not apply")

@@ -67,6 +67,7 @@ def permuted(rows: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     return d
 
 
+@pytest.mark.slow
 def test_permuted_axes_give_at_most_7_percent_directional_verdicts(rows):
     assert set(questions(rows)["claim"]) >= {"C1", "C2", "C3", "C4-he", "C4-ntk"}
     rng = np.random.default_rng(0)

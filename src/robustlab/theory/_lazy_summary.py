@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from .closed_forms import kappa, rms_factor
+
 if TYPE_CHECKING:
     from .lazy_moments import LimitMean, LimitMoments
 
@@ -53,7 +55,6 @@ def _kernel_part(mu: torch.Tensor, eps: float, region: str) -> tuple[float, floa
     """(p_kernel, rms_kernel, mean_x |mu|^2) of mean gradients mu (n, d): the P of the mean
     function, eps kappa_d mean_x |mu(x)| (exact: E_delta |mu . delta| = eps kappa_d |mu|),
     and eps sqrt(c mean_x |mu|^2), c = :func:`~robustlab.theory.rms_factor`."""
-    from . import kappa, rms_factor  # defined in the package __init__, which imports us
 
     d = mu.shape[1]
     mu2 = float((mu * mu).sum(1).mean())
@@ -83,7 +84,6 @@ def summarize(
     ``proj`` = :func:`project` (mom, ...); delta = r u with the radius r integrated
     exactly (E r = eps d / (d + 1) in the ball, eps on the sphere).
     """
-    from . import rms_factor  # defined in the package __init__, which imports us
 
     mu = mom.mu * label_scale
     n, d = mu.shape

@@ -125,16 +125,21 @@ def test_every_loss(loss, regime):
 
 
 def test_mse_on_class_labels_and_regression_targets():
-    """One-hot targets for k > 1 integer labels; float targets that are not +-1 give NaN
-    accuracy (per model when only some members' labels are +-1)."""
+    """One-hot targets for k > 1 integer labels; float targets of more than one magnitude
+    give NaN accuracy (per model when only some members' labels are +-c)."""
     cfg = TrainConfig(lr=0.05, steps=6)
     assert_same(*both(nets(2, d=64, k=3), digits(), cfg))
     reg = [sphere(s) for s in range(2)]
-    reg[1] = replace(reg[1], y_train=reg[1].y_train * 0.5)
+    y = reg[1].y_train
+    reg[1] = replace(reg[1], y_train=y * (1 + torch.arange(len(y), dtype=y.dtype) / len(y)))
     ref, got = both(nets(2), reg, cfg)
     assert_same(ref, got)
     assert not math.isnan(got[0].history["accuracy"][0])
     assert math.isnan(got[1].history["accuracy"][0])
+    scaled = [sphere(0), replace(sphere(1), y_train=sphere(1).y_train * 0.5)]  # +-c labels
+    ref, got = both(nets(2), scaled, cfg)
+    assert_same(ref, got)
+    assert all(not math.isnan(r.history["accuracy"][0]) for r in got)
 
 
 def test_chunks_of_members_change_nothing(monkeypatch):

@@ -151,3 +151,15 @@ def test_refusals_exit_2_with_one_line(tmp_path, capsys, change, message):
     err = capsys.readouterr().err.strip()
     assert err.startswith("robustlab: error: ") and message in err and "\n" not in err
     assert not store.exists()
+
+
+def test_accuracy_reads_the_sign_of_labels_scaled_by_c():
+    from robustlab.training.losses import accuracy
+
+    out = torch.tensor([[0.5], [-2.0], [0.1], [-0.3]], dtype=torch.float64)
+    y = torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=torch.float64)
+    for c in (0.1, 1.0, 3.0):
+        assert accuracy(out, c * y).item() == 0.75
+    assert torch.isnan(accuracy(out, torch.tensor([0.2, -1.0, 0.4, 1.0], dtype=torch.float64)))
+    batched = torch.func.vmap(accuracy)(out.expand(2, 4, 1), torch.stack([y, 3 * y]))
+    assert batched.tolist() == [0.75, 0.75]

@@ -49,19 +49,21 @@ def cross_entropy(g: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None = Non
 
 
 def accuracy(g: torch.Tensor, y: torch.Tensor, valid) -> torch.Tensor:
-    """Per-model :func:`~.losses.accuracy` of g (E, N, k): argmax for classes, sign(g) = y
-    for one output, NaN where ``valid`` (a bool, or (E,) per model) is False."""
+    """Per-model :func:`~.losses.accuracy` of g (E, N, k): argmax for classes, sign(g) =
+    sign(y) for one output, NaN where ``valid`` (a bool, or (E,) per model) is False."""
     if g.shape[2] > 1:
         return (g.argmax(2) == y.long()).to(g.dtype).mean(1)
-    acc = (torch.sign(g[..., 0]) == y.to(g.dtype)).to(g.dtype).mean(1)
+    acc = (torch.sign(g[..., 0]) == torch.sign(y.to(g.dtype))).to(g.dtype).mean(1)
     if isinstance(valid, torch.Tensor):
         return torch.where(valid, acc, torch.full_like(acc, float("nan")))
     return acc if valid else torch.full_like(acc, float("nan"))
 
 
 def labels_valid(y: torch.Tensor, per_model: bool):
-    """Whether labels allow a sign accuracy (ints, or floats all +-1): a bool, or (E,)."""
+    """Whether labels allow a sign accuracy (ints, or floats all +-c for one c > 0: binary
+    labels times a label scale): a bool, or (E,)."""
     if not y.is_floating_point():
         return True
-    ok = (y == 1) | (y == -1)
-    return bool(ok.all()) if not per_model else ok.reshape(y.shape[0], -1).all(1)
+    size = y.abs().reshape(y.shape[0], -1) if per_model else y.abs().reshape(1, -1)
+    ok = ((size == size.amax(1, keepdim=True)) & (size > 0)).all(1)
+    return bool(ok.all()) if not per_model else ok

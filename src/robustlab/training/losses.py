@@ -104,14 +104,16 @@ def curvature_bound(name: str) -> float:
 
 
 def accuracy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Fraction correct: sign(g) = y for one output and +-1 labels, argmax for classes.
+    """Fraction correct: sign(g) = sign(y) for one output and binary labels +-c (+-1 times
+    any label scale c > 0), argmax for classes.
 
-    For regression targets (float labels that are not +-1) it returns NaN.
+    For regression targets (float labels of more than one magnitude) it returns NaN.
     """
     if out.shape[1] > 1:
         return (out.argmax(1) == y.long()).to(out.dtype).mean()
-    acc = (torch.sign(out.reshape(-1)) == y.to(out.dtype)).to(out.dtype).mean()
-    if not y.is_floating_point():
-        return acc
-    signs = ((y == 1) | (y == -1)).all()  # no data-dependent branch: vmap over y works
-    return torch.where(signs, acc, torch.full_like(acc, float("nan")))
+    y = y.to(out.dtype)
+    acc = (torch.sign(out.reshape(-1)) == torch.sign(y)).to(out.dtype).mean()
+    size = y.abs()
+    # no data-dependent branch: vmap over y works
+    binary = ((size == size.amax()) & (size > 0)).all()
+    return torch.where(binary, acc, torch.full_like(acc, float("nan")))

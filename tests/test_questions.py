@@ -14,6 +14,7 @@ import pytest
 from robustlab.claims.questions import (
     crossovers,
     depth_questions,
+    depth_shape,
     label_model,
     questions,
     width_questions,
@@ -156,3 +157,20 @@ def test_the_judge_needs_no_torch():
         "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+@pytest.mark.parametrize("law", ["exponential", "polynomial"])
+def test_the_depth_shape_is_told_from_its_law(law):
+    """log P = 0.3 L or 0.3 * 4 log L (same range of values), per-seed noise: the better fit
+    is the law the data follow, in most seeds; the first step and the tail are the law's."""
+    rng = np.random.default_rng(8)
+    depths = np.arange(2, 9)
+    rows = []
+    for s in range(6):
+        for L in depths:
+            mean = 0.3 * L if law == "exponential" else 1.2 * math.log(L)
+            rows.append({"seed": s, "depth": L, "p_value": math.exp(mean + 0.01 * rng.normal())})
+    shape = depth_shape(pd.DataFrame(rows))
+    assert shape["shape"] == law and int(shape["shape_seeds"].split()[0]) >= 5
+    first = 0.3 if law == "exponential" else 1.2 * math.log(3 / 2)
+    assert shape["step_first_low"] <= first <= shape["step_first_high"]

@@ -9,7 +9,8 @@ Where Protocol 1 gives each claim one verdict at a matched level of fit, Protoco
   proportion to N? Per seed and N the peak of the mean log P over the inits
   (:func:`~.estimators.peak_location`), then the exponent of peak width against N
   (:func:`~.estimators.scaling_exponent`).
-- **C3 / C4-he / C4-ntk** (depth, linearized runs) per label scale c, and per
+- **C3 / C4-he / C4-ntk** (depth, linearized runs) per label scale c, with the shape of
+  log P in depth (:func:`depth_shape`: exponential or polynomial, first step and tail), and per
   initialization the ratio r* = ||y|| / ||f0(X)|| where d log P / d depth changes sign
   (:func:`~.estimators.crossover`), from the finite runs and from the exact lazy limit.
 
@@ -38,6 +39,7 @@ __all__ = [
     "QuestionsProtocol",
     "crossovers",
     "depth_questions",
+    "depth_shape",
     "label_model",
     "questions",
     "width_questions",
@@ -249,10 +251,56 @@ def depth_questions(df: pd.DataFrame, protocol: QuestionsProtocol | None = None)
                     "label_scale": float(c),
                     "y_f0_ratio": float(g["y_f0_ratio"].median()),
                     **_verdict_row(slopes, float(x.max() - x.min()), sign, protocol),
+                    **depth_shape(g, protocol),
                     "train_loss_max": float(g["train_loss"].max()),
                 }
             )
     return pd.DataFrame(out)
+
+
+def depth_shape(g: pd.DataFrame, protocol: QuestionsProtocol | None = None) -> dict:
+    """How log P depends on depth L, per seed (the paper's abstract contrasts exponential and
+    polynomial growth in depth):
+
+    - ``shape``: the better of log P = a + b L (``exponential``) and log P = a + b log L
+      (``polynomial``) by the pooled residual sum of squares over seeds (each seed its own
+      intercept and slope); ``shape_seeds``: in how many seeds that fit is the better one.
+    - ``step_first``: the mean over seeds of log P(L_min + 1) - log P(L_min) (the first
+      step, 2 -> 3 in the presets) with its t interval; ``tail_slope``: the mean over
+      seeds of the slope of log P on L over L >= L_min + 1, per layer.
+    """
+    protocol = protocol or QuestionsProtocol()
+    rss = {"exponential": [], "polynomial": []}
+    steps, tails = [], []
+    for _, h in g.groupby("seed"):
+        by_depth = np.log(h["p_value"].to_numpy(float))
+        depth = h["depth"].to_numpy(float)
+        mean = pd.Series(by_depth).groupby(depth).mean()
+        if len(mean) < 3:
+            continue
+        L, y = mean.index.to_numpy(float), mean.to_numpy()
+        for name, x in (("exponential", L), ("polynomial", np.log(L))):
+            fit = np.polyval(np.polyfit(x, y, 1), x)
+            rss[name].append(float(np.sum((y - fit) ** 2)))
+        steps.append(float(y[1] - y[0]))
+        tails.append(float(np.polyfit(L[1:], y[1:], 1)[0]) if len(L) >= 3 else math.nan)
+    if not steps:
+        return {"shape": "", "shape_seeds": ""}
+    e, q = np.asarray(rss["exponential"]), np.asarray(rss["polynomial"])
+    shape = "exponential" if e.sum() <= q.sum() else "polynomial"
+    better = int(np.sum(e <= q)) if shape == "exponential" else int(np.sum(q < e))
+    step, step_lo, step_hi = t_interval(steps, protocol.level)
+    tail, tail_lo, tail_hi = t_interval(tails, protocol.level)
+    return {
+        "shape": shape,
+        "shape_seeds": f"{better} of {len(steps)}",
+        "step_first": step,
+        "step_first_low": step_lo,
+        "step_first_high": step_hi,
+        "tail_slope": tail,
+        "tail_low": tail_lo,
+        "tail_high": tail_hi,
+    }
 
 
 def crossovers(df: pd.DataFrame, protocol: QuestionsProtocol | None = None) -> pd.DataFrame:

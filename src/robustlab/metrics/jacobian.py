@@ -20,8 +20,9 @@ from collections.abc import Callable, Iterator
 import torch
 
 from ._state import as_input, call, frozen, jvp, probe
+from ._task import Task
 from .outputs import check_labels, check_output
-from .regions import Region, jacobian_norms
+from .regions import jacobian_norms
 
 __all__ = ["input_jacobians"]
 
@@ -92,19 +93,12 @@ def input_jacobians(
 
 
 def jacobian_stability(
-    model: Callable,
-    x: torch.Tensor,
-    eps: float,
-    region: Region,
-    k: int,
-    n_samples: int,
-    generator: torch.Generator | None,
-    chunk: int,
-    steps: tuple,
-    y: torch.Tensor | None,
-    progress: Callable[[int, int], None] | None,
+    task: Task, k: int, n_samples: int, generator: torch.Generator | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-point P (Monte Carlo on exact J), its standard error and the exact RMS form."""
+    """Per-point P (Monte Carlo on exact J, ``k`` outputs, ``n_samples`` draws per point),
+    its standard error and the exact RMS form."""
+    model, x, eps, region, chunk = task.model, task.x, task.eps, task.region, task.chunk
+    steps, y, progress = task.steps, task.y, task.progress
     n, d = x.shape[0], x[0].numel()
     width = d if region.extra_dims is None else min(k, d)  # entries per draw per point
     block = max(1, SAMPLE_BLOCK // (n_samples * width))

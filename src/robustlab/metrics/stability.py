@@ -28,6 +28,7 @@ import torch
 
 from .._checks import check_positive_int
 from ._state import as_input, call, check_clip, check_eps, frozen, jvp, probe
+from ._task import Task
 from .jacobian import jacobian_stability
 from .outputs import check_labels, check_output
 from .regions import REGIONS as _REGIONS
@@ -123,7 +124,9 @@ def input_gradients(
     return torch.cat(list(_gradient_chunks(model, x, chunk_size, need, "", steps, y)))
 
 
-def _exact(model, x, eps: float, region: Region, chunk: int, steps, y, progress):
+def _exact(task: Task):
+    model, x, eps, region, chunk = task.model, task.x, task.eps, task.region, task.chunk
+    steps, y, progress = task.steps, task.y, task.progress
     d, n = x[0].numel(), x.shape[0]
     need = "method 'exact' needs a scalar output"
     norms, done = [], 0
@@ -173,19 +176,17 @@ def exact_from_gradients(grads: torch.Tensor, eps: float, region: str = "ball") 
 
 
 def _sampled(
-    model: Callable,
-    x: torch.Tensor,
-    eps: float,
-    region: Region,
+    task: Task,
     n_samples: int,
     generator: torch.Generator | None,
     finite_difference: bool,
-    max_rows: int,
-    steps: tuple = (),
-    y: torch.Tensor | None = None,
     clip: tuple[float, float] | None = None,
-    progress: Callable[[int, int], None] | None = None,
 ):
+    """Per-point P and its standard error from ``n_samples`` draws per point: J delta by a
+    JVP, or f(x + delta) - f(x) with ``finite_difference`` (clamped to ``clip``); at most
+    ``task.chunk`` rows per batched call."""
+    model, x, eps, region, max_rows = task.model, task.x, task.eps, task.region, task.chunk
+    steps, y, progress = task.steps, task.y, task.progress
     n, d = x.shape[0], x[0].numel()
     flat = x.reshape(n, d)
     sums = torch.zeros(n, dtype=torch.float64)
@@ -318,15 +319,12 @@ def perturbation_stability(
         )
     n_used = 0 if method == "exact" else n_samples or DEFAULT_SAMPLES[method]
     per_rms = None
+    task = Task(model, x, eps, reg, chunk_size, steps, y, progress)
     if method == "exact":
-        per_point, per_se, per_rms = _exact(model, x, eps, reg, chunk_size, steps, y, progress)
+        per_point, per_se, per_rms = _exact(task)
     elif method == "jacobian":
-        per_point, per_se, per_rms = jacobian_stability(
-            model, x, eps, reg, k, n_used, generator, chunk_size, steps, y, progress
-        )
+        per_point, per_se, per_rms = jacobian_stability(task, k, n_used, generator)
     else:
         fd = method == "finite_difference"
-        per_point, per_se = _sampled(
-            model, x, eps, reg, n_used, generator, fd, chunk_size, steps, y, clip, progress
-        )
+        per_point, per_se = _sampled(task, n_used, generator, fd, clip)
     return _result(per_point, per_se, per_rms, method, n_used, eps, reg.name)

@@ -18,7 +18,7 @@ import torch
 from .._checks import check_positive_int
 from ..init import get_init
 from .lazy import check_eps_region, check_model, check_t_lr
-from .lazy_moments import DEFAULT_JITTER, limit_moments, project, summarize
+from .lazy_moments import DEFAULT_JITTER, LimitProblem, limit_moments, project, summarize
 
 __all__ = ["after_training_table", "SPHERE_DEFAULTS"]
 
@@ -98,7 +98,8 @@ def after_training_table(
     combos = [(s, L, w, v) for s in schemes for L in depths for w in widths for v in models]
     rows = []
     for done, (scheme, depth, width, model) in enumerate(combos, 1):
-        mom = limit_moments(x, y, x_eval, scheme, depth, width, t, lr, DEFAULT_JITTER, 256, model)
+        problem = LimitProblem(x, y, x_eval, scheme, depth, width, t, lr, DEFAULT_JITTER, model)
+        mom = limit_moments(problem, 256)
         proj = project(mom, n_directions, seed)
         for c in scales:
             out = summarize(mom, c, eps, region, proj)

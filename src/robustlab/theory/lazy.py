@@ -55,6 +55,7 @@ from ._lazy_checks import (
 from .lazy_moments import (
     DEFAULT_JITTER,
     MAX_JITTER,
+    LimitProblem,
     limit_mean,
     limit_moments,
     project,
@@ -258,14 +259,14 @@ def lazy_limit(
         raise ValueError(f"x_test has dimension {xt.shape[1]}, x_train {x.shape[1]}")
     y = as_labels(y_train, x.shape[0], dtype).to(x.device)
     scheme = get_init(init)
-    args = (x, y, xt, scheme, depth, width, t, lr, jitter)
+    problem = LimitProblem(x, y, xt, scheme, depth, width, t, lr, jitter, model)
     if "cov" in parts:
-        mom = limit_moments(*args, chunk, model)
+        mom = limit_moments(problem, chunk)
         proj = project(mom, n_directions, seed, chunk)
         outs = [summarize(mom, c, eps, region, proj) for c in scales]
         cov = mom.cov
     else:
-        mom = limit_mean(*args, model)
+        mom = limit_mean(problem)
         outs = [summarize_mean(mom, c, eps, region) for c in scales]
         cov, n_directions = None, 0
     d = x.shape[1]

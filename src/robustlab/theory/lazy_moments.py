@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import check_memory, check_positive_int
-from ..init import get_init
+from ..init import InitScheme, get_init
 from ._lazy_summary import COV_NUMBERS, project, summarize, summarize_mean
 from .kernels import _NEAR, angular, cosines, layer_variances, unit_difference, width_free
 
@@ -35,6 +35,7 @@ __all__ = [
     "COV_NUMBERS",
     "LimitMean",
     "LimitMoments",
+    "LimitProblem",
     "limit_bytes",
     "limit_mean",
     "limit_moments",
@@ -230,15 +231,33 @@ def _slope_terms(val, slope, cc, scale):
     return scale * (val + cc * slope), scale * slope
 
 
-def limit_moments(
-    x, y, xt, init, depth, width, t, lr, jitter, chunk, model="network"
-) -> LimitMoments:
-    """mu (n, d) for labels y and C (n, d, d) at the points xt; see :class:`LimitMoments`.
+@dataclass(frozen=True)
+class LimitProblem:
+    """The inputs of :func:`limit_moments` and :func:`limit_mean`, already validated:
+    x (N, d) training points, y (N,) labels, xt (n, d) evaluation points, of one dtype; the
+    init scheme, depth and ``width`` (None: m -> infinity, or an int) of the network; the
+    training time ``t`` (inf: converged) and step ``lr`` (a number or ``"auto"``), the
+    kernel ``jitter``, and ``model`` ("network" or "linearized")."""
 
-    Inputs already validated: x (N, d), y (N,), xt (n, d) of one dtype; ``lr`` a number or
-    ``"auto"``; ``width`` None (m -> infinity) or an int. Refused before any allocation when
+    x: torch.Tensor
+    y: torch.Tensor
+    xt: torch.Tensor
+    init: InitScheme
+    depth: int
+    width: int | None
+    t: float
+    lr: float | str
+    jitter: float
+    model: str = "network"
+
+
+def limit_moments(problem: LimitProblem, chunk: int) -> LimitMoments:
+    """mu (n, d) for labels y and C (n, d, d) at the points xt; see :class:`LimitMoments`.
+    ``chunk`` evaluation points at a time. Refused before any allocation when
     :func:`limit_bytes` exceeds this machine's memory.
     """
+    x, y, xt, init, depth, width = _unpack(problem)
+    t, lr, jitter, model = problem.t, problem.lr, problem.jitter, problem.model
     n, d = x.shape
     check_memory(
         "n_train",
@@ -308,10 +327,14 @@ def _train_ntk(x: torch.Tensor, s: list[float], v: list[float], m: int) -> torch
     return norms * (torch.tril(ang) + torch.tril(ang, -1).T)
 
 
-def limit_mean(x, y, xt, init, depth, width, t, lr, jitter, model="network") -> LimitMean:
+def _unpack(problem: LimitProblem) -> tuple:
+    return problem.x, problem.y, problem.xt, problem.init, problem.depth, problem.width
+
+
+def limit_mean(problem: LimitProblem) -> LimitMean:
     """mu (n, d) = G A y at the points xt, without the covariance; see :class:`LimitMean`.
 
-    The inputs of :func:`limit_moments`, and its mu up to rounding, computed as
+    The problem of :func:`limit_moments`, and its mu up to rounding, computed as
 
         w = A y                          (one Cholesky solve, or U (filt * U^T y) at finite t)
         mu(x) = u (sum_j along_j w_j) + sum_j across_j w_j (u_j - u)     (:func:`_slope_terms`)
@@ -323,6 +346,8 @@ def limit_mean(x, y, xt, init, depth, width, t, lr, jitter, model="network") -> 
     the rest in blocks of _PAIR_BLOCK pairs. Refused before any allocation when
     :func:`mean_bytes` exceeds this machine's memory.
     """
+    x, y, xt, init, depth, width = _unpack(problem)
+    t, lr, jitter, model = problem.t, problem.lr, problem.jitter, problem.model
     n, d = x.shape
     check_memory(
         "n_train",

@@ -9,7 +9,7 @@ retried alone with half the step.
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -54,18 +54,27 @@ def _check(model: nn.Module, config: TrainConfig, x: torch.Tensor, y: torch.Tens
     return k
 
 
-def _fit(base, stacked, data, cfg: TrainConfig, lrs, alphas, generator, batched, adapt, kind,
-         buffers=None):  # fmt: skip
-    """Run the step loop on stacked params; returns the finished :class:`RunState`.
+@dataclass(frozen=True)
+class _Members:
+    """The runs one step loop trains: stacked initial params, (E,) step sizes, and which
+    runs halve their step when the loss rises (``lr="auto"`` back-off)."""
+
+    stacked: dict[str, torch.Tensor]
+    lrs: torch.Tensor
+    adapt: torch.Tensor
+
+
+def _fit(step, members: _Members, data, cfg: TrainConfig, generator):
+    """Run the step loop of ``step`` (:func:`~.step.make_step`) on ``members``; returns the
+    finished :class:`RunState`.
 
     The loss is evaluated at w_0, ..., w_T (T = ``cfg.steps``): the point after the last
     update is checked for divergence like every other, and the histories have T + 1 columns.
     """
-    step = make_step(base, cfg, data, stacked, alphas, batched, kind, buffers)
     batches = Batches(cfg, data, generator)
-    params = {k: v.clone() for k, v in stacked.items()}
+    params = {k: v.clone() for k, v in members.stacked.items()}
     opt = init_state(cfg.optimizer, params)
-    run = RunState(cfg, lrs, adapt)
+    run = RunState(cfg, members.lrs, members.adapt)
     for t in range(cfg.steps + 1):
         x, y, f0 = batches.at(t)
         last = t == cfg.steps  # evaluate the final weights only; no update follows
@@ -183,8 +192,8 @@ def train_ensemble(
     lr_vals, adapt = _step_sizes(base, stacked, data, config, lrs_in, auto_lrs)
     state = generator.get_state() if generator is not None else None
     lr_t = torch.tensor(lr_vals, dtype=p0.dtype, device=p0.device)
-    run = _fit(base, stacked, data, config, lr_t, alpha_t, generator, E > 1, adapt, step,
-               buffers)  # fmt: skip
+    loop = make_step(base, config, data, stacked, alpha_t, E > 1, step, buffers)
+    run = _fit(loop, _Members(stacked, lr_t, adapt), data, config, generator)
     results = []
     for i in range(E):
         retries, lr_i, run_i, j = 0, lr_vals[i], run, i
@@ -195,8 +204,9 @@ def train_ensemble(
             one = {k: v[i : i + 1] for k, v in stacked.items()}
             one_buf = {k: v[i : i + 1] for k, v in buffers.items()}
             lr_1 = torch.tensor([lr_i], dtype=p0.dtype, device=p0.device)
-            run_i = _fit(base, one, data.member(i), config, lr_1, alpha_t[i : i + 1],
-                         generator, False, adapt[i : i + 1], step, one_buf)  # fmt: skip
+            alone = data.member(i)
+            loop = make_step(base, config, alone, one, alpha_t[i : i + 1], False, step, one_buf)
+            run_i = _fit(loop, _Members(one, lr_1, adapt[i : i + 1]), alone, config, generator)
         results.append(_result(run_i, j, initial[i], replace(configs[i], lr=lr_i), retries))
     return results
 

@@ -118,8 +118,24 @@ def _step_sizes(eps: float, steps: int, step_size: float | None) -> list[float]:
     return [eps * (1.0 + math.cos(math.pi * t / steps)) for t in range(steps)]
 
 
-def _pgd_chunk(f, x0, y0, eps, norm, steps, restarts, alphas, clip, generator, margin):
+@dataclass(frozen=True)
+class _Attack:
+    """One PGD attack's settings: radius, threat model (norm), steps, restarts, step sizes
+    per step, input box, and whether it maximises the margin loss."""
+
+    eps: float
+    norm: Norm
+    steps: int
+    restarts: int
+    alphas: object
+    clip: tuple[float, float] | None
+    margin: bool
+
+
+def _pgd_chunk(f, x0, y0, attack: _Attack, generator):
     """Best objective (to maximise) and its x' for one chunk of points (B, d) rows."""
+    eps, norm, steps, restarts = attack.eps, attack.norm, attack.steps, attack.restarts
+    alphas, clip, margin = attack.alphas, attack.clip, attack.margin
     b, d = x0.shape
     base = None if margin else f(x0, y0).detach()
 
@@ -216,14 +232,13 @@ def adversarial(
         return call(model, z.reshape(z.shape[0], *shape[1:]), shape, output=steps_out, y=rows_y)
 
     flat = x.reshape(n, d)
+    attack = _Attack(eps, threat, steps, restarts, alphas, clip, margin)
     bests, xs, clean = [], [], []
     with frozen(model), torch.enable_grad():
         for start in range(0, n, chunk_size):
             x0 = flat[start : start + chunk_size]
             y0 = None if y is None else y[start : start + chunk_size]
-            best, best_x = _pgd_chunk(
-                f, x0, y0, eps, threat, steps, restarts, alphas, clip, generator, margin
-            )
+            best, best_x = _pgd_chunk(f, x0, y0, attack, generator)
             bests.append(best.double().cpu())
             xs.append(best_x.detach())
             if margin:

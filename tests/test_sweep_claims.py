@@ -26,9 +26,23 @@ def test_claims_default_to_none_and_leave_the_config_as_it_was():
     assert tagged.claims == ("C1", "C2")  # catalog order: listing order changes no hash
     assert tagged.to_dict()["claims"] == ["C1", "C2"]
     assert load_config(tagged.to_dict()) == tagged
-    assert tagged.hash == load_config(BASE | {"claims": ["C1", "C2"]}).hash != plain.hash
-    # what is measured is the same: the cells (and their stored rows) are those of the plain one
+    # claims say how the sweep is reported, not what is run: the sweep's identity and its
+    # cells (and their stored rows) are those of the plain one
+    assert tagged.hash == plain.hash
     assert [c.hash for c in tagged.cells()] == [c.hash for c in plain.cells()]
+
+
+def test_a_store_takes_a_sweep_that_differs_only_in_its_claims(tmp_path):
+    from robustlab.sweep import Store, load_configs
+
+    path = tmp_path / "s.db"
+    plain, tagged = load_config(BASE), load_config(BASE | {"claims": ["C1"]})
+    with Store(path) as store:
+        assert store.record_sweep(plain.to_dict())
+        assert not store.record_sweep(tagged.to_dict())  # the same sweep: its claims now kept
+    assert [c.get("claims") for c in load_configs(path)] == [["C1"]]
+    with Store(path) as store, pytest.raises(ValueError, match="different config"):
+        store.record_sweep(load_config(BASE | {"seeds": 2}).to_dict())
 
 
 @pytest.mark.parametrize(

@@ -81,3 +81,8 @@ RENAMED: dict[str, str] = {"at": "stage"}
 WORST_METHODS = ("pgd",)
 
 STATUSES = ("ok", "diverged", "failed")
+
+# keys of a sweep config that say how its results are reported, not what is run: they are
+# left out of the sweep's identity (SweepConfig.hash, the rows' sweep_hash) and a store
+# takes a config that differs from the one it holds only in them as the same sweep
+PRESENTATION_KEYS = ("claims",)

@@ -56,7 +56,7 @@ from ._store_read import (
     read_results,
     reading,
 )
-from .schema import COLUMNS, RENAMED, STATUSES, WORST_METHODS
+from .schema import COLUMNS, PRESENTATION_KEYS, RENAMED, STATUSES, WORST_METHODS
 
 __all__ = [
     "APPLICATION_ID",
@@ -81,6 +81,12 @@ def _torch_version() -> str | None:
         return version("torch")
     except PackageNotFoundError:
         return None
+
+
+def _identity(config: Mapping[str, Any]) -> str:
+    """A sweep config's identity: its canonical JSON less the keys that only say how it is
+    reported (:data:`~.schema.PRESENTATION_KEYS`)."""
+    return _canonical_json({k: v for k, v in config.items() if k not in PRESENTATION_KEYS})
 
 
 def _canonical_json(obj: Any) -> str:
@@ -241,12 +247,19 @@ class Store:
             held = self._conn.execute(
                 "SELECT config_json FROM sweeps WHERE name = ?", (config["name"],)
             ).fetchall()
-            if held and all(h != text for (h,) in held):
+            same = [h for (h,) in held if _identity(json.loads(h)) == _identity(config)]
+            if held and not same:
                 where = _first_difference(json.loads(held[0][0]), json.loads(text))
                 raise ValueError(
                     f"sweep {config['name']!r} is already in '{self.path}' with a different "
                     f"config ({where}); give the changed sweep a new name or use another store"
                 )
+            if same and text not in same:  # the same sweep, reported otherwise: keep the new
+                self._conn.execute(
+                    "UPDATE sweeps SET config_json = ? WHERE name = ? AND config_json = ?",
+                    (text, config["name"], same[0]),
+                )
+                return False
             cur = self._conn.execute(
                 "INSERT OR IGNORE INTO sweeps"
                 " (name, config_json, created_at, robustlab_version, torch_version)"

@@ -73,7 +73,8 @@ def test_permuted_axes_give_at_most_7_percent_directional_verdicts(rows):
     rng = np.random.default_rng(0)
     hits: dict[tuple, int] = {}
     for _ in range(PERMUTATIONS):
-        t = questions(permuted(rows, rng))
+        # without the variants: fragile only turns directional verdicts into fragile ones
+        t = questions(permuted(rows, rng), fragility=False)
         t = t[t["claim"] != "C12-peak"]
         keys = zip(t["claim"], t["label_scale"].fillna(1.0), strict=True)
         for key, verdict in zip(keys, t["verdict"], strict=True):

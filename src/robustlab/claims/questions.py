@@ -18,7 +18,10 @@ Verdicts: ``supported`` / ``contradicted here`` when the two-sided t test over s
 a zero slope after Holm's adjustment over the family of directional verdicts in the table
 (:func:`~.estimators.holm`); ``flat`` when two one-sided tests put the effect across the
 swept range within :data:`FLAT_MARGIN` (:func:`~.estimators.equivalence`); else
-``inconclusive``. This module imports no torch.
+``inconclusive``. A supported or contradicted slope is ``fragile`` when a meaningful factor
+reverses its sign (:func:`variants`: the training points, the swept range without its lowest
+or highest value; and another data set): the column ``reversed_by`` names them. Leaving a
+seed out is not a factor (it measures lost power). This module imports no torch.
 """
 
 from __future__ import annotations
@@ -36,12 +39,14 @@ from .stats import seed_slopes, t_interval
 __all__ = [
     "DEPTH_CLAIMS",
     "FLAT_MARGIN",
+    "VARIANTS",
     "QuestionsProtocol",
     "crossovers",
     "depth_questions",
     "depth_shape",
     "label_model",
     "questions",
+    "variants",
     "width_questions",
 ]
 
@@ -87,7 +92,7 @@ def label_model(config_json: object) -> str:
     return "flip" if noise > 0 else "clean"
 
 
-def _rows(df: pd.DataFrame) -> pd.DataFrame:
+def _rows(df: pd.DataFrame, points: str = "test") -> pd.DataFrame:
     """ok rows of P at the final stage on test points, of the network itself, P > 0, with
     a ``labels`` column (:func:`label_model`); columns older rows lack get their defaults."""
     defaults = {"label_scale": 1.0, "y_f0_ratio": math.nan, "p_lazy_limit": math.nan,
@@ -96,7 +101,7 @@ def _rows(df: pd.DataFrame) -> pd.DataFrame:
     d = df[
         (df["status"] == "ok")
         & (df["stage"] == "final")
-        & (df["points"].fillna("test") == "test")
+        & (df["points"].fillna("test") == points)
         & (df["method"] != "pgd")
     ]
     d = d[pd.to_numeric(d["p_value"], errors="coerce") > 0]
@@ -127,14 +132,18 @@ def _verdict_row(slopes: np.ndarray, span: float, sign: int, protocol: Questions
     }
 
 
-def width_questions(df: pd.DataFrame, protocol: QuestionsProtocol | None = None) -> pd.DataFrame:
+def width_questions(
+    df: pd.DataFrame, protocol: QuestionsProtocol | None = None, variant: str | None = None
+) -> pd.DataFrame:
     """C1, C2 and C12-peak per (dataset, label model): one row each (see module docstring).
 
     Rows used: standard two-layer runs at the final stage. Per seed, log P on log width with
     a free intercept per (N, init) (:func:`~.stats.seed_slopes`); the t test over seeds.
+    ``variant`` (one of :data:`VARIANTS`) re-judges C1 and C2 on the training points or
+    without the lowest / highest width of each claim's range at each N.
     """
     protocol = protocol or QuestionsProtocol()
-    d = _rows(df)
+    d = _rows(df, "train" if variant == "training points" else "test")
     d = d[(d["regime"] == "standard") & (d["depth"] == 2)]
     # width sweeps only: a sweep with fewer than three widths (e.g. the depth preset's
     # standard twins at depth 2) says nothing about the width curve
@@ -152,6 +161,7 @@ def width_questions(df: pd.DataFrame, protocol: QuestionsProtocol | None = None)
             ("C1", ratio <= protocol.below, +1),
             ("C2", ratio >= protocol.above, -1),
         ):
+            mask = _trimmed(g["width"], g["n_train"], mask, variant)
             _, slopes = seed_slopes(x[mask], y[mask], seeds[mask], groups[mask])
             span = _span(g[mask])
             out.append(
@@ -163,8 +173,19 @@ def width_questions(df: pd.DataFrame, protocol: QuestionsProtocol | None = None)
                     "train_loss_max": float(g.loc[mask, "train_loss"].max()),
                 }
             )
-        out.append({"claim": "C12-peak", **base, **_peak(g, protocol)})
+        if variant is None:
+            out.append({"claim": "C12-peak", **base, **_peak(g, protocol)})
     return pd.DataFrame(out)
+
+
+def _trimmed(x: pd.Series, by: pd.Series, mask: np.ndarray, variant: str | None) -> np.ndarray:
+    """``mask`` less the rows at the lowest (or highest) value of ``x`` among the masked rows
+    of each value of ``by``, for the variants that trim the swept range."""
+    if variant not in ("without the lowest value", "without the highest value"):
+        return mask
+    inside = x.where(mask)
+    edge = inside.groupby(by).transform("min" if "lowest" in variant else "max")
+    return mask & (x != edge).to_numpy()
 
 
 def _ns(g: pd.DataFrame) -> str:
@@ -234,11 +255,17 @@ def _peak(g: pd.DataFrame, protocol: QuestionsProtocol) -> dict:
     }
 
 
-def depth_questions(df: pd.DataFrame, protocol: QuestionsProtocol | None = None) -> pd.DataFrame:
-    """C3, C4-he, C4-ntk per (dataset, label scale) on the linearized runs: one row each."""
+def depth_questions(
+    df: pd.DataFrame, protocol: QuestionsProtocol | None = None, variant: str | None = None
+) -> pd.DataFrame:
+    """C3, C4-he, C4-ntk per (dataset, label scale) on the linearized runs: one row each;
+    ``variant`` as in :func:`width_questions` (the range trimmed in depth)."""
     protocol = protocol or QuestionsProtocol()
-    d = _rows(df)
+    d = _rows(df, "train" if variant == "training points" else "test")
     d = d[d["regime"] == "linearized"]
+    if len(d):
+        keep = _trimmed(d["depth"], d["label_scale"], np.ones(len(d), bool), variant)
+        d = d[keep]
     out = []
     for claim, (init, sign) in DEPTH_CLAIMS.items():
         for (dataset, c), g in d[d["init"] == init].groupby(["dataset", "label_scale"]):
@@ -251,7 +278,7 @@ def depth_questions(df: pd.DataFrame, protocol: QuestionsProtocol | None = None)
                     "label_scale": float(c),
                     "y_f0_ratio": float(g["y_f0_ratio"].median()),
                     **_verdict_row(slopes, float(x.max() - x.min()), sign, protocol),
-                    **depth_shape(g, protocol),
+                    **(depth_shape(g, protocol) if variant is None else {}),
                     "train_loss_max": float(g["train_loss"].max()),
                 }
             )
@@ -334,9 +361,73 @@ def crossovers(df: pd.DataFrame, protocol: QuestionsProtocol | None = None) -> p
     return pd.DataFrame(out)
 
 
-def questions(df: pd.DataFrame, protocol: QuestionsProtocol | None = None) -> pd.DataFrame:
+# the meaningful factors a verdict must survive (Protocol 2, "fragile"); the data set is a
+# fourth, read across the table's rows. A second level of fit is not yet one: the step at
+# which a run reached its checkpoint level is not stored.
+VARIANTS = ("training points", "without the lowest value", "without the highest value")
+_ROW_KEYS = ["claim", "dataset", "labels", "label_scale"]
+
+
+def variants(df: pd.DataFrame, protocol: QuestionsProtocol | None = None) -> pd.DataFrame:
+    """Every directional claim re-judged under each of :data:`VARIANTS`: one row per
+    (claim, dataset, label model or scale, variant) with its slope and interval."""
+    protocol = protocol or QuestionsProtocol()
+    out = []
+    for variant in VARIANTS:
+        t = pd.concat(
+            [width_questions(df, protocol, variant), depth_questions(df, protocol, variant)],
+            ignore_index=True,
+        )
+        if len(t):
+            out.append(t.assign(variant=variant))
+    if not out:
+        return pd.DataFrame(columns=[*_ROW_KEYS, "variant", "slope", "ci_low", "ci_high"])
+    v = pd.concat(out, ignore_index=True)
+    for key in _ROW_KEYS:
+        if key not in v:
+            v[key] = np.nan
+    return v[[*_ROW_KEYS, "variant", "slope", "ci_low", "ci_high", "n_seeds"]]
+
+
+def _reversed_by(table: pd.DataFrame, var: pd.DataFrame) -> list[str]:
+    """Per row of ``table``, the factors whose slope has the other sign than a significant
+    main slope ("; "-joined; "" where none or the slope is not significant)."""
+    out = []
+    for _, row in table.iterrows():
+        if row.get("verdict") not in ("supported", "contradicted here"):
+            out.append("")
+            continue
+        same = np.ones(len(var), bool)
+        for key in _ROW_KEYS:
+            a = var[key].to_numpy(object)
+            b = row.get(key)
+            same &= np.array([x == b or (pd.isna(x) and pd.isna(b)) for x in a])
+        rows = var[same]
+        signs = np.sign(rows["slope"].to_numpy(float))
+        factors = [
+            f for f, s in zip(rows["variant"], signs, strict=True) if s == -np.sign(row["slope"])
+        ]
+        others = table[
+            (table["claim"] == row["claim"])
+            & (table["dataset"] != row["dataset"])
+            & table["verdict"].isin(["supported", "contradicted here"])
+            & (np.sign(table["slope"]) == -np.sign(row["slope"]))
+        ]
+        if "label_scale" in table and pd.notna(row.get("label_scale")):
+            others = others[others["label_scale"] == row["label_scale"]]
+        if len(others):
+            factors.append("data set")
+        out.append("; ".join(factors))
+    return out
+
+
+def questions(
+    df: pd.DataFrame, protocol: QuestionsProtocol | None = None, *, fragility: bool = True
+) -> pd.DataFrame:
     """The Protocol 2 table: width and depth rows, with Holm's adjustment over the
-    directional rows (C1, C2, C3, C4-*) and the verdict of each row."""
+    directional rows (C1, C2, C3, C4-*) and the verdict of each row; ``fragility=False``
+    skips the variants (no ``fragile`` verdict: a faster upper bound on the directional
+    verdicts, for simulations)."""
     protocol = protocol or QuestionsProtocol()
     table = pd.concat(
         [width_questions(df, protocol), depth_questions(df, protocol)], ignore_index=True
@@ -360,5 +451,11 @@ def questions(df: pd.DataFrame, protocol: QuestionsProtocol | None = None) -> pd
         else:
             verdict = "inconclusive"
         table.loc[table.index[i], "verdict"] = verdict
+    for key in _ROW_KEYS:
+        if key not in table:
+            table[key] = np.nan
+    table["reversed_by"] = _reversed_by(table, variants(df, protocol)) if fragility else ""
+    fragile = table["reversed_by"] != ""
+    table.loc[fragile, "verdict"] = "fragile"
     table.attrs["family"] = int(np.isfinite(p.to_numpy(float)).sum())
     return table

@@ -26,15 +26,15 @@ seed out is not a factor (it measures lost power). This module imports no torch.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from .estimators import crossover, equivalence, holm, peak_location, scaling_exponent, t_pvalue
-from .stats import seed_slopes, t_interval
+from ._qbase import FLAT_MARGIN, QuestionsProtocol, _rows, _trimmed, _verdict_row, label_model
+from ._qdepth import DEPTH_CLAIMS, crossovers, depth_questions, depth_shape
+from .estimators import holm, peak_location, scaling_exponent
+from .stats import seed_slopes
 
 __all__ = [
     "DEPTH_CLAIMS",
@@ -49,87 +49,6 @@ __all__ = [
     "variants",
     "width_questions",
 ]
-
-FLAT_MARGIN = math.log(1.05)  # flat: |effect across the swept range| < 5% (in log P)
-# claim -> (init, expected sign of d log P / d depth) on linearized runs
-DEPTH_CLAIMS = {"C3": ("lecun", -1), "C4-he": ("he", +1), "C4-ntk": ("ntk", +1)}
-
-
-@dataclass(frozen=True)
-class QuestionsProtocol:
-    """Every choice of Protocol 2, in one place (``docs/claims.md``, "Protocol 2").
-
-    Attributes:
-        below, above: C1 uses the widths with p/N <= ``below``, C2 those with p/N >= ``above``.
-        level: confidence level of the intervals and 1 - the Holm family-wise error.
-        flat_margin: the equivalence margin on log P across the swept range.
-        peak_share: the share of seeds that must show an interior peak at every N.
-        exponent_margin: proportional growth means an exponent within 1 +- this margin.
-        peak_level: the level of the exponent's interval for ``supported`` (two one-sided
-            tests at (1 - peak_level) / 2 each).
-    """
-
-    below: float = 0.5
-    above: float = 2.0
-    level: float = 0.95
-    flat_margin: float = FLAT_MARGIN
-    peak_share: float = 0.8
-    exponent_margin: float = 0.25
-    peak_level: float = 0.90
-
-
-def label_model(config_json: object) -> str:
-    """``gauss`` (regression targets plus Gaussian noise), ``flip`` (+-1 labels with flips),
-    ``clean`` or ``other``, read from a cell's config JSON (its ``data`` section)."""
-    try:
-        data = json.loads(str(config_json)).get("data", {})
-    except (ValueError, AttributeError):
-        return "other"
-    options = data.get("options", data)
-    noise = float(options.get("label_noise", 0.0) or 0.0)
-    if options.get("task") == "regression":
-        return "gauss" if noise > 0 else "clean"
-    return "flip" if noise > 0 else "clean"
-
-
-def _rows(df: pd.DataFrame, points: str = "test") -> pd.DataFrame:
-    """ok rows of P at the final stage on test points, of the network itself, P > 0, with
-    a ``labels`` column (:func:`label_model`); columns older rows lack get their defaults."""
-    defaults = {"label_scale": 1.0, "y_f0_ratio": math.nan, "p_lazy_limit": math.nan,
-                "points": "test", "config_json": None, "train_loss": math.nan}  # fmt: skip
-    df = df.assign(**{k: v for k, v in defaults.items() if k not in df.columns})
-    d = df[
-        (df["status"] == "ok")
-        & (df["stage"] == "final")
-        & (df["points"].fillna("test") == points)
-        & (df["method"] != "pgd")
-    ]
-    d = d[pd.to_numeric(d["p_value"], errors="coerce") > 0]
-    if d.empty:
-        return d.assign(labels=pd.Series(dtype=str))
-    models = {c: label_model(c) for c in d["config_json"].dropna().unique()}
-    return d.assign(labels=d["config_json"].map(models).fillna("other"))
-
-
-def _verdict_row(slopes: np.ndarray, span: float, sign: int, protocol: QuestionsProtocol) -> dict:
-    """Slope, interval, p-value and the flat test of per-seed slopes over a range ``span``."""
-    mean, low, high = t_interval(slopes, protocol.level)
-    flat, flat_p = (
-        equivalence(slopes, protocol.flat_margin / span)
-        if span > 0 and len(slopes) >= 2
-        else (False, math.nan)
-    )
-    return {
-        "expected_sign": "+" if sign > 0 else "-",
-        "slope": mean,
-        "ci_low": low,
-        "ci_high": high,
-        "p": t_pvalue(slopes),
-        "flat": flat,
-        "flat_p": flat_p,
-        "effect": math.exp(mean * span) if math.isfinite(mean) else math.nan,
-        "n_seeds": len(slopes),
-    }
 
 
 def width_questions(
@@ -176,16 +95,6 @@ def width_questions(
         if variant is None:
             out.append({"claim": "C12-peak", **base, **_peak(g, protocol)})
     return pd.DataFrame(out)
-
-
-def _trimmed(x: pd.Series, by: pd.Series, mask: np.ndarray, variant: str | None) -> np.ndarray:
-    """``mask`` less the rows at the lowest (or highest) value of ``x`` among the masked rows
-    of each value of ``by``, for the variants that trim the swept range."""
-    if variant not in ("without the lowest value", "without the highest value"):
-        return mask
-    inside = x.where(mask)
-    edge = inside.groupby(by).transform("min" if "lowest" in variant else "max")
-    return mask & (x != edge).to_numpy()
 
 
 def _ns(g: pd.DataFrame) -> str:
@@ -253,112 +162,6 @@ def _peak(g: pd.DataFrame, protocol: QuestionsProtocol) -> dict:
         "exponent_high": k_hi,
         "n_seeds": int(p["seed"].nunique()),
     }
-
-
-def depth_questions(
-    df: pd.DataFrame, protocol: QuestionsProtocol | None = None, variant: str | None = None
-) -> pd.DataFrame:
-    """C3, C4-he, C4-ntk per (dataset, label scale) on the linearized runs: one row each;
-    ``variant`` as in :func:`width_questions` (the range trimmed in depth)."""
-    protocol = protocol or QuestionsProtocol()
-    d = _rows(df, "train" if variant == "training points" else "test")
-    d = d[d["regime"] == "linearized"]
-    if len(d):
-        keep = _trimmed(d["depth"], d["label_scale"], np.ones(len(d), bool), variant)
-        d = d[keep]
-    out = []
-    for claim, (init, sign) in DEPTH_CLAIMS.items():
-        for (dataset, c), g in d[d["init"] == init].groupby(["dataset", "label_scale"]):
-            x = g["depth"].to_numpy(float)
-            _, slopes = seed_slopes(x, np.log(g["p_value"].to_numpy(float)), g["seed"].to_numpy())
-            out.append(
-                {
-                    "claim": claim,
-                    "dataset": dataset,
-                    "label_scale": float(c),
-                    "y_f0_ratio": float(g["y_f0_ratio"].median()),
-                    **_verdict_row(slopes, float(x.max() - x.min()), sign, protocol),
-                    **(depth_shape(g, protocol) if variant is None else {}),
-                    "train_loss_max": float(g["train_loss"].max()),
-                }
-            )
-    return pd.DataFrame(out)
-
-
-def depth_shape(g: pd.DataFrame, protocol: QuestionsProtocol | None = None) -> dict:
-    """How log P depends on depth L, per seed (the paper's abstract contrasts exponential and
-    polynomial growth in depth):
-
-    - ``shape``: the better of log P = a + b L (``exponential``) and log P = a + b log L
-      (``polynomial``) by the pooled residual sum of squares over seeds (each seed its own
-      intercept and slope); ``shape_seeds``: in how many seeds that fit is the better one.
-    - ``step_first``: the mean over seeds of log P(L_min + 1) - log P(L_min) (the first
-      step, 2 -> 3 in the presets) with its t interval; ``tail_slope``: the mean over
-      seeds of the slope of log P on L over L >= L_min + 1, per layer.
-    """
-    protocol = protocol or QuestionsProtocol()
-    rss = {"exponential": [], "polynomial": []}
-    steps, tails = [], []
-    for _, h in g.groupby("seed"):
-        by_depth = np.log(h["p_value"].to_numpy(float))
-        depth = h["depth"].to_numpy(float)
-        mean = pd.Series(by_depth).groupby(depth).mean()
-        if len(mean) < 3:
-            continue
-        L, y = mean.index.to_numpy(float), mean.to_numpy()
-        for name, x in (("exponential", L), ("polynomial", np.log(L))):
-            fit = np.polyval(np.polyfit(x, y, 1), x)
-            rss[name].append(float(np.sum((y - fit) ** 2)))
-        steps.append(float(y[1] - y[0]))
-        tails.append(float(np.polyfit(L[1:], y[1:], 1)[0]) if len(L) >= 3 else math.nan)
-    if not steps:
-        return {"shape": "", "shape_seeds": ""}
-    e, q = np.asarray(rss["exponential"]), np.asarray(rss["polynomial"])
-    shape = "exponential" if e.sum() <= q.sum() else "polynomial"
-    better = int(np.sum(e <= q)) if shape == "exponential" else int(np.sum(q < e))
-    step, step_lo, step_hi = t_interval(steps, protocol.level)
-    tail, tail_lo, tail_hi = t_interval(tails, protocol.level)
-    return {
-        "shape": shape,
-        "shape_seeds": f"{better} of {len(steps)}",
-        "step_first": step,
-        "step_first_low": step_lo,
-        "step_first_high": step_hi,
-        "tail_slope": tail,
-        "tail_low": tail_lo,
-        "tail_high": tail_hi,
-    }
-
-
-def crossovers(df: pd.DataFrame, protocol: QuestionsProtocol | None = None) -> pd.DataFrame:
-    """Per (dataset, init): r* where d log P / d depth changes sign against
-    u = log(y_f0_ratio), from the finite linearized runs and from the lazy limit."""
-    protocol = protocol or QuestionsProtocol()
-    d = _rows(df)
-    d = d[d["regime"] == "linearized"]
-    out = []
-    for (dataset, init), g in d.groupby(["dataset", "init"]):
-        row = {"dataset": dataset, "init": init}
-        for source, column in (("finite", "p_value"), ("limit", "p_lazy_limit")):
-            per = []
-            for (seed, _), h in g.groupby(["seed", "label_scale"]):
-                v = pd.to_numeric(h[column], errors="coerce").to_numpy(float)
-                ok = np.isfinite(v) & (v > 0)
-                if ok.sum() < 2:
-                    continue
-                slope = np.polyfit(h["depth"].to_numpy(float)[ok], np.log(v[ok]), 1)[0]
-                u = math.log(float(h["y_f0_ratio"].median()))
-                per.append((seed, u, slope))
-            if per:
-                seeds, u, s = map(np.asarray, zip(*per, strict=True))
-                r, lo, hi, n = crossover(u, s, seeds, protocol.level)
-            else:
-                r = lo = hi = math.nan
-                n = 0
-            row |= {f"{source}_r": r, f"{source}_low": lo, f"{source}_high": hi,
-                    f"{source}_seeds": n}  # fmt: skip
-        out.append(row)
-    return pd.DataFrame(out)
 
 
 # the meaningful factors a verdict must survive (Protocol 2, "fragile"); the data set is a

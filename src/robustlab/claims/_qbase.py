@@ -1,0 +1,105 @@
+"""Protocol 2's common parts: its protocol object, the rows it reads, one verdict row of
+per-seed slopes, and the range-trimming variants (see :mod:`robustlab.claims.questions`)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .estimators import equivalence, t_pvalue
+from .stats import t_interval
+
+__all__ = ["FLAT_MARGIN", "QuestionsProtocol", "label_model"]
+
+FLAT_MARGIN = math.log(1.05)  # flat: |effect across the swept range| < 5% (in log P)
+
+
+@dataclass(frozen=True)
+class QuestionsProtocol:
+    """Every choice of Protocol 2, in one place (``docs/claims.md``, "Protocol 2").
+
+    Attributes:
+        below, above: C1 uses the widths with p/N <= ``below``, C2 those with p/N >= ``above``.
+        level: confidence level of the intervals and 1 - the Holm family-wise error.
+        flat_margin: the equivalence margin on log P across the swept range.
+        peak_share: the share of seeds that must show an interior peak at every N.
+        exponent_margin: proportional growth means an exponent within 1 +- this margin.
+        peak_level: the level of the exponent's interval for ``supported`` (two one-sided
+            tests at (1 - peak_level) / 2 each).
+    """
+
+    below: float = 0.5
+    above: float = 2.0
+    level: float = 0.95
+    flat_margin: float = FLAT_MARGIN
+    peak_share: float = 0.8
+    exponent_margin: float = 0.25
+    peak_level: float = 0.90
+
+
+def label_model(config_json: object) -> str:
+    """``gauss`` (regression targets plus Gaussian noise), ``flip`` (+-1 labels with flips),
+    ``clean`` or ``other``, read from a cell's config JSON (its ``data`` section)."""
+    try:
+        data = json.loads(str(config_json)).get("data", {})
+    except (ValueError, AttributeError):
+        return "other"
+    options = data.get("options", data)
+    noise = float(options.get("label_noise", 0.0) or 0.0)
+    if options.get("task") == "regression":
+        return "gauss" if noise > 0 else "clean"
+    return "flip" if noise > 0 else "clean"
+
+
+def _rows(df: pd.DataFrame, points: str = "test") -> pd.DataFrame:
+    """ok rows of P at the final stage on test points, of the network itself, P > 0, with
+    a ``labels`` column (:func:`label_model`); columns older rows lack get their defaults."""
+    defaults = {"label_scale": 1.0, "y_f0_ratio": math.nan, "p_lazy_limit": math.nan,
+                "points": "test", "config_json": None, "train_loss": math.nan}  # fmt: skip
+    df = df.assign(**{k: v for k, v in defaults.items() if k not in df.columns})
+    d = df[
+        (df["status"] == "ok")
+        & (df["stage"] == "final")
+        & (df["points"].fillna("test") == points)
+        & (df["method"] != "pgd")
+    ]
+    d = d[pd.to_numeric(d["p_value"], errors="coerce") > 0]
+    if d.empty:
+        return d.assign(labels=pd.Series(dtype=str))
+    models = {c: label_model(c) for c in d["config_json"].dropna().unique()}
+    return d.assign(labels=d["config_json"].map(models).fillna("other"))
+
+
+def _verdict_row(slopes: np.ndarray, span: float, sign: int, protocol: QuestionsProtocol) -> dict:
+    """Slope, interval, p-value and the flat test of per-seed slopes over a range ``span``."""
+    mean, low, high = t_interval(slopes, protocol.level)
+    flat, flat_p = (
+        equivalence(slopes, protocol.flat_margin / span)
+        if span > 0 and len(slopes) >= 2
+        else (False, math.nan)
+    )
+    return {
+        "expected_sign": "+" if sign > 0 else "-",
+        "slope": mean,
+        "ci_low": low,
+        "ci_high": high,
+        "p": t_pvalue(slopes),
+        "flat": flat,
+        "flat_p": flat_p,
+        "effect": math.exp(mean * span) if math.isfinite(mean) else math.nan,
+        "n_seeds": len(slopes),
+    }
+
+
+def _trimmed(x: pd.Series, by: pd.Series, mask: np.ndarray, variant: str | None) -> np.ndarray:
+    """``mask`` less the rows at the lowest (or highest) value of ``x`` among the masked rows
+    of each value of ``by``, for the variants that trim the swept range."""
+    if variant not in ("without the lowest value", "without the highest value"):
+        return mask
+    inside = x.where(mask)
+    edge = inside.groupby(by).transform("min" if "lowest" in variant else "max")
+    return mask & (x != edge).to_numpy()

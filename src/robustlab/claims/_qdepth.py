@@ -1,0 +1,124 @@
+"""Protocol 2's depth questions: C3, C4-he, C4-ntk per label scale, the shape of log P in
+depth, and the crossover ratio r* (see :mod:`robustlab.claims.questions`)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from ._qbase import QuestionsProtocol, _rows, _trimmed, _verdict_row
+from .estimators import crossover
+from .stats import seed_slopes, t_interval
+
+__all__ = ["DEPTH_CLAIMS", "crossovers", "depth_questions", "depth_shape"]
+
+# claim -> (init, expected sign of d log P / d depth) on linearized runs
+DEPTH_CLAIMS = {"C3": ("lecun", -1), "C4-he": ("he", +1), "C4-ntk": ("ntk", +1)}
+
+
+def depth_questions(
+    df: pd.DataFrame, protocol: QuestionsProtocol | None = None, variant: str | None = None
+) -> pd.DataFrame:
+    """C3, C4-he, C4-ntk per (dataset, label scale) on the linearized runs: one row each;
+    ``variant`` as in :func:`width_questions` (the range trimmed in depth)."""
+    protocol = protocol or QuestionsProtocol()
+    d = _rows(df, "train" if variant == "training points" else "test")
+    d = d[d["regime"] == "linearized"]
+    if len(d):
+        keep = _trimmed(d["depth"], d["label_scale"], np.ones(len(d), bool), variant)
+        d = d[keep]
+    out = []
+    for claim, (init, sign) in DEPTH_CLAIMS.items():
+        for (dataset, c), g in d[d["init"] == init].groupby(["dataset", "label_scale"]):
+            x = g["depth"].to_numpy(float)
+            _, slopes = seed_slopes(x, np.log(g["p_value"].to_numpy(float)), g["seed"].to_numpy())
+            out.append(
+                {
+                    "claim": claim,
+                    "dataset": dataset,
+                    "label_scale": float(c),
+                    "y_f0_ratio": float(g["y_f0_ratio"].median()),
+                    **_verdict_row(slopes, float(x.max() - x.min()), sign, protocol),
+                    **(depth_shape(g, protocol) if variant is None else {}),
+                    "train_loss_max": float(g["train_loss"].max()),
+                }
+            )
+    return pd.DataFrame(out)
+
+
+def depth_shape(g: pd.DataFrame, protocol: QuestionsProtocol | None = None) -> dict:
+    """How log P depends on depth L, per seed (the paper's abstract contrasts exponential and
+    polynomial growth in depth):
+
+    - ``shape``: the better of log P = a + b L (``exponential``) and log P = a + b log L
+      (``polynomial``) by the pooled residual sum of squares over seeds (each seed its own
+      intercept and slope); ``shape_seeds``: in how many seeds that fit is the better one.
+    - ``step_first``: the mean over seeds of log P(L_min + 1) - log P(L_min) (the first
+      step, 2 -> 3 in the presets) with its t interval; ``tail_slope``: the mean over
+      seeds of the slope of log P on L over L >= L_min + 1, per layer.
+    """
+    protocol = protocol or QuestionsProtocol()
+    rss = {"exponential": [], "polynomial": []}
+    steps, tails = [], []
+    for _, h in g.groupby("seed"):
+        by_depth = np.log(h["p_value"].to_numpy(float))
+        depth = h["depth"].to_numpy(float)
+        mean = pd.Series(by_depth).groupby(depth).mean()
+        if len(mean) < 3:
+            continue
+        L, y = mean.index.to_numpy(float), mean.to_numpy()
+        for name, x in (("exponential", L), ("polynomial", np.log(L))):
+            fit = np.polyval(np.polyfit(x, y, 1), x)
+            rss[name].append(float(np.sum((y - fit) ** 2)))
+        steps.append(float(y[1] - y[0]))
+        tails.append(float(np.polyfit(L[1:], y[1:], 1)[0]) if len(L) >= 3 else math.nan)
+    if not steps:
+        return {"shape": "", "shape_seeds": ""}
+    e, q = np.asarray(rss["exponential"]), np.asarray(rss["polynomial"])
+    shape = "exponential" if e.sum() <= q.sum() else "polynomial"
+    better = int(np.sum(e <= q)) if shape == "exponential" else int(np.sum(q < e))
+    step, step_lo, step_hi = t_interval(steps, protocol.level)
+    tail, tail_lo, tail_hi = t_interval(tails, protocol.level)
+    return {
+        "shape": shape,
+        "shape_seeds": f"{better} of {len(steps)}",
+        "step_first": step,
+        "step_first_low": step_lo,
+        "step_first_high": step_hi,
+        "tail_slope": tail,
+        "tail_low": tail_lo,
+        "tail_high": tail_hi,
+    }
+
+
+def crossovers(df: pd.DataFrame, protocol: QuestionsProtocol | None = None) -> pd.DataFrame:
+    """Per (dataset, init): r* where d log P / d depth changes sign against
+    u = log(y_f0_ratio), from the finite linearized runs and from the lazy limit."""
+    protocol = protocol or QuestionsProtocol()
+    d = _rows(df)
+    d = d[d["regime"] == "linearized"]
+    out = []
+    for (dataset, init), g in d.groupby(["dataset", "init"]):
+        row = {"dataset": dataset, "init": init}
+        for source, column in (("finite", "p_value"), ("limit", "p_lazy_limit")):
+            per = []
+            for (seed, _), h in g.groupby(["seed", "label_scale"]):
+                v = pd.to_numeric(h[column], errors="coerce").to_numpy(float)
+                ok = np.isfinite(v) & (v > 0)
+                if ok.sum() < 2:
+                    continue
+                slope = np.polyfit(h["depth"].to_numpy(float)[ok], np.log(v[ok]), 1)[0]
+                u = math.log(float(h["y_f0_ratio"].median()))
+                per.append((seed, u, slope))
+            if per:
+                seeds, u, s = map(np.asarray, zip(*per, strict=True))
+                r, lo, hi, n = crossover(u, s, seeds, protocol.level)
+            else:
+                r = lo = hi = math.nan
+                n = 0
+            row |= {f"{source}_r": r, f"{source}_low": lo, f"{source}_high": hi,
+                    f"{source}_seeds": n}  # fmt: skip
+        out.append(row)
+    return pd.DataFrame(out)

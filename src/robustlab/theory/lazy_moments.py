@@ -20,6 +20,7 @@ pairs; memory O(N^2 + n d).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -256,14 +257,12 @@ def limit_moments(problem: LimitProblem, chunk: int) -> LimitMoments:
     ``chunk`` evaluation points at a time. Refused before any allocation when
     :func:`limit_bytes` exceeds this machine's memory.
     """
-    x, y, xt, init, depth, width = _unpack(problem)
-    t, lr, jitter, model = problem.t, problem.lr, problem.jitter, problem.model
+    x, y, xt, init, depth, width, t, lr, jitter, model = _fields(problem)
     n, d = x.shape
+    what = f"the lazy limit on {n} training and {xt.shape[0]} evaluation points of dimension {d}"
+    need = limit_bytes(n, xt.shape[0], d, chunk, x.dtype.itemsize)
     check_memory(
-        "n_train",
-        f"the lazy limit on {n} training and {xt.shape[0]} evaluation points of dimension {d}",
-        limit_bytes(n, xt.shape[0], d, chunk, x.dtype.itemsize),
-        "use fewer points (n_train, n_test) or lower-dimensional data",
+        "n_train", what, need, "use fewer points (n_train, n_test) or lower-dimensional data"
     )
     m, s, v, f0_var = _layers(x, init, depth, width, t, lr)
     norms, comp = cosines(x, x)
@@ -327,8 +326,9 @@ def _train_ntk(x: torch.Tensor, s: list[float], v: list[float], m: int) -> torch
     return norms * (torch.tril(ang) + torch.tril(ang, -1).T)
 
 
-def _unpack(problem: LimitProblem) -> tuple:
-    return problem.x, problem.y, problem.xt, problem.init, problem.depth, problem.width
+def _fields(problem: LimitProblem) -> tuple:
+    """The problem's fields in order (no copies of its tensors, unlike dataclasses.astuple)."""
+    return tuple(getattr(problem, f.name) for f in dataclasses.fields(problem))
 
 
 def limit_mean(problem: LimitProblem) -> LimitMean:
@@ -346,15 +346,11 @@ def limit_mean(problem: LimitProblem) -> LimitMean:
     the rest in blocks of _PAIR_BLOCK pairs. Refused before any allocation when
     :func:`mean_bytes` exceeds this machine's memory.
     """
-    x, y, xt, init, depth, width = _unpack(problem)
-    t, lr, jitter, model = problem.t, problem.lr, problem.jitter, problem.model
+    x, y, xt, init, depth, width, t, lr, jitter, model = _fields(problem)
     n, d = x.shape
-    check_memory(
-        "n_train",
-        f"the lazy limit's mean on {n} training and {xt.shape[0]} evaluation points",
-        mean_bytes(n, xt.shape[0], d, x.dtype.itemsize),
-        "use fewer training points (n_train)",
-    )
+    what = f"the lazy limit's mean on {n} training and {xt.shape[0]} evaluation points"
+    need = mean_bytes(n, xt.shape[0], d, x.dtype.itemsize)
+    check_memory("n_train", what, need, "use fewer training points (n_train)")
     m, s, v, f0_var = _layers(x, init, depth, width, t, lr)
     w, step, ratio, rel, jit_abs = _train_weights(_train_ntk(x, s, v, m), y, t, lr, jitter)
 

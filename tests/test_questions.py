@@ -202,3 +202,16 @@ def test_a_trend_carried_by_one_end_of_the_range_is_fragile():
     t = questions(d).set_index("claim")
     assert t.loc["C1", "verdict"] == "fragile"
     assert "without the lowest value" in t.loc["C1", "reversed_by"]
+
+
+def test_only_the_predictors_rows_count_and_older_rows_have_label_scale_one():
+    rng = np.random.default_rng(11)
+    rows = depth_rows(rng, r_star=1.0).assign(model="linearized")
+    # the network's own rows beside the linearized predictor's: not what the regime fitted
+    network = rows.assign(model="network", p_value=rows["p_value"] * np.exp(-2.0 * rows["depth"]))
+    want = depth_questions(rows)
+    got = depth_questions(pd.concat([rows, network], ignore_index=True))
+    pd.testing.assert_frame_equal(got, want)
+    older = rows[rows["label_scale"] == 1.0].assign(label_scale=np.nan)
+    at_one = want[want["label_scale"] == 1.0].reset_index(drop=True)
+    pd.testing.assert_frame_equal(depth_questions(older), at_one)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .._frames import predictor_rows
 from .estimators import equivalence, t_pvalue
 from .stats import t_interval
 
@@ -56,18 +57,14 @@ def label_model(config_json: object) -> str:
 
 
 def _rows(df: pd.DataFrame, points: str = "test") -> pd.DataFrame:
-    """ok rows of P at the final stage on test points, of the network itself, P > 0, with
-    a ``labels`` column (:func:`label_model`); columns older rows lack get their defaults."""
-    defaults = {"label_scale": 1.0, "y_f0_ratio": math.nan, "p_lazy_limit": math.nan,
-                "points": "test", "config_json": None, "train_loss": math.nan}  # fmt: skip
-    df = df.assign(**{k: v for k, v in defaults.items() if k not in df.columns})
-    d = df[
-        (df["status"] == "ok")
-        & (df["stage"] == "final")
-        & (df["points"].fillna("test") == points)
-        & (df["method"] != "pgd")
-    ]
-    d = d[pd.to_numeric(d["p_value"], errors="coerce") > 0]
+    """The predictor rows (:func:`robustlab._frames.predictor_rows`) of P at the final stage
+    on ``points``, pgd rows left out, with a ``labels`` column (:func:`label_model`); rows
+    written before the label scale existed have c = 1."""
+    missing = {"label_scale": 1.0, "p_lazy_limit": math.nan, "config_json": None}
+    df = df.assign(**{k: v for k, v in missing.items() if k not in df})
+    df = df.assign(label_scale=df["label_scale"].fillna(1.0))
+    d = predictor_rows(df, "final", points)
+    d = d[d["method"] != "pgd"]
     if d.empty:
         return d.assign(labels=pd.Series(dtype=str))
     models = {c: label_model(c) for c in d["config_json"].dropna().unique()}

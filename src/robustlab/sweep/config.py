@@ -75,7 +75,7 @@ from ._specs import (
 from ._yaml import read_yaml
 from .ensembles import EnsembleKey
 from .overrides import apply_overrides
-from .schema import PRESENTATION_KEYS
+from .schema import identity
 
 __all__ = [
     "LOSSES",
@@ -179,8 +179,7 @@ class SweepConfig:
     def hash(self) -> str:
         """First 16 hex digits of sha256 of the canonical JSON of :meth:`to_dict`, less the
         keys that only say how the sweep is reported (``claims``: schema.PRESENTATION_KEYS)."""
-        identity = {k: v for k, v in self.to_dict().items() if k not in PRESENTATION_KEYS}
-        text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+        text = json.dumps(identity(self.to_dict()), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def cells(self) -> list[Cell]:

@@ -86,3 +86,9 @@ STATUSES = ("ok", "diverged", "failed")
 # left out of the sweep's identity (SweepConfig.hash, the rows' sweep_hash) and a store
 # takes a config that differs from the one it holds only in them as the same sweep
 PRESENTATION_KEYS = ("claims",)
+
+
+def identity(config: dict) -> dict:
+    """A sweep config (``SweepConfig.to_dict()``) less its :data:`PRESENTATION_KEYS`: what
+    the sweep's hash is of, and what a store compares."""
+    return {k: v for k, v in config.items() if k not in PRESENTATION_KEYS}

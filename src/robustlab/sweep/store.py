@@ -56,7 +56,7 @@ from ._store_read import (
     read_results,
     reading,
 )
-from .schema import COLUMNS, PRESENTATION_KEYS, RENAMED, STATUSES, WORST_METHODS
+from .schema import COLUMNS, RENAMED, STATUSES, WORST_METHODS, identity
 
 __all__ = [
     "APPLICATION_ID",
@@ -86,7 +86,7 @@ def _torch_version() -> str | None:
 def _identity(config: Mapping[str, Any]) -> str:
     """A sweep config's identity: its canonical JSON less the keys that only say how it is
     reported (:data:`~.schema.PRESENTATION_KEYS`)."""
-    return _canonical_json({k: v for k, v in config.items() if k not in PRESENTATION_KEYS})
+    return _canonical_json(identity(dict(config)))
 
 
 def _canonical_json(obj: Any) -> str:

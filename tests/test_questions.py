@@ -215,3 +215,13 @@ def test_only_the_predictors_rows_count_and_older_rows_have_label_scale_one():
     older = rows[rows["label_scale"] == 1.0].assign(label_scale=np.nan)
     at_one = want[want["label_scale"] == 1.0].reset_index(drop=True)
     pd.testing.assert_frame_equal(depth_questions(older), at_one)
+
+
+def test_a_slope_another_data_set_reverses_is_fragile():
+    rng = np.random.default_rng(12)
+    one = width_rows(rng, peak=None, slope_below=0.5, slope_above=-0.3)
+    two = width_rows(rng, peak=None, slope_below=-0.5, slope_above=-0.3).assign(dataset="digits")
+    t = questions(pd.concat([one, two], ignore_index=True)).set_index(["claim", "dataset"])
+    assert t.loc[("C1", "sphere"), "reversed_by"] == "data set"
+    assert t.loc[("C1", "digits"), "reversed_by"] == "data set"
+    assert (t.loc["C2", "reversed_by"] == "").all()

@@ -194,34 +194,26 @@ def variants(df: pd.DataFrame, protocol: QuestionsProtocol | None = None) -> pd.
 
 def _reversed_by(table: pd.DataFrame, var: pd.DataFrame) -> list[str]:
     """Per row of ``table``, the factors whose slope has the other sign than a significant
-    main slope ("; "-joined; "" where none or the slope is not significant)."""
-    out = []
-    for _, row in table.iterrows():
-        if row.get("verdict") not in ("supported", "contradicted here"):
-            out.append("")
-            continue
-        same = np.ones(len(var), bool)
-        for key in _ROW_KEYS:
-            a = var[key].to_numpy(object)
-            b = row.get(key)
-            same &= np.array([x == b or (pd.isna(x) and pd.isna(b)) for x in a])
-        rows = var[same]
-        signs = np.sign(rows["slope"].to_numpy(float))
-        factors = [
-            f for f, s in zip(rows["variant"], signs, strict=True) if s == -np.sign(row["slope"])
-        ]
-        others = table[
-            (table["claim"] == row["claim"])
-            & (table["dataset"] != row["dataset"])
-            & table["verdict"].isin(["supported", "contradicted here"])
-            & (np.sign(table["slope"]) == -np.sign(row["slope"]))
-        ]
-        if "label_scale" in table and pd.notna(row.get("label_scale")):
-            others = others[others["label_scale"] == row["label_scale"]]
-        if len(others):
-            factors.append("data set")
-        out.append("; ".join(factors))
-    return out
+    main slope ("; "-joined; "" where none or the slope is not significant): the variants of
+    the same row (:func:`variants`; NaN keys match NaN keys) and another data set."""
+    significant = table["verdict"].isin(["supported", "contradicted here"])
+    main = table.assign(row=np.arange(len(table)))[significant.to_numpy()]
+    pairs = main[["row", *_ROW_KEYS, "slope"]].merge(
+        var[[*_ROW_KEYS, "variant", "slope"]], on=_ROW_KEYS, suffixes=("", "_variant")
+    )
+    flipped = pairs[np.sign(pairs["slope_variant"]) == -np.sign(pairs["slope"])]
+    factors = flipped.groupby("row")["variant"].agg(list).to_dict()
+    # the same claim (at the same label scale) significant with the other sign elsewhere
+    across = main[["row", "claim", "label_scale", "dataset", "slope"]].merge(
+        main[["claim", "label_scale", "dataset", "slope"]], on=["claim", "label_scale"]
+    )
+    other = across[
+        (across["dataset_x"] != across["dataset_y"])
+        & (np.sign(across["slope_y"]) == -np.sign(across["slope_x"]))
+    ]
+    for row in other["row"].unique():
+        factors.setdefault(row, []).append("data set")
+    return ["; ".join(factors.get(i, [])) for i in range(len(table))]
 
 
 def questions(

@@ -2,7 +2,7 @@
 
     python scripts/compare_stores.py A/results.db B/results.db [--atol 1e-6]
 
-Rows are matched by (cell, at, eps, method, region, model, points); wall-clock columns
+Rows are matched by (cell, stage, eps, method, region, model, points); wall-clock columns
 (time_s, created_at) and the row id are ignored. Prints one line per difference and a
 summary; exits 1 if the stores differ. Used to show that a refactor changed no result.
 """

@@ -225,3 +225,21 @@ def test_a_slope_another_data_set_reverses_is_fragile():
     assert t.loc[("C1", "sphere"), "reversed_by"] == "data set"
     assert t.loc[("C1", "digits"), "reversed_by"] == "data set"
     assert (t.loc["C2", "reversed_by"] == "").all()
+
+
+@pytest.mark.parametrize("late", [True, False])
+def test_a_second_level_of_fit_reverses_only_when_it_was_reached_late(late):
+    rng = np.random.default_rng(13)
+    final = width_rows(rng, peak=None, slope_below=0.5, slope_above=-0.3)
+    final = final.assign(cell=[f"c{i}" for i in range(len(final))], steps=1000)
+    below = final["n_params"] / final["n_train"] <= 0.5
+    # at the checkpoint level P falls with width below p = N: C1's sign reversed there
+    check = final.assign(stage="checkpoint", steps=400 if late else 3)
+    check.loc[below, "p_value"] = final.loc[below, "p_value"] / final.loc[below, "width"] ** 1.0
+    t = questions(pd.concat([final, check], ignore_index=True)).set_index("claim")
+    if late:  # 400 of 1000 steps: a second trained state, a meaningful factor
+        assert t.loc["C1", "verdict"] == "fragile"
+        assert t.loc["C1", "reversed_by"] == "second level of fit"
+    else:  # reached within 3 steps: still the initialization's P, never a factor
+        assert t.loc["C1", "verdict"] == "supported" and t.loc["C1", "reversed_by"] == ""
+    assert t.loc["C2", "reversed_by"] == ""

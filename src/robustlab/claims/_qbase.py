@@ -14,9 +14,10 @@ from .._frames import predictor_rows
 from .estimators import equivalence, t_pvalue
 from .stats import t_interval
 
-__all__ = ["FLAT_MARGIN", "QuestionsProtocol", "label_model"]
+__all__ = ["FLAT_MARGIN", "SECOND_LEVEL", "QuestionsProtocol", "label_model"]
 
 FLAT_MARGIN = math.log(1.05)  # flat: |effect across the swept range| < 5% (in log P)
+SECOND_LEVEL = "second level of fit"  # the variant judged at the runs' checkpoint level
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ class QuestionsProtocol:
         exponent_margin: proportional growth means an exponent within 1 +- this margin.
         peak_level: the level of the exponent's interval for ``supported`` (two one-sided
             tests at (1 - peak_level) / 2 each).
+        late_share: a checkpoint level of fit is a meaningful second level (a fragility
+            factor) only when every run of the claim reached it at a step >= this share of
+            the steps it ran in all.
     """
 
     below: float = 0.5
@@ -40,6 +44,7 @@ class QuestionsProtocol:
     peak_share: float = 0.8
     exponent_margin: float = 0.25
     peak_level: float = 0.90
+    late_share: float = 0.2
 
 
 def label_model(config_json: object) -> str:
@@ -53,17 +58,18 @@ def label_model(config_json: object) -> str:
     noise = float(options.get("label_noise", 0.0) or 0.0)
     if options.get("task") == "regression":
         return "gauss" if noise > 0 else "clean"
-    return "flip" if noise > 0 else "clean"
+    flips = noise + float(options.get("label_flip", 0.0) or 0.0)
+    return "flip" if flips > 0 else "clean"
 
 
-def _rows(df: pd.DataFrame, points: str = "test") -> pd.DataFrame:
-    """The predictor rows (:func:`robustlab._frames.predictor_rows`) of P at the final stage
+def _rows(df: pd.DataFrame, points: str = "test", stage: str = "final") -> pd.DataFrame:
+    """The predictor rows (:func:`robustlab._frames.predictor_rows`) of P at ``stage``
     on ``points``, pgd rows left out, with a ``labels`` column (:func:`label_model`); rows
     written before the label scale existed have c = 1."""
     missing = {"label_scale": 1.0, "p_lazy_limit": math.nan, "config_json": None}
     df = df.assign(**{k: v for k, v in missing.items() if k not in df})
     df = df.assign(label_scale=df["label_scale"].fillna(1.0))
-    d = predictor_rows(df, "final", points)
+    d = predictor_rows(df, stage, points)
     d = d[d["method"] != "pgd"]
     if d.empty:
         return d.assign(labels=pd.Series(dtype=str))
@@ -100,3 +106,17 @@ def _trimmed(x: pd.Series, by: pd.Series, mask: np.ndarray, variant: str | None)
     inside = x.where(mask)
     edge = inside.groupby(by).transform("min" if "lowest" in variant else "max")
     return mask & (x != edge).to_numpy()
+
+
+def _second_level(checkpoints: pd.DataFrame, g: pd.DataFrame, share: float) -> pd.DataFrame | None:
+    """The checkpoint rows of the runs in ``g`` (final rows), or None where the checkpoint
+    level is no meaningful second level of fit: a run of ``g`` did not reach it, or reached
+    it before ``share`` of the steps it ran (a level every run passes in a few steps is
+    still the initialization's, not a second trained state)."""
+    cells = g["cell"].unique()
+    c = checkpoints[checkpoints["cell"].isin(cells)]
+    if len(cells) == 0 or c["cell"].nunique() < len(cells):
+        return None
+    ran = g.groupby("cell")["steps"].max()
+    late = c["steps"].to_numpy(float) >= share * c["cell"].map(ran).to_numpy(float)
+    return c if bool(late.all()) else None

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ._qbase import QuestionsProtocol, _rows, _trimmed, _verdict_row
+from ._qbase import SECOND_LEVEL, QuestionsProtocol, _rows, _second_level, _trimmed, _verdict_row
 from .estimators import crossover
 from .stats import seed_slopes, t_interval
 
@@ -29,9 +29,14 @@ def depth_questions(
     if len(d):
         keep = _trimmed(d["depth"], d["label_scale"], np.ones(len(d), bool), variant)
         d = d[keep]
+    checkpoints = _rows(df, "test", "checkpoint") if variant == SECOND_LEVEL else None
     out = []
     for claim, (init, sign) in DEPTH_CLAIMS.items():
         for (dataset, c), g in d[d["init"] == init].groupby(["dataset", "label_scale"]):
+            if checkpoints is not None:
+                g = _second_level(checkpoints, g, protocol.late_share)
+                if g is None:
+                    continue
             x = g["depth"].to_numpy(float)
             _, slopes = seed_slopes(x, np.log(g["p_value"].to_numpy(float)), g["seed"].to_numpy())
             out.append(

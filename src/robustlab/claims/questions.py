@@ -31,7 +31,16 @@ import math
 import numpy as np
 import pandas as pd
 
-from ._qbase import FLAT_MARGIN, QuestionsProtocol, _rows, _trimmed, _verdict_row, label_model
+from ._qbase import (
+    FLAT_MARGIN,
+    SECOND_LEVEL,
+    QuestionsProtocol,
+    _rows,
+    _second_level,
+    _trimmed,
+    _verdict_row,
+    label_model,
+)
 from ._qdepth import DEPTH_CLAIMS, crossovers, depth_questions, depth_shape
 from .estimators import holm, peak_location, scaling_exponent
 from .stats import seed_slopes
@@ -58,8 +67,10 @@ def width_questions(
 
     Rows used: standard two-layer runs at the final stage. Per seed, log P on log width with
     a free intercept per (N, init) (:func:`~.stats.seed_slopes`); the t test over seeds.
-    ``variant`` (one of :data:`VARIANTS`) re-judges C1 and C2 on the training points or
-    without the lowest / highest width of each claim's range at each N.
+    ``variant`` (one of :data:`VARIANTS`) re-judges C1 and C2 on the training points,
+    without the lowest / highest width of each claim's range at each N, or at the runs'
+    checkpoint level where that is a second level of fit (no row where it is not:
+    :func:`~._qbase._second_level`).
     """
     protocol = protocol or QuestionsProtocol()
     d = _rows(df, "train" if variant == "training points" else "test")
@@ -68,28 +79,32 @@ def width_questions(
     # standard twins at depth 2) says nothing about the width curve
     widths = d.groupby("sweep")["width"].transform("nunique")
     d = d[widths >= 3]
+    checkpoints = _rows(df, "test", "checkpoint") if variant == SECOND_LEVEL else None
     out = []
     for (dataset, labels), g in d.groupby(["dataset", "labels"], sort=True):
         ratio = g["n_params"].to_numpy(float) / g["n_train"].to_numpy(float)
-        x = np.log(g["width"].to_numpy(float))
-        y = np.log(g["p_value"].to_numpy(float))
-        groups = (g["n_train"].astype(str) + "/" + g["init"].astype(str)).to_numpy()
-        seeds = g["seed"].to_numpy()
         base = {"dataset": dataset, "labels": labels, "n_train": _ns(g)}
         for claim, mask, sign in (
             ("C1", ratio <= protocol.below, +1),
             ("C2", ratio >= protocol.above, -1),
         ):
-            mask = _trimmed(g["width"], g["n_train"], mask, variant)
-            _, slopes = seed_slopes(x[mask], y[mask], seeds[mask], groups[mask])
-            span = _span(g[mask])
+            h = g[_trimmed(g["width"], g["n_train"], mask, variant)]
+            if checkpoints is not None:
+                h = _second_level(checkpoints, h, protocol.late_share)
+                if h is None:
+                    continue
+            groups = (h["n_train"].astype(str) + "/" + h["init"].astype(str)).to_numpy()
+            _, slopes = seed_slopes(
+                np.log(h["width"].to_numpy(float)), np.log(h["p_value"].to_numpy(float)),
+                h["seed"].to_numpy(), groups,
+            )  # fmt: skip
             out.append(
                 {
                     "claim": claim,
                     **base,
-                    **_verdict_row(slopes, span, sign, protocol),
-                    "p_over_n": _range(ratio[mask]),
-                    "train_loss_max": float(g.loc[mask, "train_loss"].max()),
+                    **_verdict_row(slopes, _span(h), sign, protocol),
+                    "p_over_n": _range((h["n_params"] / h["n_train"]).to_numpy(float)),
+                    "train_loss_max": float(h["train_loss"].max()),
                 }
             )
         if variant is None:
@@ -165,9 +180,10 @@ def _peak(g: pd.DataFrame, protocol: QuestionsProtocol) -> dict:
 
 
 # the meaningful factors a verdict must survive (Protocol 2, "fragile"); the data set is a
-# fourth, read across the table's rows. A second level of fit is not yet one: the step at
-# which a run reached its checkpoint level is not stored.
-VARIANTS = ("training points", "without the lowest value", "without the highest value")
+# fifth, read across the table's rows. The second level of fit counts only for claims whose
+# every run reached its checkpoint level late (QuestionsProtocol.late_share).
+VARIANTS = ("training points", "without the lowest value", "without the highest value",
+            SECOND_LEVEL)  # fmt: skip
 _ROW_KEYS = ["claim", "dataset", "labels", "label_scale"]
 
 

@@ -78,8 +78,39 @@ def _label(path: str, value: object) -> Any:
     return _freeze(path, value)  # an int stays an int
 
 
+def _group(path: str, value: object) -> tuple[Any, ...]:
+    """One class of a grouped ``classes``: a non-empty list of distinct labels."""
+    if not isinstance(value, (list, tuple)):
+        _fail(path, f"expected a group (a list of labels) like the other items, got {short(value)}")
+    return _items(path, value, _label)
+
+
+def _classes(path: str, value: object) -> tuple[Any, ...]:
+    """The classes of the task, in index order: two or more distinct labels, or two or more
+    disjoint non-empty groups of labels (a list of lists), each group one class."""
+    given = value.tolist() if hasattr(value, "tolist") else value  # tensor, array
+    grouped = isinstance(given, (list, tuple)) and any(isinstance(v, (list, tuple)) for v in given)
+    classes = _items(path, given, _group if grouped else _label, distinct=not grouped)
+    if len(classes) < 2:
+        _fail(path, f"expected at least two classes, got {short(value)}")
+    seen: dict[Any, int] = {}  # label -> the group holding it
+    for i, group in enumerate(classes if grouped else ()):
+        for label in group:
+            if label in seen:
+                _fail(
+                    f"{path}[{i}]",
+                    f"label {short(label)} is in group {seen[label]} too; groups must be disjoint",
+                )
+            seen[label] = i
+    return classes
+
+
 def _fraction(path: str, value: object) -> float:
     return _number(path, value, "a number in (0, 1)", lambda x: 0 < x < 1)
+
+
+def _pca(path: str, value: object) -> int | None:
+    return None if value is None else _int(path, value)  # k <= min(n_train, d): pipeline
 
 
 # One check per option name, whatever dataset takes it (``path`` is the option's name, or
@@ -93,6 +124,8 @@ OPTION_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "teacher_width": _int,
     "label_noise": lambda p, v: _number(p, v, "a number >= 0", lambda x: x >= 0),
     "label_scale": check_positive,
+    "pca": _pca,
+    "label_flip": lambda p, v: _number(p, v, "a number in [0, 1)", lambda x: 0 <= x < 1),
     "noise_on_test": _bool,
     "test_fraction": _fraction,
     "label_column": _label_column,
@@ -110,10 +143,15 @@ class DataConfig:
     Attributes:
         name: a built-in name (``sphere``, ``mnist1d``, ``digits``), ``mnist:DIR``,
             ``cifar10:DIR``, or a path to a ``.npz``/``.pt``/``.csv``/``.npy`` file.
-        classes: the classes to keep, in index order (two: a -> -1, b -> +1).
+        classes: the classes to keep, in index order (two: a -> -1, b -> +1); or groups of
+            labels, each group one class (``[[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]``: digits 0-4
+            -> -1, 5-9 -> +1); groups are disjoint and non-empty.
         n_train, n_test: sizes (a seeded subset; the sample sizes of ``sphere``).
-        in_dim: the sphere's dimension; for other data, the dimension it must have.
-        sphere: project each input onto the unit sphere (after ``standardize``).
+        in_dim: the sphere's dimension; for other data, the dimension it must have (k
+            with the ``pca: k`` option).
+        sphere: project each input onto the unit sphere (after ``standardize`` and
+            ``pca``). Off by default for every data set: the ``sphere`` data set draws its
+            points on the sphere itself; ``digits`` and the others need ``sphere: true``.
         seed: the draw (subsets, splits, generated data).
         options: the dataset's own options (see :func:`robustlab.data.datasets` and
             ``OPTION_CHECKS``), as given; defaults are filled in by :meth:`load`.
@@ -136,12 +174,7 @@ class DataConfig:
         except ValueError as err:
             _fail("name", str(err))
         if self.classes is not None:
-            given = self.classes
-            given = given.tolist() if hasattr(given, "tolist") else given  # tensor, array
-            classes = _items("classes", given, _label)
-            if len(classes) < 2:
-                _fail("classes", f"expected at least two classes, got {short(self.classes)}")
-            _set(self, "classes", classes)
+            _set(self, "classes", _classes("classes", self.classes))
         for key in ("n_train", "n_test", "in_dim"):  # P is measured on test points: n_test >= 1
             if getattr(self, key) is not None:
                 _set(self, key, _int(key, getattr(self, key)))
@@ -182,7 +215,12 @@ class DataConfig:
         source, target = resolve(self.name)
         options = source.resolve_options(dict(self.options))
         req = Request(target, self.n_train, self.n_test, self.in_dim, self.seed, options)
-        classes = list(self.classes) if self.classes is not None else None
+        # groups travel as lists: that is how build tells a group from a label
+        classes = (
+            [list(c) if isinstance(c, tuple) else c for c in self.classes]
+            if self.classes is not None
+            else None
+        )
         return build(self.name, source.loader(req), req, classes, self.sphere)
 
 

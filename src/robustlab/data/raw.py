@@ -31,7 +31,9 @@ class Raw:
     ``x_*`` are (N, ...) numeric arrays (flattened later), ``y_*`` are (N,) labels.
     ``classes`` lists the label values in index order when the source knows them
     (otherwise they are inferred); ``regression`` marks real-valued targets; ``sized``
-    says the source already produced exactly ``n_train``/``n_test`` examples.
+    says the source generated the data to the request: exactly ``n_train``/``n_test``
+    examples, of dimension ``in_dim`` where given (so ``in_dim`` is not checked after a
+    ``pca`` that lowers the dimension).
     """
 
     x_train: np.ndarray
@@ -50,8 +52,10 @@ def rng(seed: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, stream])
 
 
-# Stream ids, so that e.g. changing n_train never changes the test set.
+# Stream ids, so that e.g. changing n_train never changes the test set. (The sphere source
+# draws its own on 10-15: synthetic.py.)
 STREAM_SPLIT, STREAM_SUB_TRAIN, STREAM_SUB_TEST = 1, 2, 3
+STREAM_LABEL_FLIP = 4  # the ``label_flip`` option's coins, one per training label
 
 
 def split(

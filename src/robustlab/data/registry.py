@@ -18,6 +18,8 @@ COMMON_OPTIONS: Mapping[str, Any] = {
     "subset": "random",
     "task": "auto",
     "label_scale": 1.0,  # real-valued targets times c, after everything else (pipeline.build)
+    "pca": None,  # k: project on the top-k principal directions of the training inputs
+    "label_flip": 0.0,  # q: flip each binary training label with probability q
 }
 TASK_CHOICES = ("auto", "binary", "multiclass", "regression")
 SUBSET_CHOICES = ("random", "first")
@@ -83,9 +85,11 @@ SUFFIXES: dict[str, Source] = {
 def datasets() -> list[str]:
     """Names of the built-in datasets (files and ``mnist:DIR``/``cifar10:DIR`` aside).
 
-    Every dataset takes the common options ``standardize``, ``dtype``, ``subset``, ``task``
-    and ``label_scale`` (the real-valued targets times c, last of all; refused for
-    multiclass targets) besides its own (:func:`robustlab.data.config.option_names`).
+    Every dataset takes the common options ``standardize``, ``dtype``, ``subset``, ``task``,
+    ``label_scale`` (the real-valued targets times c, last of all; refused for multiclass
+    targets), ``pca`` (the inputs on their top-k principal directions) and ``label_flip``
+    (binary training labels flipped with probability q) besides its own
+    (:func:`robustlab.data.config.option_names`; see :func:`robustlab.data.load`).
     """
     return sorted(BUILTINS)
 

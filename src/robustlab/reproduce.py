@@ -1,9 +1,13 @@
 """``robustlab reproduce``: the paper's claims end to end (presets -> sweep -> claims -> report).
 
-The presets shipped in ``robustlab/presets/{quick,full}/`` are three sweeps: ``c12`` (one
-width sweep across p = N for C1 and C2), ``c34`` (depth, linearized runs with standard twins,
-for C3 and C4) and ``c5`` (mean-field width). Everything lands in ``OUT/``: ``results.db``
-(resumable), ``claims.csv``, ``sensitivity.csv``, ``figures/*.png|pdf`` and ``report.html``.
+Protocol 2 (the default, ``docs/claims.md``) runs the presets in
+``robustlab/presets/protocol2/{quick,full}/`` (width sweeps across p = N at three training-set
+sizes under two label models and on digits; depth sweeps over the label scale with the lazy
+limit) and Protocol 1's ``c5`` preset (mean-field width); ``protocol=1`` runs Protocol 1's
+three presets in ``robustlab/presets/{quick,full}/`` (``c12``, ``c34``, ``c5``) as before.
+Everything lands in ``OUT/``: ``results.db`` (resumable), ``claims.csv``, ``crossovers.csv``,
+``protocol1.csv`` (the control), ``sensitivity.csv``, ``figures/*.png|pdf`` and
+``report.html``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from .sweep import Progress, SweepSummary, load, load_config, load_configs, run
 __all__ = ["MODES", "ReproduceResult", "preset_paths", "reproduce"]
 
 MODES = ("quick", "full")
+PROTOCOLS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -46,12 +51,23 @@ class ReproduceResult:
         return self.assessment.claims
 
 
-def preset_paths(mode: str = "quick") -> list[Path]:
-    """The preset sweep configs of ``mode`` (``quick`` or ``full``), in file-name order."""
+def _yamls(*parts: str) -> list[Path]:
+    folder = resources.files("robustlab").joinpath("presets", *parts)
+    return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def preset_paths(mode: str = "quick", protocol: int = 2) -> list[Path]:
+    """The preset sweep configs of ``mode`` (``quick`` or ``full``) under ``protocol``:
+    Protocol 2's presets (``presets/protocol2/MODE/``, in file-name order) and Protocol 1's
+    ``c5`` (C5 is judged by Protocol 1 only), or Protocol 1's three presets
+    (``presets/MODE/``)."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choices: {', '.join(MODES)}")
-    folder = resources.files("robustlab") / "presets" / mode
-    return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml"))
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choices: 1, 2")
+    if protocol == 1:
+        return _yamls(mode)
+    return _yamls("protocol2", mode) + [p for p in _yamls(mode) if p.stem == "c5"]
 
 
 def reproduce(
@@ -65,6 +81,7 @@ def reproduce(
     protocol: Protocol | None = None,
     overrides: Sequence[str] = (),
     mlflow: bool | str = False,
+    presets: int = 2,
 ) -> ReproduceResult:
     """Run the presets of ``mode`` into ``out_dir``; assess the claims once under
     ``protocol`` (default :class:`~robustlab.claims.Protocol`) and write claims.csv,
@@ -89,7 +106,7 @@ def reproduce(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError("out_dir", f"{str(out)!r} exists and is not a directory")
-    configs = [load_config(p, overrides) for p in preset_paths(mode)]  # before out is made
+    configs = [load_config(p, overrides) for p in preset_paths(mode, presets)]  # before out
     if len({c.name for c in configs}) < len(configs):
         raise ValueError(
             f"name: reproduce runs {len(configs)} preset sweeps, each under its own name; "

@@ -71,7 +71,7 @@ def tiny_run(tmp_path_factory):
 
 def test_reproduce_assesses_once(tiny_run, monkeypatch):
     out, preset = tiny_run
-    monkeypatch.setattr(reproduce_module, "preset_paths", lambda mode="quick": [preset])
+    monkeypatch.setattr(reproduce_module, "preset_paths", lambda mode="quick", protocol=2: [preset])
     res = reproduce_module.reproduce(out / "run", executor="serial")
     rows = load(res.store)
     counter = Counter(monkeypatch)
@@ -83,7 +83,7 @@ def test_reproduce_assesses_once(tiny_run, monkeypatch):
     assert seen == (alone.judge, alone.variants, alone.assessments)
     assert alone.variants == len(CLAIMS) and alone.assessments == 1 and alone.judge > 0
     # what reproduce wrote is that assessment, rendered
-    pd.testing.assert_frame_equal(again.claims, expected.claims)
+    pd.testing.assert_frame_equal(again.assessment.claims, expected.claims)
     written = pd.read_csv(again.sensitivity_csv)
     assert len(written) == len(expected.sensitivity) > 0
     assert (written["verdict"] == expected.sensitivity["verdict"]).all()
@@ -91,7 +91,7 @@ def test_reproduce_assesses_once(tiny_run, monkeypatch):
 
 def test_report_build_assesses_once(tiny_run, monkeypatch, tmp_path):
     out, preset = tiny_run
-    monkeypatch.setattr(reproduce_module, "preset_paths", lambda mode="quick": [preset])
+    monkeypatch.setattr(reproduce_module, "preset_paths", lambda mode="quick", protocol=2: [preset])
     store = reproduce_module.reproduce(out / "run", executor="serial").store
     counter = Counter(monkeypatch)
     build(store, tmp_path / "report.html")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from robustlab._cli_print import reproduce_lines
 from robustlab.claims import CLAIMS
 from robustlab.reproduce import MODES, preset_paths, reproduce
 from robustlab.sweep import load, load_config
@@ -31,11 +32,20 @@ def test_every_preset_file_is_a_valid_sweep_that_names_its_claims():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
-def test_reproduce_runs_every_preset_of_its_mode(mode, tmp_path):
+def test_reproduce_runs_every_preset_of_its_mode(mode, tmp_path, capsys):
     res = reproduce(tmp_path / mode, mode=mode, executor="serial", overrides=TINY)
     rows = load(res.store)
     assert set(rows["sweep"]) == {load_config(p).name for p in preset_paths(mode)}
     assert (rows["steps"].dropna() <= 3).all() and set(rows["seed"]) == {0}
-    claims = pd.read_csv(res.claims_csv)
-    assert list(claims["claim"]) == [c.id for c in CLAIMS]
-    assert res.report.stat().st_size > 0 and "Claims" in res.report.read_text()
+    claims = pd.read_csv(res.claims_csv)  # Protocol 2's rows, then C5 by Protocol 1
+    assert set(claims["claim"]) == {c.id for c in CLAIMS} | {"C12-peak"}
+    assert set(claims["dataset"].dropna()) == {"sphere", "digits"}
+    assert list(pd.read_csv(res.protocol1_csv)["claim"]) == [c.id for c in CLAIMS]
+    assert set(pd.read_csv(res.crossovers_csv)["init"]) == {"lecun", "he", "ntk"}
+    reproduce_lines(res)  # what the command prints: Protocol 2's tables, then C5
+    out = capsys.readouterr().out
+    for part in ("protocol 1", "Holm's adjustment", "Depth shape", "Crossover ratio r*",
+                 "C5 (Protocol 1)", f"report: {res.report}"):  # fmt: skip
+        assert part in out, part
+    page = res.report.read_text()
+    assert "Findings" in page and "Control: Protocol 1" in page

@@ -60,7 +60,20 @@ def test_unknown_or_repeated_claims_are_refused(claims, message):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_every_preset_names_the_claims_it_tests(mode):
-    configs = [load_config(p) for p in preset_paths(mode)]
+    configs = [load_config(p) for p in preset_paths(mode, protocol=1)]
     assert all(c.claims for c in configs)
     tested = [claim for c in configs for claim in c.claims]
     assert sorted(tested) == sorted(c.id for c in CLAIMS)  # each claim by one preset
+    # Protocol 2: every claim by at least one preset, the width claims at three or more N
+    # on each data set and label model
+    configs = [load_config(p) for p in preset_paths(mode, protocol=2)]
+    assert all(c.claims for c in configs)
+    assert {claim for c in configs for claim in c.claims} == {c.id for c in CLAIMS}
+    width = [c for c in configs if "C1" in c.claims]
+    studies = {(c.data.name, c.data.options.get("label_noise", 0), c.data.options.get("task"))
+               for c in width}  # fmt: skip
+    assert len(studies) == 3  # sphere flip, sphere gauss, digits flip
+    for study in studies:
+        ns = {c.data.n_train for c in width if (c.data.name, c.data.options.get("label_noise", 0),
+                                                 c.data.options.get("task")) == study}  # fmt: skip
+        assert len(ns) >= 3, study

@@ -144,13 +144,13 @@ def test_reproduce_sets_the_overrides_on_every_preset(tmp_path, capsys, monkeypa
     argv = ["reproduce", "--quick", "train.steps=7", "--out", str(tmp_path / "out"), "seeds=2"]
     assert one_error_line(capsys, argv) == "stopped before the sweep"
     presets = [load_config(p) for p in robustlab.reproduce.preset_paths("quick")]
-    assert [c.name for c in seen] == [c.name for c in presets] and len(seen) == 3
+    assert [c.name for c in seen] == [c.name for c in presets] and len(seen) == 12
     for config, preset in zip(seen, presets, strict=True):
         assert (config.train.steps, config.seeds) == (7, (0, 1))
         assert config.train.target_loss == preset.train.target_loss  # the rest is the preset's
     # one name for every preset is refused before --out is made
     argv = ["reproduce", "--out", str(tmp_path / "named"), "name=mine"]
-    assert one_error_line(capsys, argv).startswith("name: reproduce runs 3 preset sweeps")
+    assert one_error_line(capsys, argv).startswith("name: reproduce runs 12 preset sweeps")
     assert not (tmp_path / "named").exists()
 
 

@@ -243,7 +243,7 @@ def test_a_uri_mlflow_cannot_use_is_one_line_before_any_cell(tmp_path, mlflow, c
 def test_reproduce_logs_the_report_as_an_artifact(tmp_path, mlflow, monkeypatch):
     preset = tmp_path / "tiny.yaml"
     preset.write_text(yaml.safe_dump(CONFIG), encoding="utf-8")
-    monkeypatch.setattr(reproduce_module, "preset_paths", lambda mode="quick": [preset])
+    monkeypatch.setattr(reproduce_module, "preset_paths", lambda mode="quick", protocol=2: [preset])
     res = reproduce_module.reproduce(tmp_path / "out", executor="serial", mlflow=True)
     assert (res.summary.tracked, res.summary.tracking_error) == (2, "")
     client = mlflow.MlflowClient(tracking_uri=res.summary.tracking)

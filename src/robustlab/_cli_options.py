@@ -287,6 +287,9 @@ def reproduce(groups: dict) -> Parents:
          (["--full"], dict(action="store_true",
           help="about 6 min on 2 CPU cores (measured: 5 min 43 s)"))],
         (["--out"], dict(default="robustlab-out", help="output folder (default %(default)s)")),
+        (["--protocol"], dict(type=int, choices=[1, 2], default=2, help="2 (default): the "
+         "paper's questions as they are (docs/claims.md, Protocol 2; Protocol 1's verdicts "
+         "beside them as a control); 1: Protocol 1's presets and table")),
     )  # fmt: skip
     thresholds = parent(
         (["--lazy-threshold"], dict(type=positive_float, help="C3/C4 on standard runs: max "

@@ -15,6 +15,7 @@ __all__ = [
     "claims_table",
     "emit",
     "progress_bar",
+    "questions_lines",
     "reproduce_lines",
     "status",
     "summary_line",
@@ -136,16 +137,73 @@ def claims_table(df) -> str:
     return view.to_string(index=False, float_format=lambda v: f"{v:+.3g}")
 
 
+# Protocol 2's table as printed: the row keys, the verdict and its evidence, the control
+QUESTION_COLUMNS = {"claim": "claim", "dataset": "data", "labels": "labels",
+                    "label_scale": "c", "y_f0_ratio": "y/f0", "verdict": "verdict",
+                    "slope": "slope", "ci_low": "ci_low", "ci_high": "ci_high",
+                    "effect": "effect", "holds_on": "holds", "control": "protocol 1"}  # fmt: skip
+CROSSOVER_COLUMNS = ["dataset", "init", "finite_r", "finite_low", "finite_high", "finite_seeds",
+                     "limit_r", "limit_low", "limit_high", "limit_seeds"]  # fmt: skip
+SHAPE_COLUMNS = {"claim": "claim", "dataset": "data", "label_scale": "c", "shape": "shape",
+                 "shape_seeds": "seeds", "step_first": "2->3", "step_first_low": "low",
+                 "step_first_high": "high", "tail_slope": "tail/layer", "tail_low": "low",
+                 "tail_high": "high"}  # fmt: skip
+
+
+def _fmt(v) -> str:
+    return f"{v:+.3g}"
+
+
+def questions_lines(table, crossovers) -> None:
+    """Print Protocol 2's table (:attr:`~robustlab.claims.Assessment.table`): the verdicts,
+    the peak rows' exponents, Holm's family, the depth shape and the crossover ratios r*."""
+    q = table[table["protocol"] == 2]
+    view = q[list(QUESTION_COLUMNS)].rename(columns=QUESTION_COLUMNS)
+    plain = {c: (lambda v: "" if v != v else f"{v:.3g}") for c in ("c", "y/f0", "effect")}
+    print(view.to_string(index=False, float_format=_fmt, na_rep="", formatters=plain))
+    family = int(q["p_holm"].notna().sum())
+    print(f"  Holm's adjustment over the {family} directional rows (C1, C2, C3, C4-*).")
+    for _, r in q[q["claim"] == "C12-peak"].iterrows():
+        print(f"  C12-peak {r['dataset']}/{r['labels']}: peak p/N {r['peak_p_over_n']}; "
+              f"exponent of peak width in N {r['exponent']:.3g} [{r['exponent_low']:.3g}, "
+              f"{r['exponent_high']:.3g}] (proportional: 1)")  # fmt: skip
+    for _, r in q[q["reversed_by"].fillna("") != ""].iterrows():
+        print(f"  {r['claim']} {r['dataset']}: fragile, reversed by {r['reversed_by']}")
+    depth = q[q["shape"].fillna("") != ""] if "shape" in q else q.iloc[0:0]
+    if len(depth):
+        print()
+        print("Depth shape (log P against depth; per-step effects in log P):")
+        shape = depth[list(SHAPE_COLUMNS)].rename(columns=SHAPE_COLUMNS)
+        print(shape.to_string(index=False, float_format=_fmt, na_rep=""))
+    if len(crossovers):
+        print()
+        print("Crossover ratio r* = ||y|| / ||f0(X)|| where d log P / d depth changes sign:")
+        r = crossovers[CROSSOVER_COLUMNS]
+        print(r.to_string(index=False, float_format=lambda v: f"{v:.3g}", na_rep="none"))
+    for _, r in table[table["protocol"] == 1].iterrows():
+        print(
+            f"  {r['claim']} (Protocol 1): {r['verdict']}, slope {r['slope']:+.3g} "
+            f"[{r['ci_low']:+.3g}, {r['ci_high']:+.3g}]"
+            + (f"; {r['reason']}" if isinstance(r.get("reason"), str) and r["reason"] else "")
+        )
+
+
 def reproduce_lines(res) -> None:
     """Print a :class:`~robustlab.reproduce.ReproduceResult`: the sweeps' summary, the
     claims with their reasons, and the files written."""
     print(summary_line(res.summary))
     print()
-    print(claims_table(res.claims))
-    for _, row in res.claims.iterrows():
-        if isinstance(row["reason"], str) and row["reason"]:
-            print(f"  {row['claim']}: {row['reason']}")
+    if res.presets == 2 and (res.claims["protocol"] == 2).any():
+        questions_lines(res.claims, res.assessment.crossovers)
+    else:
+        print(claims_table(res.claims))
+        for _, row in res.claims.iterrows():
+            if isinstance(row["reason"], str) and row["reason"]:
+                print(f"  {row['claim']}: {row['reason']}")
     print()
     print(f"claims: {res.claims_csv}")
-    print(f"sensitivity: {res.sensitivity_csv}")
+    for label, path in (("crossovers", res.crossovers_csv), ("protocol 1 (control)",
+                        res.protocol1_csv), ("sensitivity", res.sensitivity_csv)):  # fmt: skip
+        if path is not None:
+            print(f"{label}: {path}")
     print(f"report: {res.report}")

@@ -36,9 +36,10 @@ __all__ = [
 DEFAULTS = {"sweep": "", "sweep_hash": "", "points": "test"}
 # Columns the analyses read that rows from elsewhere may lack: missing means unknown (None
 # for text, NaN for numbers). ``reached_target`` is derived (:func:`with_defaults`).
-UNKNOWN = {"model": None, "cell": None} | dict.fromkeys(
+UNKNOWN = {"model": None, "cell": None, "config_json": None} | dict.fromkeys(
     ("train_loss", "target_loss", "rel_weight_change", "ntk_change", "grad_lin_dev",
-     "y_f0_ratio", "lr_halvings", "theory_grad_sq"), np.nan,
+     "y_f0_ratio", "lr_halvings", "theory_grad_sq", "steps", "label_scale", "p_lazy_limit"),
+    np.nan,
 )  # fmt: skip
 
 

@@ -165,7 +165,8 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
     protocol = Protocol(**{k: v for k, v in given.items() if v is not None})
     with show.sweep_progress(a.quiet) as update:
         res = reproduce(a.out, mode="full" if a.full else "quick", progress=update,
-                        protocol=protocol, overrides=a.overrides, **_run_options(a))  # fmt: skip
+                        protocol=protocol, overrides=a.overrides, presets=a.protocol,
+                        **_run_options(a))  # fmt: skip
     show.reproduce_lines(res)
     return show.tracking_status(res.summary)
 

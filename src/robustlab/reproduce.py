@@ -44,11 +44,15 @@ class ReproduceResult:
     figures: list[Path]
     assessment: Assessment
     summary: SweepSummary
+    presets: int = 2
+    crossovers_csv: Path | None = None
+    protocol1_csv: Path | None = None
 
     @property
     def claims(self) -> pd.DataFrame:
-        """The claims table (:attr:`Assessment.claims`)."""
-        return self.assessment.claims
+        """The claims table: :attr:`Assessment.table` for Protocol 2's presets (Protocol 2's
+        rows, then C5 by Protocol 1), :attr:`Assessment.claims` for Protocol 1's."""
+        return self.assessment.table if self.presets == 2 else self.assessment.claims
 
 
 def _yamls(*parts: str) -> list[Path]:
@@ -87,6 +91,11 @@ def reproduce(
     ``protocol`` (default :class:`~robustlab.claims.Protocol`) and write claims.csv,
     sensitivity.csv, figures and report.html from that assessment.
 
+    ``presets``: 2 (Protocol 2's presets and Protocol 1's ``c5``; ``claims.csv`` is
+    :attr:`~robustlab.claims.Assessment.table`) or 1 (Protocol 1's presets; ``claims.csv`` is
+    Protocol 1's table, as before Protocol 2). Both judge the rows under both protocols:
+    ``protocol1.csv`` is Protocol 1's table (the control), ``crossovers.csv`` Protocol 2's r*.
+
     ``overrides`` (``"train.steps=500"``, ...; :mod:`robustlab.sweep.overrides`) are set on
     every preset sweep before it is read, so they are part of each stored config; a store
     keeps one config per sweep name, so a run with other overrides needs another
@@ -122,10 +131,14 @@ def reproduce(
     df = load(store)
     df = df[df["sweep"].isin(names)]
     assessment = assess(df, protocol)
-    claims_csv = out / "claims.csv"
-    atomic_write(claims_csv, lambda tmp: assessment.claims.to_csv(tmp, index=False))
-    sens_csv = out / "sensitivity.csv"
-    atomic_write(sens_csv, lambda tmp: assessment.sensitivity.to_csv(tmp, index=False))
+    table = assessment.table if presets == 2 else assessment.claims
+    written = {}
+    for name, frame in (("claims", table), ("sensitivity", assessment.sensitivity),
+                        ("crossovers", assessment.crossovers),
+                        ("protocol1", assessment.claims)):  # fmt: skip
+        written[name] = out / f"{name}.csv"
+        atomic_write(written[name], lambda tmp, f=frame: f.to_csv(tmp, index=False))
+    claims_csv, sens_csv = written["claims"], written["sensitivity"]
     fig_dir = out / "figures"
     fig_dir.mkdir(exist_ok=True)
     sweep_configs = [c for c in load_configs(store) if c.get("name") in names]
@@ -144,7 +157,10 @@ def reproduce(
         summary = _log_report(
             summary, store, mode, protocol, assessment, [report, claims_csv, sens_csv]
         )
-    return ReproduceResult(out, store, claims_csv, sens_csv, report, figures, assessment, summary)
+    return ReproduceResult(
+        out, store, claims_csv, sens_csv, report, figures, assessment, summary, presets,
+        written["crossovers"], written["protocol1"],
+    )  # fmt: skip
 
 
 def _log_report(

@@ -74,7 +74,7 @@ def _rows(df: pd.DataFrame, points: str = "test", stage: str = "final") -> pd.Da
     if d.empty:
         return d.assign(labels=pd.Series(dtype=str))
     models = {c: label_model(c) for c in d["config_json"].dropna().unique()}
-    return d.assign(labels=d["config_json"].map(models).fillna("other"))
+    return d.assign(labels=[models.get(c, "other") for c in d["config_json"]])
 
 
 def _verdict_row(slopes: np.ndarray, span: float, sign: int, protocol: QuestionsProtocol) -> dict:

@@ -12,7 +12,7 @@ from ._qbase import SECOND_LEVEL, QuestionsProtocol, _rows, _second_level, _trim
 from .estimators import crossover
 from .stats import seed_slopes, t_interval
 
-__all__ = ["DEPTH_CLAIMS", "crossovers", "depth_questions", "depth_shape"]
+__all__ = ["DEPTH_CLAIMS", "crossovers", "depth_questions", "depth_shape", "depth_slopes"]
 
 # claim -> (init, expected sign of d log P / d depth) on linearized runs
 DEPTH_CLAIMS = {"C3": ("lecun", -1), "C4-he": ("he", +1), "C4-ntk": ("ntk", +1)}
@@ -98,31 +98,43 @@ def depth_shape(g: pd.DataFrame, protocol: QuestionsProtocol | None = None) -> d
     }
 
 
-def crossovers(df: pd.DataFrame, protocol: QuestionsProtocol | None = None) -> pd.DataFrame:
-    """Per (dataset, init): r* where d log P / d depth changes sign against
-    u = log(y_f0_ratio), from the finite linearized runs and from the lazy limit."""
-    protocol = protocol or QuestionsProtocol()
+def depth_slopes(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, init, label scale, seed) of the linearized runs: ``y_f0_ratio`` (its
+    median over depths) and the least-squares slope of log P on depth, from the finite runs
+    (``finite_slope``) and from the exact lazy limit (``limit_slope``, nan where no limit
+    was computed); the points behind :func:`crossovers` and the report's crossover figure."""
     d = _rows(df)
     d = d[d["regime"] == "linearized"]
     out = []
-    for (dataset, init), g in d.groupby(["dataset", "init"]):
-        row = {"dataset": dataset, "init": init}
+    for (dataset, init, c, seed), h in d.groupby(["dataset", "init", "label_scale", "seed"]):
+        row = {"dataset": dataset, "init": init, "label_scale": float(c), "seed": seed,
+               "y_f0_ratio": float(h["y_f0_ratio"].median())}  # fmt: skip
         for source, column in (("finite", "p_value"), ("limit", "p_lazy_limit")):
-            per = []
-            for (seed, _), h in g.groupby(["seed", "label_scale"]):
-                v = pd.to_numeric(h[column], errors="coerce").to_numpy(float)
-                ok = np.isfinite(v) & (v > 0)
-                if ok.sum() < 2:
-                    continue
-                slope = np.polyfit(h["depth"].to_numpy(float)[ok], np.log(v[ok]), 1)[0]
-                u = math.log(float(h["y_f0_ratio"].median()))
-                per.append((seed, u, slope))
-            if per:
-                seeds, u, s = map(np.asarray, zip(*per, strict=True))
-                r, lo, hi, n = crossover(u, s, seeds, protocol.level)
-            else:
-                r = lo = hi = math.nan
-                n = 0
+            v = pd.to_numeric(h[column], errors="coerce").to_numpy(float)
+            ok = np.isfinite(v) & (v > 0)
+            depth = h["depth"].to_numpy(float)[ok]
+            fit = np.unique(depth).size >= 2
+            row[f"{source}_slope"] = np.polyfit(depth, np.log(v[ok]), 1)[0] if fit else math.nan
+        out.append(row)
+    cols = ["dataset", "init", "label_scale", "seed", "y_f0_ratio", "finite_slope", "limit_slope"]
+    return pd.DataFrame(out, columns=cols)
+
+
+def crossovers(df: pd.DataFrame, protocol: QuestionsProtocol | None = None) -> pd.DataFrame:
+    """Per (dataset, init): r* where d log P / d depth changes sign against
+    u = log(y_f0_ratio) (:func:`~.estimators.crossover` on :func:`depth_slopes`), from the
+    finite linearized runs and from the lazy limit."""
+    protocol = protocol or QuestionsProtocol()
+    slopes = depth_slopes(df)
+    out = []
+    for (dataset, init), g in slopes.groupby(["dataset", "init"]):
+        row = {"dataset": dataset, "init": init}
+        for source in ("finite", "limit"):
+            h = g[np.isfinite(g[f"{source}_slope"])]
+            r, lo, hi, n = crossover(
+                np.log(h["y_f0_ratio"].to_numpy(float)), h[f"{source}_slope"].to_numpy(float),
+                h["seed"].to_numpy(), protocol.level,
+            )  # fmt: skip
             row |= {f"{source}_r": r, f"{source}_low": lo, f"{source}_high": hi,
                     f"{source}_seeds": n}  # fmt: skip
         out.append(row)

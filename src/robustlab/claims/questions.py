@@ -41,7 +41,7 @@ from ._qbase import (
     _verdict_row,
     label_model,
 )
-from ._qdepth import DEPTH_CLAIMS, crossovers, depth_questions, depth_shape
+from ._qdepth import DEPTH_CLAIMS, crossovers, depth_questions, depth_shape, depth_slopes
 from .estimators import holm, peak_location, scaling_exponent
 from .stats import seed_slopes
 
@@ -53,7 +53,9 @@ __all__ = [
     "crossovers",
     "depth_questions",
     "depth_shape",
+    "depth_slopes",
     "label_model",
+    "peaks",
     "questions",
     "variants",
     "width_questions",
@@ -73,12 +75,7 @@ def width_questions(
     :func:`~._qbase._second_level`).
     """
     protocol = protocol or QuestionsProtocol()
-    d = _rows(df, "train" if variant == "training points" else "test")
-    d = d[(d["regime"] == "standard") & (d["depth"] == 2)]
-    # width sweeps only: a sweep with fewer than three widths (e.g. the depth preset's
-    # standard twins at depth 2) says nothing about the width curve
-    widths = d.groupby("sweep")["width"].transform("nunique")
-    d = d[widths >= 3]
+    d = _width_rows(df, "train" if variant == "training points" else "test")
     checkpoints = _rows(df, "test", "checkpoint") if variant == SECOND_LEVEL else None
     out = []
     for (dataset, labels), g in d.groupby(["dataset", "labels"], sort=True):
@@ -112,6 +109,43 @@ def width_questions(
     return pd.DataFrame(out)
 
 
+def _width_rows(df: pd.DataFrame, points: str = "test") -> pd.DataFrame:
+    """The final rows of the width sweeps: standard two-layer runs of sweeps with three or
+    more widths (a depth preset's standard twins at depth 2 say nothing about the width
+    curve)."""
+    d = _rows(df, points)
+    d = d[(d["regime"] == "standard") & (d["depth"] == 2)]
+    return d[d.groupby("sweep")["width"].transform("nunique") >= 3]
+
+
+def _seed_peaks(g: pd.DataFrame) -> pd.DataFrame:
+    """Per (N, seed) of one width study ``g``: ``log_peak``, the log width of the peak of
+    mean log P over the inits (:func:`~.estimators.peak_location`; nan without an interior
+    peak), and ``peak_p_over_n``, the parameter count there over N."""
+    logs = g.assign(log_p=np.log(g["p_value"].to_numpy(float)))
+    curves = logs.groupby(["n_train", "seed", "width"])["log_p"].mean().reset_index()
+    per_width = float(np.median(g["n_params"].to_numpy(float) / g["width"].to_numpy(float)))
+    out = []
+    for (n, seed), c in curves.groupby(["n_train", "seed"]):
+        c = c.sort_values("width")
+        x = np.log(c["width"].to_numpy(float))
+        at = peak_location(x, c["log_p"].to_numpy()) if len(c) >= 3 else math.nan
+        out.append({"n_train": n, "seed": seed, "log_peak": at,
+                    "peak_p_over_n": math.exp(at) * per_width / n})  # fmt: skip
+    return pd.DataFrame(out, columns=["n_train", "seed", "log_peak", "peak_p_over_n"])
+
+
+def peaks(df: pd.DataFrame) -> pd.DataFrame:
+    """The per-seed peaks behind C12-peak: one row per (dataset, label model, N, seed) with
+    ``log_peak`` (log width at the peak, nan where the highest point is an end) and
+    ``peak_p_over_n``; read by the report's figures."""
+    d = _width_rows(df)
+    parts = [_seed_peaks(g).assign(dataset=k[0], labels=k[1])
+             for k, g in d.groupby(["dataset", "labels"], sort=True)]  # fmt: skip
+    cols = ["dataset", "labels", "n_train", "seed", "log_peak", "peak_p_over_n"]
+    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+
+
 def _ns(g: pd.DataFrame) -> str:
     return ",".join(str(int(n)) for n in sorted(g["n_train"].unique()))
 
@@ -131,27 +165,12 @@ def _range(values: np.ndarray) -> str:
 def _peak(g: pd.DataFrame, protocol: QuestionsProtocol) -> dict:
     """Per (N, seed) the peak of mean log P over the inits; the share of interior peaks per
     N, the mean peak p/N per N, and the exponent of peak width against N."""
-    logs = g.assign(log_p=np.log(g["p_value"].to_numpy(float)))
-    curves = logs.groupby(["n_train", "seed", "width"])["log_p"].mean().reset_index()
-    per_param = float(np.median(g["n_params"].to_numpy(float) / g["width"].to_numpy(float)))
-    peaks = []
-    for (n, seed), c in curves.groupby(["n_train", "seed"]):
-        c = c.sort_values("width")
-        x = np.log(c["width"].to_numpy(float))
-        at = peak_location(x, c["log_p"].to_numpy()) if len(c) >= 3 else math.nan
-        peaks.append({"n_train": n, "seed": seed, "log_peak": at})
-    p = pd.DataFrame(peaks)
+    p = _seed_peaks(g)
     if p.empty:
         return {"verdict_basis": "no runs"}
     share = p.groupby("n_train")["log_peak"].apply(lambda v: float(np.isfinite(v).mean()))
-    where = p.groupby("n_train")["log_peak"].apply(
-        lambda v: (
-            float(np.exp(v[np.isfinite(v)]).mean() * per_param)
-            if np.isfinite(v).any()
-            else math.nan
-        )
-    )
-    pn = {int(n): where[n] / n for n in where.index}
+    where = p.groupby("n_train")["peak_p_over_n"].mean()  # nan peaks skipped
+    pn = {int(n): where[n] for n in where.index}
     k, k_lo, k_hi = scaling_exponent(
         np.log(p["n_train"].to_numpy(float)), p["log_peak"].to_numpy(), p["seed"].to_numpy(),
         protocol.level,
@@ -253,7 +272,9 @@ def questions(
         row = table.iloc[i]
         significant = row["p_holm"] < alpha
         sign = 1 if row["expected_sign"] == "+" else -1
-        if significant and np.sign(row["slope"]) == sign:
+        if not np.isfinite(row["slope"]):  # no seed had a slope (e.g. one width per N)
+            verdict = "no data"
+        elif significant and np.sign(row["slope"]) == sign:
             verdict = "supported"
         elif significant:
             verdict = "contradicted here"

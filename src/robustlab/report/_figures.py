@@ -34,7 +34,7 @@ from .regime_figures import (
 from .results import AXES
 from .worst_figures import worst_vs_average
 
-__all__ = ["CLAIM_FIGURES", "FIGURES", "STUDY_FIGURES", "caption", "figures"]
+__all__ = ["CLAIM_FIGURES", "FIGURES", "STUDY_FIGURES", "caption", "figures", "save_figure"]
 
 FIGURES: dict[str, Callable[..., Figure | None]] = {
     **{f"p_by_{axis}": partial(p_against, axis=axis) for axis in AXES},
@@ -90,11 +90,18 @@ def figures(
         if progress is not None:
             progress(f"figure {i}/{len(todo)}: {name}")
         fig = draw(df, **thresholds)
-        if fig is None:
-            continue
-        for fmt in formats:
-            path = out / f"{name}.{fmt}"
-            meta = {"CreationDate": None} if fmt == "pdf" else None  # reproducible bytes
-            fig.savefig(path, format=fmt, dpi=150, metadata=meta)
-            written.append(path)
+        if fig is not None:
+            written += save_figure(fig, out, name, formats)
     return written
+
+
+def save_figure(fig: Figure, out: Path, name: str, formats: Sequence[str]) -> list[Path]:
+    """Save ``fig`` as ``out/NAME.FORMAT`` for each format (PDFs without a creation date,
+    so the same figure gives the same bytes); returns the paths."""
+    paths = []
+    for fmt in formats:
+        path = out / f"{name}.{fmt}"
+        meta = {"CreationDate": None} if fmt == "pdf" else None  # reproducible bytes
+        fig.savefig(path, format=fmt, dpi=150, metadata=meta)
+        paths.append(path)
+    return paths

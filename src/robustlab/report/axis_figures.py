@@ -13,6 +13,7 @@ point beside it, one y scale per figure.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -169,4 +170,6 @@ def p_against(df: pd.DataFrame, axis: str, **_) -> Figure | None:
     ncols = 3 if len(panels) > 1 else 2
     fig.legend(list(handles.values()), list(handles), loc="outside lower center", fontsize=6,
                ncols=ncols, frameon=False)  # fmt: skip
+    width, height = fig.get_size_inches()  # room for the legend's rows (many sweeps: many)
+    fig.set_size_inches(width, height + 0.12 * math.ceil(len(handles) / ncols))
     return fig

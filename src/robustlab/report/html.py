@@ -7,6 +7,11 @@ the tables of P by the swept axes over seeds, the worst case, P at init, the reg
 the definitions, the configs and the runs. A report without the claims section judges
 nothing and says nothing of the claims.
 
+Where the assessment carries Protocol 2's verdicts (``assessment.questions``), the page
+opens with them instead (:mod:`robustlab.report.questions_html`): the findings, one sentence
+per verdict; the headline figures; Protocol 2's tables; then Protocol 1's claims section,
+titled as the control, and everything else as before.
+
 The page has no external resources and no scripts: figures are embedded as base64 PNG
 ``<img>`` elements and the style sheet is inline. Every string that comes from data or
 configs is escaped (:mod:`robustlab.report.markup`). The file is written atomically (a
@@ -15,7 +20,6 @@ temporary file in the same directory, then :func:`os.replace`).
 
 from __future__ import annotations
 
-import base64
 import platform
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -32,7 +36,9 @@ from .._frames import numpy_dtypes
 from .._version import __version__
 from ..claims import VERDICTS, Assessment, Protocol, assess
 from ._figures import CLAIM_FIGURES, STUDY_FIGURES, caption, figures
-from .markup import CSS, e, table
+from .markup import CSS, e, figure, table
+from .questions_html import SECTIONS as QUESTION_SECTIONS
+from .questions_html import questions_html
 from .results import STAGES, p_by_axes
 from .results_html import results_tables
 from .robustness import sensitivity_table, threshold_table, variants_table
@@ -133,15 +139,9 @@ def _draw_figures(
         paths = figures(df, out, formats=formats, protocol=protocol, names=names,
                         progress=progress)  # fmt: skip
         for path in paths:
-            if path.suffix != ".png":
-                continue
-            b64 = base64.b64encode(path.read_bytes()).decode("ascii")
-            text = caption(path.stem, df, protocol=protocol, claims=claims)
-            parts[path.stem] = (
-                f'<figure id="fig-{e(path.stem)}"><img alt="{e(path.stem)}" '
-                f'src="data:image/png;base64,{b64}"><figcaption><b>{e(path.stem)}</b>: '
-                f"{e(text)}</figcaption></figure>"
-            )
+            if path.suffix == ".png":
+                text = caption(path.stem, df, protocol=protocol, claims=claims)
+                parts[path.stem] = figure(path.stem, path.read_bytes(), text)
     return parts
 
 
@@ -187,9 +187,20 @@ def _robustness_html(a: Assessment) -> str:
     )
 
 
+CLAIMS_TITLE = "Claims of Zhu et al. (NeurIPS 2022)"
+CONTROL_TITLE = "Control: Protocol 1 (matched fit) on the claims of Zhu et al. (NeurIPS 2022)"
+CONTROL_NOTE = (
+    "Protocol 1 judges each claim once, at a level of fit every run reached; its verdicts "
+    "are the control of Protocol 2's above (their column 'Protocol 1 (control)'), and it "
+    "alone judges C5. "
+)
+
+
 def _claims_html(a: Assessment, figs: dict[str, str], why: str) -> str:
     """The claims section: the first claim figure, the verdicts, their meaning and evidence,
-    the other claim figures, the per-group verdicts, the sensitivity, how claims are judged."""
+    the other claim figures, the per-group verdicts, the sensitivity, how claims are judged;
+    titled as the control where the assessment has Protocol 2's verdicts."""
+    title, why = (CLAIMS_TITLE, why) if a.questions.empty else (CONTROL_TITLE, CONTROL_NOTE + why)
     first, *rest = [figs[n] for n in CLAIM_FIGURES if n in figs] or [""]
     meanings = verdict_meanings(a.protocol)
     meaning = "".join(
@@ -198,7 +209,7 @@ def _claims_html(a: Assessment, figs: dict[str, str], why: str) -> str:
         for k in VERDICTS
     )
     groups = groups_table(a.groups) if len(a.groups) else "<p>No groups.</p>"
-    return f"""<h2 id="claims-section">Claims of Zhu et al. (NeurIPS 2022)</h2>
+    return f"""<h2 id="claims-section">{e(title)}</h2>
 <p class=note>{e(why)}</p>{first}
 <h3>Verdicts</h3>{claims_table(a.claims)}
 <h3>What each verdict means</h3><ul>{meaning}</ul>
@@ -245,7 +256,9 @@ def write_html(
         path: the HTML file to write.
         assessment: the claims judged on ``df`` (:func:`robustlab.claims.assess`); default,
             when the claims section is shown, ``assess(df)`` under the default protocol. Its
-            protocol's laziness thresholds are drawn on the regime figures.
+            protocol's laziness thresholds are drawn on the regime figures. Where it has
+            Protocol 2's rows (``questions``), the page opens with the findings, the
+            headline figures and Protocol 2's tables, and the claims section is the control.
         claims: show the claims section (True), leave it out (False), or (None, the
             default) show it when an ``assessment`` is given or a config carries claims
             (:func:`claims_wanted`). Without it nothing is judged.
@@ -268,8 +281,13 @@ def write_html(
             say("judging the claims")
         a = assess(df) if assessment is None else assessment
     protocol = a.protocol if a is not None else Protocol()
-    names = [*(CLAIM_FIGURES if show else ()), *STUDY_FIGURES]
+    findings = a is not None and not a.questions.empty
+    # with Protocol 2's findings, the per-axis views of every sweep at once (many sweeps,
+    # one line each) give way to its headline figures
+    study = [n for n in STUDY_FIGURES if not (findings and n.startswith("p_by_"))]
+    names = [*(CLAIM_FIGURES if show else ()), *study]
     figs = _draw_figures(df, names, figures_dir, protocol, show, say)
+    opening = questions_html(df, a, figures_dir, say) if a is not None else ""  # Protocol 2
     say("writing the page")
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     cfgs = "".join(f"<pre>{e(_yaml(c))}</pre>" for c in configs) or "<p>No sweep configs.</p>"
@@ -282,7 +300,9 @@ def write_html(
     sections = [("results", "Results"), ("definitions", "Definitions"), ("configs", "Configs"),
                 ("runs", "Runs"), ("versions", "Versions")]  # fmt: skip
     if a is not None:
-        sections.insert(0, ("claims-section", "Claims"))
+        sections.insert(0, ("claims-section", "Control: Protocol 1" if opening else "Claims"))
+    if opening:
+        sections[:0] = QUESTION_SECTIONS
     nav = "".join(f'<a href="#{k}">{v}</a>' for k, v in sections)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>
@@ -290,6 +310,7 @@ def write_html(
 <style>{CSS}</style></head><body>
 <h1>{e(title)}</h1><p>Generated {now} by robustlab {e(__version__)}.</p>
 {_overview(df)}<nav>{nav}</nav>
+{opening}
 {_claims_html(a, figs, why) if a is not None else ""}
 {_results_html(df, figs)}
 <h2 id="definitions">Definitions</h2><pre>{e(definitions(protocol, regimes, worst=worst))}</pre>

@@ -6,12 +6,14 @@ the helpers here return HTML, the callers never concatenate raw data.
 
 from __future__ import annotations
 
+import base64
 import html
 from collections.abc import Iterable
 
 import pandas as pd
 
-__all__ = ["CSS", "DASH", "e", "interval", "missing", "num", "table", "td", "verdict_cell"]
+__all__ = ["CSS", "DASH", "e", "figure", "interval", "missing", "num", "table", "td",
+           "verdict_cell"]  # fmt: skip
 
 CSS = """
 body{font-family:system-ui,sans-serif;max-width:1250px;margin:2em auto;padding:0 1em;
@@ -23,6 +25,9 @@ th{background:#f2f2f2} td.num{text-align:right;font-variant-numeric:tabular-nums
 .verdict{font-weight:600;white-space:nowrap}
 .v-supported{background:#d4edda;color:#155724} .v-contradicted{background:#f8d7da;color:#721c24}
 .v-inconclusive{background:#fff3cd;color:#856404} .v-fragile{background:#ffe0c2;color:#7a3e00}
+.v-contradicted-here{background:#f8d7da;color:#721c24} .v-flat{background:#dde8f3;color:#1f3d5c}
+ul.findings li{margin:.35em 0;max-width:75em} ul.findings .verdict{padding:0 .3em}
+h3.fgroup{font-size:1em;margin:1em 0 .2em}
 .v-not-converged{background:#e8d9f2;color:#4b2a63}
 .v-regime-not-reached{background:#e2e3f3;color:#383d71} .v-no-data{background:#eee;color:#555}
 .warn{color:#a4000f;font-weight:600} .low{background:#fde2e2} .changed{outline:2px solid #a4000f}
@@ -71,6 +76,16 @@ def verdict_cell(v, extra_cls: str = "") -> str:
         return "<td></td>"
     cls = f"verdict v-{e(str(v).replace(' ', '-'))}" + (f" {extra_cls}" if extra_cls else "")
     return f'<td class="{cls}">{e(v)}</td>'
+
+
+def figure(name: str, png: bytes, caption: str) -> str:
+    """A ``<figure>``: the PNG embedded as base64 (the page has no external resources),
+    ``name`` in bold before its ``caption``; both escaped."""
+    b64 = base64.b64encode(png).decode("ascii")
+    return (
+        f'<figure id="fig-{e(name)}"><img alt="{e(name)}" src="data:image/png;base64,{b64}">'
+        f"<figcaption><b>{e(name)}</b>: {e(caption)}</figcaption></figure>"
+    )
 
 
 def table(head: Iterable[str], rows: Iterable[Iterable[str]], attrs: str = "") -> str:

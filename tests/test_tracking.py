@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -250,12 +251,21 @@ def test_reproduce_logs_the_report_as_an_artifact(tmp_path, mlflow, monkeypatch)
     experiment = client.get_experiment_by_name("robustlab-reproduce-quick")
     (report_run,) = client.search_runs([experiment.experiment_id])
     artifacts = {a.path for a in client.list_artifacts(report_run.info.run_id)}
-    assert artifacts == {"report.html", "claims.csv", "sensitivity.csv"}
+    assert artifacts == {"report.html", "claims.csv", "sensitivity.csv", "crossovers.csv",
+                         "protocol1.csv"}  # fmt: skip
     kept = tmp_path / "out" / "results-mlflow" / "artifacts"  # beside the store
     (copy,) = kept.rglob("report.html")
     assert copy.read_bytes() == res.report.read_bytes()
     tags = report_run.data.tags
-    assert {c: tags[f"verdict.{c}"] for c in res.claims["claim"]} == dict(
-        zip(res.claims["claim"], res.claims["verdict"], strict=True)
-    )
+    keys = [reproduce_module.verdict_key(r) for _, r in res.claims.iterrows()]
+    assert len(set(keys)) == len(keys)  # one tag per row of the table
+    assert {k: tags[k] for k in keys} == dict(zip(keys, res.claims["verdict"], strict=True))
     assert report_run.data.params["mode"] == "quick"
+
+
+def test_a_claims_row_has_its_own_tag():
+    row = pd.Series({"claim": "C4-he", "dataset": "sphere", "labels": None, "label_scale": 0.1})
+    assert reproduce_module.verdict_key(row) == "verdict.C4-he.sphere.c0.1"
+    row = pd.Series({"claim": "C1", "dataset": "digits", "labels": "flip", "label_scale": np.nan})
+    assert reproduce_module.verdict_key(row) == "verdict.C1.digits.flip"
+    assert reproduce_module.verdict_key(pd.Series({"claim": "C5"})) == "verdict.C5"

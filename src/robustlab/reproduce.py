@@ -154,13 +154,25 @@ def reproduce(
     )
     figures = sorted(fig_dir.glob("*.png")) + sorted(fig_dir.glob("*.pdf"))
     if mlflow and not summary.tracking_error:
-        summary = _log_report(
-            summary, store, mode, protocol, assessment, [report, claims_csv, sens_csv]
-        )
+        files = [report, *written.values()]
+        summary = _log_report(summary, store, mode, protocol, table, files)
     return ReproduceResult(
         out, store, claims_csv, sens_csv, report, figures, assessment, summary, presets,
         written["crossovers"], written["protocol1"],
     )  # fmt: skip
+
+
+def verdict_key(row: pd.Series) -> str:
+    """The MLflow tag of one row of the claims table: ``verdict.CLAIM`` and, where the row
+    has them, its data set and label model or label scale (``verdict.C4-he.sphere.c0.1``)."""
+    parts = [str(row["claim"])]
+    for key in ("dataset", "labels"):
+        if isinstance(row.get(key), str):
+            parts.append(row[key])
+    scale = row.get("label_scale")
+    if isinstance(scale, float) and scale == scale:
+        parts.append(f"c{scale:g}")
+    return "verdict." + ".".join(parts)
 
 
 def _log_report(
@@ -168,20 +180,21 @@ def _log_report(
     store: Path,
     mode: str,
     protocol: Protocol,
-    assessment: Assessment,
+    table: pd.DataFrame,
     files: list[Path],
 ) -> SweepSummary:
-    """Log the report and the claims tables as one MLflow run (the summary's tracking URI);
-    the summary with the error when that fails."""
+    """Log the report and the claims tables as one MLflow run (the summary's tracking URI),
+    with each row's verdict as a tag (:func:`verdict_key`); the summary with the error when
+    that fails."""
     from .sweep.tracking import Tracker
 
     tracker = Tracker(store, summary.tracking)
-    verdicts = dict(zip(assessment.claims["claim"], assessment.claims["verdict"], strict=True))
+    verdicts = {verdict_key(r): str(r["verdict"]) for _, r in table.iterrows()}
     logged = tracker.log_files(
         f"robustlab-reproduce-{mode}",
         "report",
         files,
         params={"mode": mode, **asdict(protocol)},
-        tags={"sweeps": summary.name, **{f"verdict.{c}": v for c, v in verdicts.items()}},
+        tags={"sweeps": summary.name, **verdicts},
     )
     return summary if logged else replace(summary, tracking_error=tracker.error or "")

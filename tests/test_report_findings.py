@@ -209,6 +209,9 @@ def test_protocol_2_tables_leave_what_does_not_apply_empty(page, a):
     _, cross = dom_table(text, "crossovers")
     lecun = next(r for r in cross if r[1][0] == "lecun")
     assert lecun[2][0] == "no sign change in the swept range"
+    head, factors = dom_table(text, "fragility")  # factor by factor
+    assert len(factors) == len(a.variants) > 0 and "factor" in head
+    assert {r[head.index("factor")][0] for r in factors} == set(a.variants["variant"])
 
 
 def test_the_headline_figures_are_written(page, figs_dir):

@@ -252,7 +252,7 @@ def test_reproduce_logs_the_report_as_an_artifact(tmp_path, mlflow, monkeypatch)
     (report_run,) = client.search_runs([experiment.experiment_id])
     artifacts = {a.path for a in client.list_artifacts(report_run.info.run_id)}
     assert artifacts == {"report.html", "claims.csv", "sensitivity.csv", "crossovers.csv",
-                         "protocol1.csv"}  # fmt: skip
+                         "protocol1.csv", "variants.csv"}  # fmt: skip
     kept = tmp_path / "out" / "results-mlflow" / "artifacts"  # beside the store
     (copy,) = kept.rglob("report.html")
     assert copy.read_bytes() == res.report.read_bytes()

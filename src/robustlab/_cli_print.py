@@ -164,7 +164,8 @@ def questions_lines(table, crossovers) -> None:
     family = int(q["p_holm"].notna().sum())
     print(f"  Holm's adjustment over the {family} directional rows (C1, C2, C3, C4-*).")
     for _, r in q[q["claim"] == "C12-peak"].iterrows():
-        print(f"  C12-peak {r['dataset']}/{r['labels']}: peak p/N {r['peak_p_over_n']}; "
+        print(f"  C12-peak {r['dataset']}/{r['labels']}: interior peak in >= "
+              f"{r['peak_share_min']:.0%} of seeds at every N; peak p/N {r['peak_p_over_n']}; "
               f"exponent of peak width in N {r['exponent']:.3g} [{r['exponent_low']:.3g}, "
               f"{r['exponent_high']:.3g}] (proportional: 1)")  # fmt: skip
     for _, r in q[q["reversed_by"].fillna("") != ""].iterrows():

@@ -6,8 +6,8 @@ sizes under two label models and on digits; depth sweeps over the label scale wi
 limit) and Protocol 1's ``c5`` preset (mean-field width); ``protocol=1`` runs Protocol 1's
 three presets in ``robustlab/presets/{quick,full}/`` (``c12``, ``c34``, ``c5``) as before.
 Everything lands in ``OUT/``: ``results.db`` (resumable), ``claims.csv``, ``crossovers.csv``,
-``protocol1.csv`` (the control), ``sensitivity.csv``, ``figures/*.png|pdf`` and
-``report.html``.
+``variants.csv`` (Protocol 2's fragility factors), ``protocol1.csv`` (the control),
+``sensitivity.csv`` (Protocol 1's), ``figures/*.png|pdf`` and ``report.html``.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def reproduce(
     table = assessment.table if presets == 2 else assessment.claims
     written = {}
     for name, frame in (("claims", table), ("sensitivity", assessment.sensitivity),
-                        ("crossovers", assessment.crossovers),
+                        ("crossovers", assessment.crossovers), ("variants", assessment.variants),
                         ("protocol1", assessment.claims)):  # fmt: skip
         written[name] = out / f"{name}.csv"
         atomic_write(written[name], lambda tmp, f=frame: f.to_csv(tmp, index=False))

@@ -162,9 +162,10 @@ def depth_slope_vs_ratio(df: pd.DataFrame, a: Assessment) -> Figure | None:
     datasets = sorted(s["dataset"].unique())
     cmap = _init_colors(s["init"])
     level = a.questions_protocol.level
-    fig, axes = pl.new_figure(len(datasets), f"d log P / d depth against {RATIO} (linearized)")
-    if len(datasets) == 1:  # room for the legend of three inits below the panel
-        fig.set_size_inches(pl.PANEL_IN * 1.5, fig.get_size_inches()[1] + 0.6)
+    # one panel per row, each wide enough for the legend of three inits below it
+    title = f"d log P / d depth against {RATIO} (linearized)"
+    fig, axes = pl.new_figure(len(datasets), title, ncols=1)
+    fig.set_size_inches(pl.PANEL_IN * 1.5, fig.get_size_inches()[1] + 0.6 * len(datasets))
     for ax, dataset in zip(axes, datasets, strict=True):
         g = s[s["dataset"] == dataset]
         entries = []

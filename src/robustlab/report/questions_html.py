@@ -193,6 +193,27 @@ def _crossovers_table(c: pd.DataFrame) -> str:
     )
 
 
+def _variants_table(v: pd.DataFrame) -> str:
+    """Every directional row under each fragility factor: its slope and interval."""
+    if v.empty:
+        return ""
+    head = ["claim", "data set", "labels", "c", "factor", "slope [interval]", "seeds"]
+    rows = [
+        [td(r["claim"]), td(r["dataset"]), _labels(r["labels"]), _cell(r["label_scale"], _scale),
+         td(r["variant"]), _iv_cell(r["slope"], r["ci_low"], r["ci_high"]),
+         _cell(r["n_seeds"], lambda x: f"{int(x)}")]
+        for _, r in v.iterrows()
+    ]  # fmt: skip
+    return (
+        "<h3>Fragility, factor by factor</h3><p class=note>Each directional row re-judged "
+        "under each meaningful factor (the training points, the swept range without its "
+        "lowest or highest value, a second level of fit reached late in training; the data "
+        "set is read across the verdicts table). A significant slope whose sign a factor "
+        "reverses is 'fragile'. A second level of fit reached within the first fifth of a "
+        "run's steps is no factor and has no row.</p>" + table(head, rows, ' id="fragility"')
+    )
+
+
 def _tables_section(a: Assessment) -> str:
     meanings = question_meanings(a.questions_protocol)
     meaning = "".join(
@@ -208,6 +229,7 @@ def _tables_section(a: Assessment) -> str:
         + f"<h3>What each verdict means</h3><ul>{meaning}</ul>"
         + _shape_table(a.questions)
         + _crossovers_table(a.crossovers)
+        + _variants_table(a.variants)
     )
 
 

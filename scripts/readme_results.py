@@ -7,7 +7,7 @@
 
 Each mode's part is: its wall time (the ``/usr/bin/time -f %e`` file), what the command
 printed (its stdout, verbatim) and, for the full run (or the quick one when it is the only
-one), the findings written from its store by :func:`robustlab.report.findings` (the
+one), the findings written from its store by :func:`robustlab.report.finding_texts` (the
 sentences that open the report). Nothing in the
 section is typed by hand; it replaces the text between ``<!-- results:begin -->`` and
 ``<!-- results:end -->`` in README.md.
@@ -20,7 +20,8 @@ import re
 from pathlib import Path
 
 import robustlab as rl
-from robustlab.report.findings import findings, preamble
+from robustlab.report.finding_texts import findings, preamble
+from robustlab.reproduce import preset_paths
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -39,7 +40,7 @@ def section(mode: str, out: Path, printed: Path, timed: Path, sentences: bool = 
     """One mode's part of the section (markdown); ``sentences``: with its findings."""
     wall = float(timed.read_text().split()[-1])
     rows = rl.sweep.load(out / "results.db")
-    names = {rl.sweep.load_config(p).name for p in rl.reproduce.preset_paths(mode)}
+    names = {rl.sweep.load_config(p).name for p in preset_paths(mode)}
     rows = rows[rows["sweep"].isin(names)]
     a = rl.claims.assess(rows)
     lines = [
@@ -56,7 +57,7 @@ def section(mode: str, out: Path, printed: Path, timed: Path, sentences: bool = 
     if not sentences:
         return "\n".join(lines)
     lines += [
-        f"**What this says** (written from that run's store by `robustlab.report.findings`, the "
+        "**What this says** (written from that run's store by `robustlab.report.findings`: the "
         f"sentences that open its report). {preamble(a)}",
         "",
     ]

@@ -15,7 +15,7 @@ from matplotlib.image import imread
 from _chromium import dom, needs_chromium, screenshot
 from robustlab.claims import assess
 from robustlab.report import FINDING_FIGURES, finding_figures, findings, write_html
-from robustlab.report.findings import plain, signed
+from robustlab.report.finding_texts import plain, signed
 from robustlab.sweep.schema import COLUMNS
 from test_questions import GAUSS, depth_rows, width_rows
 from test_report import dom_table

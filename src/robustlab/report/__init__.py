@@ -17,8 +17,8 @@ configs (their ``claims`` key) whether the claims section is shown.
 
 from ._figures import CLAIM_FIGURES, FIGURES, STUDY_FIGURES, caption, figures
 from .finding_captions import finding_caption
-from .finding_figures import FINDING_FIGURES, finding_figures
-from .findings import Finding, findings
+from .finding_texts import Finding, findings
+from .headline_figures import FINDING_FIGURES, finding_figures
 from .html import build, claims_wanted, write_html
 from .results import AXES, experiments, p_by_axes
 from .robustness import sensitivity_shares

@@ -1,4 +1,4 @@
-"""The captions of the headline figures (:mod:`robustlab.report.finding_figures`), written
+"""The captions of the headline figures (:mod:`robustlab.report.headline_figures`), written
 from the rows and the assessment they draw: the data sets, label models, N, seeds, inits
 and the crossovers there are, never a number copied from a preset."""
 
@@ -12,7 +12,7 @@ import pandas as pd
 from ..claims import Assessment
 from ..claims.questions import _width_rows
 from .captions import _join
-from .findings import INIT_WORDS, LABEL_WORDS, RATIO
+from .finding_texts import INIT_WORDS, LABEL_WORDS, RATIO
 
 __all__ = ["finding_caption"]
 

@@ -1,6 +1,6 @@
 """The report's opening when the assessment carries Protocol 2's verdicts: the findings
-(:mod:`robustlab.report.findings`), the headline figures
-(:mod:`robustlab.report.finding_figures`) and Protocol 2's tables (the verdicts with their
+(:mod:`robustlab.report.finding_texts`), the headline figures
+(:mod:`robustlab.report.headline_figures`) and Protocol 2's tables (the verdicts with their
 evidence, the shape of log P in depth, the crossover ratios r*). Columns that do not apply to
 a row stay empty. Everything is rendered from the :class:`~robustlab.claims.Assessment`."""
 
@@ -16,8 +16,8 @@ import pandas as pd
 from ..claims import Assessment
 from ..claims.questions import QuestionsProtocol
 from .finding_captions import finding_caption
-from .finding_figures import finding_figures
-from .findings import LABEL_WORDS, RATIO, Finding, findings, plain, preamble, signed
+from .finding_texts import LABEL_WORDS, RATIO, Finding, findings, plain, preamble, signed
+from .headline_figures import finding_figures
 from .markup import e, figure, missing, table, td, verdict_cell
 
 __all__ = ["SECTIONS", "question_meanings", "questions_html"]

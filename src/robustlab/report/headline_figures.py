@@ -26,7 +26,7 @@ from ..claims import Assessment, t_interval
 from ..claims.questions import _width_rows
 from . import plot as pl
 from ._figures import save_figure
-from .findings import INIT_WORDS, LABEL_WORDS, RATIO, plain
+from .finding_texts import INIT_WORDS, LABEL_WORDS, RATIO, plain
 
 __all__ = ["FINDING_FIGURES", "depth_slope_vs_ratio", "finding_figures", "p_at_each_n",
            "peak_width_vs_n"]  # fmt: skip

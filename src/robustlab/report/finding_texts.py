@@ -145,7 +145,9 @@ def _peak(r: pd.Series, a: Assessment) -> str:
         text = f"P peaks at p/N {', '.join(plain(v) for v in where)} for N = {ns}; "
     share = r.get("peak_share_min")
     if _ok(share):
-        text += f"an interior peak in at least {share:.0%} of the seeds at every N; "
+        text += f"an interior peak in at least {share:.0%} of the seeds at every N"
+        # the rule that decides when a peak is missing (docs/claims.md, C12-peak)
+        text += " (absent in more than half at some N: contradicted); " if share < 0.5 else "; "
     if not _ok(r.get("exponent")):
         return text + "no exponent of the peak width in N could be estimated."
     return text + (

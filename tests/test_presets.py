@@ -47,5 +47,8 @@ def test_reproduce_runs_every_preset_of_its_mode(mode, tmp_path, capsys):
     for part in ("protocol 1", "Holm's adjustment", "Depth shape", "Crossover ratio r*",
                  "C5 (Protocol 1)", f"report: {res.report}"):  # fmt: skip
         assert part in out, part
+    drawn = {p.stem for p in res.figures}  # Protocol 2's many width sweeps: headline views
+    assert {"p_at_each_n", "loss_at_each_n", "depth_slope_vs_ratio"} <= drawn
+    assert not drawn & {"p_across_pn", "fit_control", "p_by_width", "p_by_n_train"}
     page = res.report.read_text()
     assert "Findings" in page and "Control: Protocol 1" in page

@@ -238,7 +238,8 @@ def test_stores_with_one_kind_of_sweep_draw_what_they_can(keep, tmp_path):
     d = rows(width=keep == "width", depth=keep == "depth")
     a = assess(d)
     written = {p.stem for p in finding_figures(d, a, tmp_path, formats=("png",))}
-    want = {"p_at_each_n", "peak_width_vs_n"} if keep == "width" else {"depth_slope_vs_ratio"}
+    width = {"p_at_each_n", "loss_at_each_n", "peak_width_vs_n"}
+    want = width if keep == "width" else {"depth_slope_vs_ratio"}
     assert written == want
     text = write_html(d, tmp_path / "r.html", assessment=a, claims=True).read_text("utf-8")
     assert text.index('id="findings"') < text.index('id="claims-section"')

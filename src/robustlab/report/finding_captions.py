@@ -36,6 +36,18 @@ def _p_at_each_n(df: pd.DataFrame, a: Assessment) -> str:
     )
 
 
+def _loss_at_each_n(df: pd.DataFrame, a: Assessment) -> str:
+    d = _width_rows(df)
+    stops = d["stop_reason"].value_counts() if "stop_reason" in d else pd.Series(dtype=int)
+    why = _join(f"{int(k)} by {r}" for r, k in stops.items())
+    return (
+        "The training loss at the end of training of the same runs, against p/N, a line per "
+        "N (geometric mean over seeds and inits): each width trained to its own convergence, "
+        "the fit shown beside P, never matched. Dashed: the target loss; dotted: p = N. "
+        + (f"The runs stopped: {why}." if why else "")
+    )
+
+
 def _peak_width_vs_n(df: pd.DataFrame, a: Assessment) -> str:
     p = a.peaks
     found = np.isfinite(p["log_peak"].to_numpy(float))
@@ -81,6 +93,7 @@ def _depth_slope_vs_ratio(df: pd.DataFrame, a: Assessment) -> str:
 
 _CAPTIONS: dict[str, Callable[[pd.DataFrame, Assessment], str]] = {
     "p_at_each_n": _p_at_each_n,
+    "loss_at_each_n": _loss_at_each_n,
     "peak_width_vs_n": _peak_width_vs_n,
     "depth_slope_vs_ratio": _depth_slope_vs_ratio,
 }

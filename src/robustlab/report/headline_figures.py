@@ -28,7 +28,8 @@ from . import plot as pl
 from ._figures import save_figure
 from .finding_texts import INIT_WORDS, LABEL_WORDS, RATIO, plain
 
-__all__ = ["FINDING_FIGURES", "depth_slope_vs_ratio", "finding_figures", "p_at_each_n",
+__all__ = ["FINDING_FIGURES", "depth_slope_vs_ratio", "finding_figures", "loss_at_each_n",
+           "p_at_each_n",
            "peak_width_vs_n"]  # fmt: skip
 
 PN_LABEL = "p/N (parameters / training points)"
@@ -99,6 +100,40 @@ def p_at_each_n(df: pd.DataFrame, a: Assessment) -> Figure | None:
     axes[0].set_ylabel(pl.P_LABEL, fontsize=8)
     pl.log_y(axes)
     pl.log_axis(axes[0].yaxis, np.exp(d["log_p"]), at_values=False)
+    return fig
+
+
+def loss_at_each_n(df: pd.DataFrame, a: Assessment) -> Figure | None:
+    """The fit beside P: the training loss at the end of training against p/N, panels and
+    lines as in :func:`p_at_each_n` (geometric mean over seeds and inits), with the
+    presets' target loss dotted where the rows record one. Protocol 2 shows the fit of each
+    width, it never matches it."""
+    d = _width_rows(df)
+    d = d[np.isfinite(d["train_loss"].to_numpy(float)) & (d["train_loss"] > 0)]
+    if d.empty:
+        return None
+    d = d.assign(log_l=np.log(d["train_loss"].to_numpy(float)),
+                 ratio=d["n_params"].to_numpy(float) / d["n_train"].to_numpy(float))  # fmt: skip
+    panels = _models(d[["dataset", "labels"]].itertuples(index=False))
+    cmap = _n_colors(d["n_train"])
+    fig, axes = pl.new_figure(len(panels), "Training loss at the end of training against p/N "
+                              "at each N (the fit, shown beside P)")  # fmt: skip
+    for ax, (dataset, labels) in zip(axes, panels, strict=True):
+        g = d[(d["dataset"] == dataset) & (d["labels"] == labels)]
+        for i, (n, h) in enumerate(g.groupby("n_train", sort=True)):
+            c = h.groupby("width").agg(log_l=("log_l", "mean"), ratio=("ratio", "first"))
+            c = c.sort_values("ratio")
+            ax.plot(c["ratio"], np.exp(c["log_l"]), marker=pl.MARKERS[i % 10], ms=3.5, lw=1.4,
+                    color=cmap[n], label=f"N = {int(n)}")  # fmt: skip
+        targets = pd.to_numeric(g["target_loss"], errors="coerce").dropna().unique()
+        for t in targets[targets > 0]:
+            ax.axhline(float(t), color="0.3", ls=(0, (3, 2)), lw=1.0, gid=pl.REF_GID,
+                       label=f"target {plain(float(t))}")  # fmt: skip
+        ax.axvline(1.0, color="0.3", ls=(0, (1, 2)), lw=1.2, gid=pl.PN_GID, label="p = N")
+        pl.log_axis(ax.xaxis, g["ratio"], PN_LABEL, at_values=False)
+        pl.finish(ax, title=f"{dataset} data, {LABEL_WORDS.get(labels, labels)}")
+    axes[0].set_ylabel("training loss (half MSE) at the end", fontsize=8)
+    pl.log_y(axes)
     return fig
 
 
@@ -225,6 +260,7 @@ def _init_slopes(ax, h: pd.DataFrame, a: Assessment, color, level: float) -> lis
 
 FINDING_FIGURES: dict[str, Callable[[pd.DataFrame, Assessment], Figure | None]] = {
     "p_at_each_n": p_at_each_n,
+    "loss_at_each_n": loss_at_each_n,
     "peak_width_vs_n": peak_width_vs_n,
     "depth_slope_vs_ratio": depth_slope_vs_ratio,
 }

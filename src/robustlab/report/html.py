@@ -35,6 +35,7 @@ from .._atomic import atomic_write, check_target
 from .._frames import numpy_dtypes
 from .._version import __version__
 from ..claims import VERDICTS, Assessment, Protocol, assess
+from ..claims.questions import _width_rows
 from ._figures import CLAIM_FIGURES, STUDY_FIGURES, caption, figures
 from .markup import CSS, e, figure, table
 from .questions_html import SECTIONS as QUESTION_SECTIONS
@@ -281,11 +282,12 @@ def write_html(
             say("judging the claims")
         a = assess(df) if assessment is None else assessment
     protocol = a.protocol if a is not None else Protocol()
-    findings = a is not None and not a.questions.empty
-    # with Protocol 2's findings, the per-axis views of every sweep at once (many sweeps,
-    # one line each) give way to its headline figures
-    study = [n for n in STUDY_FIGURES if not (findings and n.startswith("p_by_"))]
-    names = [*(CLAIM_FIGURES if show else ()), *study]
+    # Protocol 1's claim figures are drawn for one width sweep per claim, and the per-axis
+    # views draw every sweep at once: with Protocol 2's width sweeps (one per N and label
+    # model) their legends hide the data, and the headline figures take their place
+    crowded = a is not None and not a.questions.empty and _width_rows(df)["sweep"].nunique() > 1
+    study = [n for n in STUDY_FIGURES if not (crowded and n.startswith("p_by_"))]
+    names = [*(CLAIM_FIGURES if show and not crowded else ()), *study]
     figs = _draw_figures(df, names, figures_dir, protocol, show, say)
     opening = questions_html(df, a, figures_dir, say) if a is not None else ""  # Protocol 2
     say("writing the page")

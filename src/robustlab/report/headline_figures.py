@@ -67,74 +67,78 @@ def mean_peaks(a: Assessment, dataset: str, labels: str) -> pd.Series:
     return p.groupby("n_train")["peak_p_over_n"].mean().dropna()
 
 
+def _at_each_n(df: pd.DataFrame, a: Assessment, column: str, title: str, ylabel: str,
+               marks) -> Figure | None:  # fmt: skip
+    """``column`` (> 0) of Protocol 2's width rows against p/N, a panel per (data set, label
+    model): per N the geometric mean over the seeds and inits at each width, a dotted line
+    at p = N; ``marks(ax, g, curves, cmap)`` adds what the figure marks (``curves``: N ->
+    (p/N, mean log value) sorted by p/N) and returns the per-N legend suffixes."""
+    d = _width_rows(df)
+    d = d[np.isfinite(d[column].to_numpy(float)) & (d[column] > 0)]
+    if d.empty:
+        return None
+    d = d.assign(log_v=np.log(d[column].to_numpy(float)),
+                 ratio=d["n_params"].to_numpy(float) / d["n_train"].to_numpy(float))  # fmt: skip
+    panels = _models(d[["dataset", "labels"]].itertuples(index=False))
+    cmap = _n_colors(d["n_train"])
+    fig, axes = pl.new_figure(len(panels), f"{title}, {_measurement(d)})")
+    for ax, (dataset, labels) in zip(axes, panels, strict=True):
+        g = d[(d["dataset"] == dataset) & (d["labels"] == labels)]
+        curves = {n: h.groupby("width").agg(log_v=("log_v", "mean"), ratio=("ratio", "first"))
+                  .sort_values("ratio") for n, h in g.groupby("n_train", sort=True)}  # fmt: skip
+        suffix = marks(ax, g, curves, cmap)
+        for i, (n, c) in enumerate(curves.items()):
+            ax.plot(c["ratio"], np.exp(c["log_v"]), marker=pl.MARKERS[i % 10], ms=3.5, lw=1.4,
+                    color=cmap[n], label=f"N = {int(n)}{suffix.get(n, '')}")  # fmt: skip
+        ax.axvline(1.0, color="0.3", ls=(0, (1, 2)), lw=1.2, gid=pl.PN_GID, label="p = N")
+        pl.log_axis(ax.xaxis, g["ratio"], PN_LABEL, at_values=False)
+        pl.finish(ax, title=f"{dataset} data, {LABEL_WORDS.get(labels, labels)}")
+    axes[0].set_ylabel(ylabel, fontsize=8)
+    pl.log_y(axes)
+    pl.log_axis(axes[0].yaxis, np.exp(d["log_v"]), at_values=False)
+    return fig
+
+
 def p_at_each_n(df: pd.DataFrame, a: Assessment) -> Figure | None:
     """P against p/N, a panel per (data set, label model) of Protocol 2's width rows
     (``robustlab.claims.questions._width_rows``): per N the geometric mean of P over the
     seeds and inits at each width (exp of the mean log P, the curve C12-peak reads), a star
     at the mean peak p/N of that N (``a.peaks``) and a dotted line at p = N."""
-    d = _width_rows(df)
-    if d.empty:
-        return None
-    d = d.assign(log_p=np.log(d["p_value"].to_numpy(float)),
-                 ratio=d["n_params"].to_numpy(float) / d["n_train"].to_numpy(float))  # fmt: skip
-    panels = _models(d[["dataset", "labels"]].itertuples(index=False))
-    cmap = _n_colors(d["n_train"])
-    title = f"P against p/N at each N (Protocol 2's width runs, {_measurement(d)})"
-    fig, axes = pl.new_figure(len(panels), title)
-    for ax, (dataset, labels) in zip(axes, panels, strict=True):
-        g = d[(d["dataset"] == dataset) & (d["labels"] == labels)]
+
+    def stars(ax, g, curves, cmap) -> dict:
+        dataset, labels = g["dataset"].iloc[0], g["labels"].iloc[0]
         peaks = mean_peaks(a, dataset, labels)
-        for i, (n, h) in enumerate(g.groupby("n_train", sort=True)):
-            c = h.groupby("width").agg(log_p=("log_p", "mean"), ratio=("ratio", "first"))
-            c = c.sort_values("ratio")
+        suffix = {}
+        for n, c in curves.items():
             at = peaks.get(n, np.nan)
-            label = f"N = {int(n)}" + (f", peak p/N {plain(at)}" if np.isfinite(at) else "")
-            ax.plot(c["ratio"], np.exp(c["log_p"]), marker=pl.MARKERS[i % 10], ms=3.5, lw=1.4,
-                    color=cmap[n], label=label)  # fmt: skip
             if np.isfinite(at):  # the star sits on the line (log-log interpolation)
-                y = np.exp(np.interp(np.log(at), np.log(c["ratio"]), c["log_p"]))
-                ax.plot([at], [y], marker="*", ms=13, color=cmap[n], mec="k", mew=0.6, lw=0)
-        ax.axvline(1.0, color="0.3", ls=(0, (1, 2)), lw=1.2, gid=pl.PN_GID, label="p = N")
-        pl.log_axis(ax.xaxis, g["ratio"], PN_LABEL, at_values=False)
-        pl.finish(ax, title=f"{dataset} data, {LABEL_WORDS.get(labels, labels)}")
-    axes[0].set_ylabel(pl.P_LABEL, fontsize=8)
-    pl.log_y(axes)
-    pl.log_axis(axes[0].yaxis, np.exp(d["log_p"]), at_values=False)
-    return fig
+                y = np.exp(np.interp(np.log(at), np.log(c["ratio"]), c["log_v"]))
+                ax.plot(
+                    [at], [y], marker="*", ms=13, color=cmap[n], mec="k", mew=0.6, lw=0, zorder=3
+                )  # above the lines, drawn after it
+                suffix[n] = f", peak p/N {plain(at)}"
+        return suffix
+
+    return _at_each_n(df, a, "p_value", "P against p/N at each N (Protocol 2's width runs",
+                      pl.P_LABEL, stars)  # fmt: skip
 
 
 def loss_at_each_n(df: pd.DataFrame, a: Assessment) -> Figure | None:
     """The fit beside P: the training loss at the end of training against p/N, panels and
     lines as in :func:`p_at_each_n` (geometric mean over seeds and inits), with the
-    presets' target loss dotted where the rows record one. Protocol 2 shows the fit of each
+    presets' target loss dashed where the rows record one. Protocol 2 shows the fit of each
     width, it never matches it."""
-    d = _width_rows(df)
-    d = d[np.isfinite(d["train_loss"].to_numpy(float)) & (d["train_loss"] > 0)]
-    if d.empty:
-        return None
-    d = d.assign(log_l=np.log(d["train_loss"].to_numpy(float)),
-                 ratio=d["n_params"].to_numpy(float) / d["n_train"].to_numpy(float))  # fmt: skip
-    panels = _models(d[["dataset", "labels"]].itertuples(index=False))
-    cmap = _n_colors(d["n_train"])
-    fig, axes = pl.new_figure(len(panels), "Training loss at the end of training against p/N "
-                              "at each N (the fit, shown beside P)")  # fmt: skip
-    for ax, (dataset, labels) in zip(axes, panels, strict=True):
-        g = d[(d["dataset"] == dataset) & (d["labels"] == labels)]
-        for i, (n, h) in enumerate(g.groupby("n_train", sort=True)):
-            c = h.groupby("width").agg(log_l=("log_l", "mean"), ratio=("ratio", "first"))
-            c = c.sort_values("ratio")
-            ax.plot(c["ratio"], np.exp(c["log_l"]), marker=pl.MARKERS[i % 10], ms=3.5, lw=1.4,
-                    color=cmap[n], label=f"N = {int(n)}")  # fmt: skip
-        targets = pd.to_numeric(g["target_loss"], errors="coerce").dropna().unique()
-        for t in targets[targets > 0]:
-            ax.axhline(float(t), color="0.3", ls=(0, (3, 2)), lw=1.0, gid=pl.REF_GID,
-                       label=f"target {plain(float(t))}")  # fmt: skip
-        ax.axvline(1.0, color="0.3", ls=(0, (1, 2)), lw=1.2, gid=pl.PN_GID, label="p = N")
-        pl.log_axis(ax.xaxis, g["ratio"], PN_LABEL, at_values=False)
-        pl.finish(ax, title=f"{dataset} data, {LABEL_WORDS.get(labels, labels)}")
-    axes[0].set_ylabel("training loss (half MSE) at the end", fontsize=8)
-    pl.log_y(axes)
-    return fig
+
+    def targets(ax, g, curves, cmap) -> dict:
+        t = pd.to_numeric(g["target_loss"], errors="coerce").dropna().unique()
+        for v in t[t > 0]:
+            ax.axhline(float(v), color="0.3", ls=(0, (3, 2)), lw=1.0, gid=pl.REF_GID,
+                       label=f"target {plain(float(v))}")  # fmt: skip
+        return {}
+
+    title = "Training loss at the end against p/N at each N (the fit, shown beside P; width runs"
+    return _at_each_n(df, a, "train_loss", title, "training loss (half MSE) at the end",
+                      targets)  # fmt: skip
 
 
 def peak_width_vs_n(df: pd.DataFrame, a: Assessment) -> Figure | None:

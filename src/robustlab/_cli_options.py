@@ -282,10 +282,10 @@ def reproduce(groups: dict) -> Parents:
     from .claims import Protocol
 
     mode = parent(
-        [(["--quick"], dict(action="store_true", help="about 4.5 min on 2 CPU cores "
-          "(measured: 4 min 20 s with pip install); the default")),
+        [(["--quick"], dict(action="store_true", help="about 4 min on 2 CPU cores "
+          "(measured: 3 min 56 s with pip install); the default")),
          (["--full"], dict(action="store_true",
-          help="about 25 min on 2 CPU cores (measured: 24 min 14 s)"))],
+          help="about 16 min on 2 CPU cores (measured: 15 min 53 s)"))],
         (["--out"], dict(default="robustlab-out", help="output folder (default %(default)s)")),
         (["--protocol"], dict(type=int, choices=[1, 2], default=2, help="2 (default): the "
          "paper's questions as they are (docs/claims.md, Protocol 2; Protocol 1's verdicts "

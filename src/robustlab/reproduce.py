@@ -50,9 +50,14 @@ class ReproduceResult:
 
     @property
     def claims(self) -> pd.DataFrame:
-        """The claims table: :attr:`Assessment.table` for Protocol 2's presets (Protocol 2's
-        rows, then C5 by Protocol 1), :attr:`Assessment.claims` for Protocol 1's."""
-        return self.assessment.table if self.presets == 2 else self.assessment.claims
+        """The claims table (:func:`_claims_table`)."""
+        return _claims_table(self.assessment, self.presets)
+
+
+def _claims_table(assessment: Assessment, presets: int) -> pd.DataFrame:
+    """What ``claims.csv`` holds: :attr:`Assessment.table` for Protocol 2's presets
+    (Protocol 2's rows, then C5 by Protocol 1), :attr:`Assessment.claims` for Protocol 1's."""
+    return assessment.table if presets == 2 else assessment.claims
 
 
 def _yamls(*parts: str) -> list[Path]:
@@ -131,7 +136,7 @@ def reproduce(
     df = load(store)
     df = df[df["sweep"].isin(names)]
     assessment = assess(df, protocol)
-    table = assessment.table if presets == 2 else assessment.claims
+    table = _claims_table(assessment, presets)
     written = {}
     for name, frame in (("claims", table), ("sensitivity", assessment.sensitivity),
                         ("crossovers", assessment.crossovers), ("variants", assessment.variants),

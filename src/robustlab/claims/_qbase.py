@@ -14,7 +14,7 @@ from .._frames import predictor_rows
 from .estimators import equivalence, t_pvalue
 from .stats import t_interval
 
-__all__ = ["FLAT_MARGIN", "SECOND_LEVEL", "QuestionsProtocol", "label_model"]
+__all__ = ["FLAT_MARGIN", "SECOND_LEVEL", "QuestionsProtocol", "label_model", "label_models"]
 
 FLAT_MARGIN = math.log(1.05)  # flat: |effect across the swept range| < 5% (in log P)
 SECOND_LEVEL = "second level of fit"  # the variant judged at the runs' checkpoint level
@@ -73,8 +73,14 @@ def _rows(df: pd.DataFrame, points: str = "test", stage: str = "final") -> pd.Da
     d = d[d["method"] != "pgd"]
     if d.empty:
         return d.assign(labels=pd.Series(dtype=str))
-    models = {c: label_model(c) for c in d["config_json"].dropna().unique()}
-    return d.assign(labels=[models.get(c, "other") for c in d["config_json"]])
+    return d.assign(labels=label_models(d["config_json"]))
+
+
+def label_models(config_json: pd.Series) -> list[str]:
+    """:func:`label_model` of each row's config JSON (each distinct config parsed once);
+    ``other`` where a row has none."""
+    models = {c: label_model(c) for c in config_json.dropna().unique()}
+    return [models.get(c, "other") for c in config_json]
 
 
 def _verdict_row(slopes: np.ndarray, span: float, sign: int, protocol: QuestionsProtocol) -> dict:

@@ -22,6 +22,7 @@ import pandas as pd
 
 from .._frames import with_defaults
 from ._judge import judge_claims
+from ._qbase import label_models
 from ._sensitivity import sensitivity as variants_of
 from .catalog import CLAIMS
 from .protocol import Protocol
@@ -30,7 +31,6 @@ from .questions import (
     QuestionsProtocol,
     crossovers,
     depth_slopes,
-    label_model,
     peaks,
     questions,
 )
@@ -124,12 +124,11 @@ def _control(rows: pd.DataFrame, table: pd.DataFrame, protocol: Protocol) -> lis
     """Per Protocol 2 row: Protocol 1's main verdict (matched fit, no sensitivity grid) of
     the same claim on the same rows: the row's data set and label model (width claims) or
     label scale (depth claims); "" for C12-peak, which Protocol 1 does not ask."""
-    models = {c: label_model(c) for c in rows["config_json"].dropna().unique()}
-    labels = rows["config_json"].map(models)
-    scale = rows["label_scale"].fillna(1.0) if "label_scale" in rows else 1.0
+    labels = pd.Series(label_models(rows["config_json"]), index=rows.index)
+    scale = rows["label_scale"].fillna(1.0)  # rows from with_defaults: the column is there
     out, cache = [], {}
     for claim, dataset, model, c in table[["claim", "dataset", "labels", "label_scale"]].to_numpy():
-        if claim not in set(CLAIM_IDS):
+        if claim not in CLAIM_IDS:
             out.append("")
             continue
         width = isinstance(model, str)
@@ -162,13 +161,14 @@ def assess(
     claims, groups = judge_claims(rows, protocol, variants)
     grid = _threshold_grid(rows, protocol, claims)
     rows = with_defaults(rows)  # Protocol 2 reads columns that rows from elsewhere may lack
-    table = questions(rows, qp)
+    factors = question_variants(rows, qp)  # judged once: the fragile check and the frame
+    table = questions(rows, qp, judged_variants=factors)
     if len(table):
         table = table.assign(holds_on=_holds_on(table), control=_control(rows, table, protocol))
     return Assessment(
         protocol, claims, groups, variants, grid,
         questions=table, crossovers=crossovers(rows, qp), peaks=peaks(rows),
-        depth_slopes=depth_slopes(rows), variants=question_variants(rows, qp),
+        depth_slopes=depth_slopes(rows), variants=factors,
         questions_protocol=qp,
     )  # fmt: skip
 

@@ -40,6 +40,7 @@ __all__ = [
     "holm",
     "peak_location",
     "scaling_exponent",
+    "seed_exponents",
     "t_pvalue",
 ]
 
@@ -135,6 +136,12 @@ def scaling_exponent(log_n, log_peak, seeds, level: float = 0.95) -> tuple[float
     ``log_n`` (seeds with fewer than two finite peaks at distinct N are left out), then the
     mean and its t interval over seeds (:func:`robustlab.claims.stats.t_interval`).
     Returns ``(k, low, high)``."""
+    return t_interval(seed_exponents(log_n, log_peak, seeds), level)
+
+
+def seed_exponents(log_n, log_peak, seeds) -> list[float]:
+    """The per-seed exponents behind :func:`scaling_exponent`: for each seed with finite
+    peaks at two or more distinct N, the least-squares slope of ``log_peak`` on ``log_n``."""
     log_n = np.asarray(log_n, dtype=float)
     log_peak = np.asarray(log_peak, dtype=float)
     seeds = np.asarray(seeds)
@@ -145,7 +152,7 @@ def scaling_exponent(log_n, log_peak, seeds, level: float = 0.95) -> tuple[float
         if np.unique(xs).size < 2:
             continue
         slopes.append(float(np.polyfit(xs, ys, 1)[0]))
-    return t_interval(slopes, level)
+    return slopes
 
 
 def crossover(log_ratio, slope, seeds, level: float = 0.95) -> tuple[float, float, float, int]:

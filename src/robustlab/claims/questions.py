@@ -42,8 +42,8 @@ from ._qbase import (
     label_model,
 )
 from ._qdepth import DEPTH_CLAIMS, crossovers, depth_questions, depth_shape, depth_slopes
-from .estimators import holm, peak_location, scaling_exponent
-from .stats import seed_slopes
+from .estimators import holm, peak_location, seed_exponents
+from .stats import seed_slopes, t_interval
 
 __all__ = [
     "DEPTH_CLAIMS",
@@ -171,14 +171,12 @@ def _peak(g: pd.DataFrame, protocol: QuestionsProtocol) -> dict:
     share = p.groupby("n_train")["log_peak"].apply(lambda v: float(np.isfinite(v).mean()))
     where = p.groupby("n_train")["peak_p_over_n"].mean()  # nan peaks skipped
     pn = {int(n): where[n] for n in where.index}
-    k, k_lo, k_hi = scaling_exponent(
-        np.log(p["n_train"].to_numpy(float)), p["log_peak"].to_numpy(), p["seed"].to_numpy(),
-        protocol.level,
-    )  # fmt: skip
-    _, k90_lo, k90_hi = scaling_exponent(
-        np.log(p["n_train"].to_numpy(float)), p["log_peak"].to_numpy(), p["seed"].to_numpy(),
-        protocol.peak_level,
-    )  # fmt: skip
+    # the exponent of each seed once; its t interval at both levels of the rule
+    slopes = seed_exponents(
+        np.log(p["n_train"].to_numpy(float)), p["log_peak"].to_numpy(), p["seed"].to_numpy()
+    )
+    k, k_lo, k_hi = t_interval(slopes, protocol.level)
+    _, k90_lo, k90_hi = t_interval(slopes, protocol.peak_level)
     lo, hi = 1 - protocol.exponent_margin, 1 + protocol.exponent_margin
     interior = bool((share >= protocol.peak_share).all()) and len(share) >= 3
     if interior and lo < k90_lo and k90_hi < hi:
@@ -252,12 +250,17 @@ def _reversed_by(table: pd.DataFrame, var: pd.DataFrame) -> list[str]:
 
 
 def questions(
-    df: pd.DataFrame, protocol: QuestionsProtocol | None = None, *, fragility: bool = True
+    df: pd.DataFrame,
+    protocol: QuestionsProtocol | None = None,
+    *,
+    fragility: bool = True,
+    judged_variants: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The Protocol 2 table: width and depth rows, with Holm's adjustment over the
     directional rows (C1, C2, C3, C4-*) and the verdict of each row; ``fragility=False``
     skips the variants (no ``fragile`` verdict: a faster upper bound on the directional
-    verdicts, for simulations)."""
+    verdicts, for simulations). ``judged_variants``: :func:`variants` of the same rows and
+    protocol where the caller has them already (they are not judged again)."""
     protocol = protocol or QuestionsProtocol()
     table = pd.concat(
         [width_questions(df, protocol), depth_questions(df, protocol)], ignore_index=True
@@ -286,7 +289,11 @@ def questions(
     for key in _ROW_KEYS:
         if key not in table:
             table[key] = np.nan
-    table["reversed_by"] = _reversed_by(table, variants(df, protocol)) if fragility else ""
+    if fragility:
+        var = variants(df, protocol) if judged_variants is None else judged_variants
+        table["reversed_by"] = _reversed_by(table, var)
+    else:
+        table["reversed_by"] = ""
     fragile = table["reversed_by"] != ""
     table.loc[fragile, "verdict"] = "fragile"
     table.attrs["family"] = int(np.isfinite(p.to_numpy(float)).sum())
